@@ -1,0 +1,247 @@
+//! The one error type of the crate. It tells apart what never left the process, what never
+//! reached Twilio, what may have reached it, and what Twilio answered.
+
+use std::fmt;
+
+use reqwest::StatusCode;
+
+use crate::sid::SidError;
+
+/// Everything that can go wrong, from a bad SID to a 503 from a proxy.
+///
+/// Which variant tells whether the request reached Twilio:
+///
+/// | variant | sent? |
+/// | --- | --- |
+/// | [`Config`](Error::Config), [`InvalidInput`](Error::InvalidInput) | no: rejected before any request |
+/// | [`Connect`](Error::Connect) | no: the connection was never established |
+/// | [`Timeout`](Error::Timeout), [`Transport`](Error::Transport) | maybe: retry only with the same idempotency key |
+/// | [`Api`](Error::Api) | yes, and refused (or a proxy answered for Twilio) |
+/// | [`Decode`](Error::Decode) | yes; with a 2xx status Twilio **accepted** it |
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The client's configuration is missing something or is malformed.
+    #[error("invalid configuration: {0}")]
+    Config(#[from] ConfigError),
+    /// The input was rejected before anything was sent.
+    #[error("invalid input: {0}")]
+    InvalidInput(#[from] InputError),
+    /// No connection could be made: the request was never sent.
+    #[error("{request}: could not connect: {source}")]
+    Connect {
+        /// What was being done.
+        request: RequestInfo,
+        /// The underlying error.
+        #[source]
+        source: reqwest::Error,
+    },
+    /// The connection failed after the request may have been sent.
+    #[error("{request}: connection failed, the request may have been processed: {source}")]
+    Transport {
+        /// What was being done.
+        request: RequestInfo,
+        /// The status line received before the failure, if any.
+        status: Option<StatusCode>,
+        /// The underlying error.
+        #[source]
+        source: reqwest::Error,
+    },
+    /// No complete answer arrived in time: the request may have been processed.
+    #[error("{request}: timed out, the request may have been processed")]
+    Timeout {
+        /// What was being done.
+        request: RequestInfo,
+    },
+    /// Twilio, or a proxy in front of it, answered with an error status.
+    #[error(transparent)]
+    Api(Box<ApiError>),
+    /// The response status was received but its body could not be decoded. With a success
+    /// status, Twilio **accepted** the request (the message was delivered): do not resend it.
+    #[error("{request}: HTTP {status}, but the response body could not be decoded: {reason}")]
+    Decode {
+        /// What was being done.
+        request: RequestInfo,
+        /// The HTTP status of the response.
+        status: StatusCode,
+        /// Why decoding failed.
+        reason: String,
+        /// The start of the body, for diagnosis.
+        body_excerpt: String,
+    },
+}
+
+impl Error {
+    /// The HTTP status of the response, when there was one.
+    pub fn status(&self) -> Option<StatusCode> {
+        match self {
+            Error::Api(e) => Some(e.status),
+            Error::Decode { status, .. } => Some(*status),
+            Error::Transport { status, .. } => *status,
+            _ => None,
+        }
+    }
+
+    /// Twilio's error code (e.g. `20404`), when the error body carried one.
+    pub fn code(&self) -> Option<i64> {
+        match self {
+            Error::Api(e) => e.code,
+            _ => None,
+        }
+    }
+
+    /// Whether sending the same request again, with the same idempotency key, may succeed:
+    /// connection failures, timeouts, 429 (never processed by Twilio) and 500/502/503/504.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Error::Connect { .. } | Error::Timeout { .. } | Error::Transport { .. } => true,
+            Error::Api(e) => is_retryable_status(e.status) || e.code == Some(20429),
+            Error::Config(_) | Error::InvalidInput(_) | Error::Decode { .. } => false,
+        }
+    }
+
+    /// Details of the request, for every error that happened after input was accepted.
+    pub fn request(&self) -> Option<&RequestInfo> {
+        match self {
+            Error::Connect { request, .. }
+            | Error::Transport { request, .. }
+            | Error::Timeout { request }
+            | Error::Decode { request, .. } => Some(request),
+            Error::Api(e) => Some(&e.request),
+            Error::Config(_) | Error::InvalidInput(_) => None,
+        }
+    }
+
+    /// The idempotency key that was sent, so a caller can log it or retry with it.
+    pub fn idempotency_key(&self) -> Option<&str> {
+        self.request()?.idempotency_key.as_deref()
+    }
+
+    /// Twilio's request id (`Twilio-Request-Id` header), to quote to Twilio support.
+    pub fn request_id(&self) -> Option<&str> {
+        self.request()?.request_id.as_deref()
+    }
+}
+
+/// 429 and the server errors that a proxy or an overloaded Twilio answer transiently.
+pub(crate) fn is_retryable_status(status: StatusCode) -> bool {
+    matches!(status.as_u16(), 429 | 500 | 502 | 503 | 504)
+}
+
+/// What a request was: operation, idempotency key and Twilio's request id.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RequestInfo {
+    /// The operation, by its OpenAPI operationId (e.g. `CreateUserDefinedMessage`).
+    pub operation: &'static str,
+    /// The `IdempotencyKey` form field that was sent, if the operation has one.
+    pub idempotency_key: Option<String>,
+    /// The `Twilio-Request-Id` response header, when a response arrived and carried one.
+    pub request_id: Option<String>,
+}
+
+impl fmt::Display for RequestInfo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.operation)?;
+        if let Some(id) = &self.request_id {
+            write!(f, " (request {id})")?;
+        }
+        Ok(())
+    }
+}
+
+/// An error status answered by Twilio or by a proxy in front of it.
+///
+/// Both of Twilio's error bodies decode: the classic `code`/`message`/`more_info`/`status`
+/// one and RFC 9457 problem documents. A body that is not JSON (an HTML page from a proxy,
+/// or nothing) still gives the status and a short excerpt.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct ApiError {
+    /// The HTTP status.
+    pub status: StatusCode,
+    /// Twilio's error code, e.g. `20404` (not found) or `21220` (call not active).
+    pub code: Option<i64>,
+    /// Twilio's message, or the problem document's `title`/`detail`, or the status text.
+    pub message: String,
+    /// The documentation link (`more_info`, or the problem document's `type`).
+    pub more_info: Option<String>,
+    /// The start of a body that was not a Twilio error document, if any.
+    pub body_excerpt: Option<String>,
+    /// What the request was.
+    pub request: RequestInfo,
+}
+
+impl fmt::Display for ApiError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: HTTP {}", self.request, self.status.as_u16())?;
+        if let Some(code) = self.code {
+            write!(f, ", Twilio error {code}")?;
+        }
+        write!(f, ": {}", self.message)?;
+        if let Some(link) = &self.more_info {
+            write!(f, " ({link})")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ApiError {}
+
+impl ApiError {
+    /// Whether Twilio said the resource does not exist (HTTP 404 or code 20404).
+    pub fn is_not_found(&self) -> bool {
+        self.status == StatusCode::NOT_FOUND || self.code == Some(20404)
+    }
+}
+
+/// A problem with the client's configuration, naming the setting (or environment variable).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{setting}: {reason}")]
+pub struct ConfigError {
+    /// The builder setting or environment variable at fault, e.g. `TWILIO_ACCOUNT_SID`.
+    pub setting: String,
+    /// What is wrong with it (never its value: it may be a secret).
+    pub reason: String,
+}
+
+impl ConfigError {
+    pub(crate) fn new(setting: impl Into<String>, reason: impl Into<String>) -> Self {
+        ConfigError { setting: setting.into(), reason: reason.into() }
+    }
+}
+
+/// Input rejected before any request was made.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum InputError {
+    /// A SID is malformed.
+    #[error(transparent)]
+    Sid(#[from] SidError),
+    /// The message content could not be serialized to JSON.
+    #[error("message content cannot be serialized to JSON: {0}")]
+    ContentNotSerializable(String),
+    /// The message content is not valid JSON text.
+    #[error("message content is not valid JSON: {0}")]
+    ContentNotJson(String),
+    /// The message content is longer than Twilio accepts (error 32703).
+    #[error("message content is {chars} characters long; Twilio accepts at most {max}")]
+    ContentTooLong {
+        /// The length of the JSON text, in characters.
+        chars: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// The idempotency key is unusable.
+    #[error("idempotency key: {0}")]
+    IdempotencyKey(&'static str),
+    /// The HTTP request could not be built from otherwise valid input.
+    #[error("the request could not be built: {0}")]
+    Request(String),
+}
+
+impl From<SidError> for Error {
+    fn from(e: SidError) -> Self {
+        Error::InvalidInput(InputError::Sid(e))
+    }
+}

@@ -1,0 +1,240 @@
+//! Sending a JSON message into an active call (`CreateUserDefinedMessage`).
+
+use std::fmt;
+use std::future::{Future, IntoFuture};
+use std::pin::Pin;
+
+use reqwest::StatusCode;
+use serde::Serialize;
+use time::OffsetDateTime;
+
+use crate::client::Client;
+use crate::error::{Error, InputError, RequestInfo};
+use crate::generated::types;
+use crate::sid::{AccountSid, CallSid, IntoCallSid, MessageSid, SidError};
+use crate::transport;
+
+/// The most characters of JSON text Twilio accepts in one message (error 32703 beyond it).
+pub const MAX_CONTENT_CHARS: usize = 10_000;
+
+const OPERATION: &str = "CreateUserDefinedMessage";
+
+/// Message content that is known to be valid JSON text of at most [`MAX_CONTENT_CHARS`].
+///
+/// `Debug` shows only the length: the content is user data and stays out of logs.
+#[derive(Clone, PartialEq, Eq)]
+pub struct MessageContent(String);
+
+impl MessageContent {
+    /// Serializes `value` to JSON (once) and checks its length.
+    pub fn to_json<T: Serialize + ?Sized>(value: &T) -> Result<Self, Error> {
+        let text = serde_json::to_string(value)
+            .map_err(|e| InputError::ContentNotSerializable(e.to_string()))?;
+        Self::checked_len(text)
+    }
+
+    /// Takes JSON text the caller already has, after checking that it parses and its length.
+    pub fn from_json(text: impl Into<String>) -> Result<Self, Error> {
+        let text = text.into();
+        serde_json::from_str::<serde::de::IgnoredAny>(&text)
+            .map_err(|e| InputError::ContentNotJson(e.to_string()))?;
+        Self::checked_len(text)
+    }
+
+    fn checked_len(text: String) -> Result<Self, Error> {
+        // Byte length bounds the character count from above: skip counting when it is small.
+        if text.len() > MAX_CONTENT_CHARS {
+            let chars = text.chars().count();
+            if chars > MAX_CONTENT_CHARS {
+                return Err(InputError::ContentTooLong { chars, max: MAX_CONTENT_CHARS }.into());
+            }
+        }
+        Ok(MessageContent(text))
+    }
+
+    /// The JSON text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for MessageContent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "MessageContent({} bytes)", self.0.len())
+    }
+}
+
+/// A message Twilio accepted into a call.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Message {
+    /// The message's SID (`KX…`).
+    pub sid: MessageSid,
+    /// The account that owns the call.
+    pub account_sid: AccountSid,
+    /// The call the message was sent into.
+    pub call_sid: CallSid,
+    /// When Twilio created the message (Twilio may leave it out).
+    pub date_created: Option<OffsetDateTime>,
+    /// The `IdempotencyKey` that was sent with the message.
+    pub idempotency_key: String,
+    /// Twilio's request id (`Twilio-Request-Id`), if the response had one.
+    pub request_id: Option<String>,
+}
+
+/// A message about to be sent: await it, or set options first.
+///
+/// ```no_run
+/// # async fn f(client: twilio_call_messages::Client) -> Result<(), twilio_call_messages::Error> {
+/// let message = client
+///     .send_message("CAaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", &serde_json::json!({"step": 2}))
+///     .idempotency_key("order-1234-step-2")
+///     .await?;
+/// # Ok(()) }
+/// ```
+#[must_use = "a message is sent only when awaited"]
+pub struct SendMessage<'a> {
+    client: &'a Client,
+    call: Result<CallSid, SidError>,
+    content: Result<MessageContent, Error>,
+    idempotency_key: Option<String>,
+}
+
+impl fmt::Debug for SendMessage<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SendMessage")
+            .field("call", &self.call)
+            .field("content", &self.content)
+            .field("idempotency_key", &self.idempotency_key)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'a> SendMessage<'a> {
+    pub(crate) fn new(
+        client: &'a Client,
+        call: impl IntoCallSid,
+        content: Result<MessageContent, Error>,
+    ) -> Self {
+        SendMessage { client, call: call.into_call_sid(), content, idempotency_key: None }
+    }
+
+    /// Use this idempotency key instead of a generated one (a UUID v4). Twilio treats
+    /// requests with the same key as one: reuse it only to retry the same message.
+    pub fn idempotency_key(mut self, key: impl Into<String>) -> Self {
+        self.idempotency_key = Some(key.into());
+        self
+    }
+
+    /// Sends the message; the same as awaiting the builder.
+    pub async fn send(self) -> Result<Message, Error> {
+        let call = self.call?;
+        let content = self.content?;
+        let key = idempotency_key(self.idempotency_key)?;
+        let shared = self.client.shared();
+        let body = types::CreateUserDefinedMessageRequest {
+            content: content.0,
+            idempotency_key: Some(key),
+        };
+
+        let api = transport::operation_client(shared);
+        let result = api.create_user_defined_message(&shared.account_sid, &call, &body).await;
+        let (message, request) =
+            transport::finish(&api, OPERATION, body.idempotency_key, result).await?;
+        message_from(message, shared.account_sid, call, request)
+    }
+}
+
+impl<'a> IntoFuture for SendMessage<'a> {
+    type Output = Result<Message, Error>;
+    type IntoFuture = Pin<Box<dyn Future<Output = Self::Output> + Send + 'a>>;
+
+    fn into_future(self) -> Self::IntoFuture {
+        Box::pin(self.send())
+    }
+}
+
+/// The caller's key, checked, or a fresh UUID v4.
+pub(crate) fn idempotency_key(key: Option<String>) -> Result<String, Error> {
+    match key {
+        None => Ok(uuid::Uuid::new_v4().to_string()),
+        Some(key) if key.is_empty() => Err(InputError::IdempotencyKey("must not be empty").into()),
+        Some(key) => Ok(key),
+    }
+}
+
+/// The typed message, or a `Decode` error that says Twilio accepted the message anyway.
+fn message_from(
+    body: types::UserDefinedMessage,
+    account_sid: AccountSid,
+    call_sid: CallSid,
+    request: RequestInfo,
+) -> Result<Message, Error> {
+    let bad = |reason: String| Error::Decode {
+        request: request.clone(),
+        status: StatusCode::CREATED,
+        reason: format!("{reason} (Twilio accepted the message: do not resend it)"),
+        body_excerpt: serde_json::to_string(&body).unwrap_or_default(),
+    };
+    let sid = match body.sid.as_deref().map(str::parse::<MessageSid>) {
+        Some(Ok(sid)) => sid,
+        Some(Err(e)) => return Err(bad(format!("field `sid`: {e}"))),
+        None => return Err(bad("field `sid` is missing".to_owned())),
+    };
+    // Twilio echoes the account and call; if it leaves them out, they are the ones sent.
+    let account_sid = match body.account_sid.as_deref().map(str::parse) {
+        Some(Ok(sid)) => sid,
+        Some(Err(e)) => return Err(bad(format!("field `account_sid`: {e}"))),
+        None => account_sid,
+    };
+    let call_sid = match body.call_sid.as_deref().map(str::parse) {
+        Some(Ok(sid)) => sid,
+        Some(Err(e)) => return Err(bad(format!("field `call_sid`: {e}"))),
+        None => call_sid,
+    };
+    Ok(Message {
+        sid,
+        account_sid,
+        call_sid,
+        date_created: body.date_created.map(|d| d.0),
+        idempotency_key: request.idempotency_key.clone().unwrap_or_default(),
+        request_id: request.request_id,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn content_limits_count_characters() {
+        let at_limit = format!("\"{}\"", "é".repeat(MAX_CONTENT_CHARS - 2));
+        assert!(MessageContent::from_json(at_limit.clone()).is_ok(), "multi-byte text at the limit");
+        let over = format!("\"{}\"", "a".repeat(MAX_CONTENT_CHARS - 1));
+        let err = MessageContent::from_json(over).unwrap_err();
+        assert!(matches!(
+            err,
+            Error::InvalidInput(InputError::ContentTooLong { chars: 10_001, max: 10_000 })
+        ));
+    }
+
+    #[test]
+    fn content_must_be_json() {
+        for bad in ["", "hello", "{\"a\":1", "{\"a\":1} trailing"] {
+            let err = MessageContent::from_json(bad).unwrap_err();
+            assert!(matches!(err, Error::InvalidInput(InputError::ContentNotJson(_))), "{bad:?}");
+        }
+        assert_eq!(MessageContent::from_json(" {\"a\": 1} ").unwrap().as_str(), " {\"a\": 1} ");
+        let map = std::collections::HashMap::from([((1, 2), 3)]);
+        assert!(matches!(
+            MessageContent::to_json(&map).unwrap_err(),
+            Error::InvalidInput(InputError::ContentNotSerializable(_))
+        ));
+    }
+
+    #[test]
+    fn content_debug_hides_the_text() {
+        let content = MessageContent::to_json(&serde_json::json!({"card": "4111"})).unwrap();
+        assert_eq!(format!("{content:?}"), "MessageContent(15 bytes)");
+    }
+}

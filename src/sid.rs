@@ -1,0 +1,311 @@
+//! Typed Twilio SIDs: two-letter prefix + 32 hexadecimal digits, checked on parse.
+//!
+//! Each SID is 34 ASCII bytes stored inline, so it is `Copy` and costs nothing to clone.
+
+use std::fmt;
+use std::str::FromStr;
+
+/// The length of every SID this crate handles.
+const SID_LEN: usize = 34;
+
+/// Which kind of SID a value was meant to be; named in [`SidError`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum SidKind {
+    /// An account SID (`AC…`).
+    Account,
+    /// A call SID (`CA…`).
+    Call,
+    /// A user-defined message SID (`KX…`).
+    Message,
+    /// A user-defined message subscription SID (`ZY…`).
+    Subscription,
+    /// An API key SID (`SK…`).
+    ApiKey,
+}
+
+impl SidKind {
+    /// The two-letter prefix every SID of this kind starts with.
+    pub const fn prefix(self) -> &'static str {
+        match self {
+            SidKind::Account => "AC",
+            SidKind::Call => "CA",
+            SidKind::Message => "KX",
+            SidKind::Subscription => "ZY",
+            SidKind::ApiKey => "SK",
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            SidKind::Account => "account",
+            SidKind::Call => "call",
+            SidKind::Message => "message",
+            SidKind::Subscription => "subscription",
+            SidKind::ApiKey => "API key",
+        }
+    }
+}
+
+/// Why a string is not a valid SID of the expected kind.
+///
+/// The offending value itself is not repeated: a misplaced secret must not end up in a log.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SidError {
+    kind: SidKind,
+    problem: SidProblem,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum SidProblem {
+    Length(usize),
+    Prefix,
+    NotHex(usize),
+}
+
+impl SidError {
+    /// The kind of SID that was expected.
+    pub fn kind(&self) -> SidKind {
+        self.kind
+    }
+}
+
+impl fmt::Display for SidError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (name, prefix) = (self.kind.name(), self.kind.prefix());
+        write!(f, "invalid {name} SID: ")?;
+        match self.problem {
+            SidProblem::Length(n) => write!(
+                f,
+                "expected {SID_LEN} characters ({prefix} + 32 hex digits), got {n}"
+            ),
+            SidProblem::Prefix => write!(f, "expected it to start with {prefix:?}"),
+            SidProblem::NotHex(at) => {
+                write!(f, "character {} is not a hexadecimal digit", at + 1)
+            }
+        }
+    }
+}
+
+impl std::error::Error for SidError {}
+
+fn parse(kind: SidKind, s: &str) -> Result<[u8; SID_LEN], SidError> {
+    let err = |problem| SidError { kind, problem };
+    let chars = s.chars().count();
+    if chars != SID_LEN {
+        return Err(err(SidProblem::Length(chars)));
+    }
+    if !s.starts_with(kind.prefix()) {
+        return Err(err(SidProblem::Prefix));
+    }
+    if let Some(at) = s.chars().skip(2).position(|c| !c.is_ascii_hexdigit()) {
+        return Err(err(SidProblem::NotHex(at + 2)));
+    }
+    // 34 ASCII characters are 34 bytes.
+    s.as_bytes().try_into().map_err(|_| err(SidProblem::Length(chars)))
+}
+
+macro_rules! sid_type {
+    ($(#[$doc:meta])* $name:ident, $kind:expr) => {
+        $(#[$doc])*
+        #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub struct $name([u8; SID_LEN]);
+
+        impl $name {
+            /// The kind of SID this type holds.
+            pub const KIND: SidKind = $kind;
+
+            /// The SID as text.
+            pub fn as_str(&self) -> &str {
+                // Only ASCII is ever stored (checked in `parse`), so this cannot fail.
+                std::str::from_utf8(&self.0).unwrap_or_default()
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = SidError;
+            fn from_str(s: &str) -> Result<Self, SidError> {
+                parse($kind, s).map(Self)
+            }
+        }
+
+        impl TryFrom<&str> for $name {
+            type Error = SidError;
+            fn try_from(s: &str) -> Result<Self, SidError> {
+                s.parse()
+            }
+        }
+
+        impl TryFrom<String> for $name {
+            type Error = SidError;
+            fn try_from(s: String) -> Result<Self, SidError> {
+                s.parse()
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, "{}({})", stringify!($name), self.as_str())
+            }
+        }
+
+        impl AsRef<str> for $name {
+            fn as_ref(&self) -> &str {
+                self.as_str()
+            }
+        }
+
+        impl PartialEq<str> for $name {
+            fn eq(&self, other: &str) -> bool {
+                self.as_str() == other
+            }
+        }
+
+        impl PartialEq<&str> for $name {
+            fn eq(&self, other: &&str) -> bool {
+                self.as_str() == *other
+            }
+        }
+
+        impl serde::Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(self.as_str())
+            }
+        }
+
+        impl<'de> serde::Deserialize<'de> for $name {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+                s.parse().map_err(serde::de::Error::custom)
+            }
+        }
+    };
+}
+
+sid_type!(
+    /// An account SID, `AC` + 32 hex digits: the account that owns the call.
+    AccountSid,
+    SidKind::Account
+);
+sid_type!(
+    /// A call SID, `CA` + 32 hex digits. For a call your Voice SDK user placed, use the
+    /// parent call's SID; for a call they accepted, the child call's SID.
+    CallSid,
+    SidKind::Call
+);
+sid_type!(
+    /// A user-defined message SID, `KX` + 32 hex digits.
+    MessageSid,
+    SidKind::Message
+);
+sid_type!(
+    /// A user-defined message subscription SID, `ZY` + 32 hex digits.
+    SubscriptionSid,
+    SidKind::Subscription
+);
+sid_type!(
+    /// An API key SID, `SK` + 32 hex digits: the user name of API-key authentication.
+    ApiKeySid,
+    SidKind::ApiKey
+);
+
+/// A call given as a typed [`CallSid`] or as text; text is checked before anything is sent.
+///
+/// Implemented for `&CallSid`, `CallSid`, `&str` and `&String`.
+pub trait IntoCallSid {
+    /// Parses (or copies) the call SID.
+    fn into_call_sid(self) -> Result<CallSid, SidError>;
+}
+
+impl IntoCallSid for CallSid {
+    fn into_call_sid(self) -> Result<CallSid, SidError> {
+        Ok(self)
+    }
+}
+
+impl IntoCallSid for &CallSid {
+    fn into_call_sid(self) -> Result<CallSid, SidError> {
+        Ok(*self)
+    }
+}
+
+impl IntoCallSid for &str {
+    fn into_call_sid(self) -> Result<CallSid, SidError> {
+        self.parse()
+    }
+}
+
+impl IntoCallSid for &String {
+    fn into_call_sid(self) -> Result<CallSid, SidError> {
+        self.parse()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CALL: &str = "CAaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+
+    #[test]
+    fn parses_and_displays() {
+        let sid: CallSid = CALL.parse().unwrap();
+        assert_eq!(sid.to_string(), CALL);
+        assert_eq!(format!("{sid:?}"), format!("CallSid({CALL})"));
+        let upper: AccountSid = "AC0123456789ABCDEF0123456789abcdef".parse().unwrap();
+        assert_eq!(upper.as_str(), "AC0123456789ABCDEF0123456789abcdef");
+    }
+
+    #[test]
+    fn errors_name_the_kind_and_the_problem() {
+        let cases: [(&str, &str); 5] = [
+            ("", "invalid call SID: expected 34 characters (CA + 32 hex digits), got 0"),
+            ("CA123", "invalid call SID: expected 34 characters (CA + 32 hex digits), got 5"),
+            (
+                "ACaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+                "invalid call SID: expected it to start with \"CA\"",
+            ),
+            (
+                "CAaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaz",
+                "invalid call SID: character 34 is not a hexadecimal digit",
+            ),
+            (
+                "CAaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaé",
+                "invalid call SID: character 34 is not a hexadecimal digit",
+            ),
+        ];
+        for (input, message) in cases {
+            let err = input.parse::<CallSid>().unwrap_err();
+            assert_eq!(err.kind(), SidKind::Call);
+            assert_eq!(err.to_string(), message, "input {input:?}");
+        }
+        let err = "KXaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa".parse::<SubscriptionSid>().unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "invalid subscription SID: expected it to start with \"ZY\""
+        );
+    }
+
+    #[test]
+    fn serde_round_trip_and_rejects_bad_values() {
+        let sid: MessageSid = serde_json::from_str("\"KXaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\"").unwrap();
+        assert_eq!(serde_json::to_string(&sid).unwrap(), "\"KXaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\"");
+        let err = serde_json::from_str::<MessageSid>("\"KX1\"").unwrap_err();
+        assert!(err.to_string().contains("invalid message SID"), "{err}");
+    }
+
+    #[test]
+    fn into_call_sid_accepts_text_and_typed() {
+        let typed: CallSid = CALL.parse().unwrap();
+        assert_eq!((&typed).into_call_sid().unwrap(), typed);
+        assert_eq!(CALL.into_call_sid().unwrap(), typed);
+        assert_eq!((&CALL.to_string()).into_call_sid().unwrap(), typed);
+        assert!("CA1".into_call_sid().is_err());
+    }
+}

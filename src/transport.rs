@@ -1,0 +1,230 @@
+//! The handwritten side of the generated client: what every request carries (auth, user
+//! agent, timeout) and how the generated client's outcomes become this crate's [`Error`].
+//!
+//! Each operation gets its own generated client whose `inner` is a [`CallContext`]; the
+//! context remembers the response status and request id, which progenitor drops when a body
+//! does not decode.
+
+use std::fmt;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use progenitor_client::{ClientHooks, ClientInfo, OperationInfo};
+use reqwest::StatusCode;
+use reqwest::header::{AUTHORIZATION, HeaderValue, USER_AGENT};
+
+use crate::error::{ApiError, Error, InputError, RequestInfo};
+use crate::generated;
+use crate::sid::AccountSid;
+
+/// Longest body excerpt kept in an error.
+const EXCERPT_CHARS: usize = 200;
+
+/// Settings shared by every request of one [`Client`](crate::Client), behind one `Arc`.
+pub struct Shared {
+    pub(crate) base_url: String,
+    pub(crate) account_sid: AccountSid,
+    /// Basic credentials, built once and marked sensitive.
+    pub(crate) authorization: HeaderValue,
+    pub(crate) user_agent: HeaderValue,
+    pub(crate) timeout: Duration,
+    pub(crate) http: reqwest::Client,
+}
+
+impl fmt::Debug for Shared {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Client")
+            .field("base_url", &self.base_url)
+            .field("account_sid", &self.account_sid)
+            .field("authorization", &"<redacted>")
+            .field("user_agent", &self.user_agent)
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The generated client's inner value for one operation.
+#[derive(Debug)]
+pub struct CallContext {
+    shared: Arc<Shared>,
+    response: Mutex<Option<ResponseMeta>>,
+}
+
+#[derive(Clone, Debug)]
+struct ResponseMeta {
+    status: StatusCode,
+    request_id: Option<String>,
+}
+
+impl Clone for CallContext {
+    fn clone(&self) -> Self {
+        CallContext::new(self.shared.clone())
+    }
+}
+
+impl CallContext {
+    fn new(shared: Arc<Shared>) -> Self {
+        CallContext { shared, response: Mutex::new(None) }
+    }
+
+    fn meta(&self) -> Option<ResponseMeta> {
+        self.response.lock().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+}
+
+/// A generated client for one operation, sharing the connection pool of `shared`.
+pub(crate) fn operation_client(shared: &Arc<Shared>) -> generated::Client {
+    generated::Client::new_with_client(
+        &shared.base_url,
+        shared.http.clone(),
+        CallContext::new(shared.clone()),
+    )
+}
+
+impl ClientHooks<CallContext> for generated::Client {
+    async fn exec(
+        &self,
+        mut request: reqwest::Request,
+        _info: &OperationInfo,
+    ) -> reqwest::Result<reqwest::Response> {
+        let ctx = self.inner();
+        let headers = request.headers_mut();
+        // progenitor adds `api-version: <info.version>`; Twilio has no such header.
+        headers.remove("api-version");
+        // Set on every request rather than as client defaults, so that a caller's own
+        // `reqwest::Client` gets exactly the same treatment.
+        headers.insert(AUTHORIZATION, ctx.shared.authorization.clone());
+        headers.insert(USER_AGENT, ctx.shared.user_agent.clone());
+        *request.timeout_mut() = Some(ctx.shared.timeout);
+
+        let response = self.client().execute(request).await?;
+        let meta = ResponseMeta {
+            status: response.status(),
+            request_id: response
+                .headers()
+                .get("twilio-request-id")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned),
+        };
+        *ctx.response.lock().unwrap_or_else(PoisonError::into_inner) = Some(meta);
+        Ok(response)
+    }
+}
+
+/// Turns the outcome of a generated call into this crate's result.
+pub(crate) async fn finish<T>(
+    api: &generated::Client,
+    operation: &'static str,
+    idempotency_key: Option<String>,
+    result: Result<progenitor_client::ResponseValue<T>, generated::Error<generated::types::TwilioError>>,
+) -> Result<(T, RequestInfo), Error> {
+    let meta = api.inner().meta();
+    let request = RequestInfo {
+        operation,
+        idempotency_key,
+        request_id: meta.as_ref().and_then(|m| m.request_id.clone()),
+    };
+    match result {
+        Ok(value) => Ok((value.into_inner(), request)),
+        Err(e) => Err(map_error(e, meta.map(|m| m.status), request).await),
+    }
+}
+
+async fn map_error(
+    error: generated::Error<generated::types::TwilioError>,
+    status: Option<StatusCode>,
+    request: RequestInfo,
+) -> Error {
+    use progenitor_client::Error as G;
+    match error {
+        G::ErrorResponse(value) => {
+            let status = value.status();
+            api_error(status, Some(value.into_inner()), None, request)
+        }
+        // A body that is not Twilio's error JSON (or a success body that does not decode).
+        G::InvalidResponsePayload(bytes, e) => match status {
+            Some(status) if !status.is_success() => {
+                api_error(status, None, Some(excerpt(&bytes)), request)
+            }
+            Some(status) => {
+                Error::Decode { request, status, reason: e.to_string(), body_excerpt: excerpt(&bytes) }
+            }
+            // Unreachable in practice: a payload implies `exec` saw a response.
+            None => Error::Decode {
+                request,
+                status: StatusCode::OK,
+                reason: e.to_string(),
+                body_excerpt: excerpt(&bytes),
+            },
+        },
+        G::UnexpectedResponse(response) => {
+            let status = response.status();
+            let body = response.bytes().await.map(|b| excerpt(&b)).unwrap_or_default();
+            if status.is_success() {
+                Error::Decode {
+                    request,
+                    status,
+                    reason: format!("unexpected success status {}", status.as_u16()),
+                    body_excerpt: body,
+                }
+            } else {
+                api_error(status, None, Some(body), request)
+            }
+        }
+        G::CommunicationError(e) if e.is_builder() => {
+            Error::InvalidInput(InputError::Request(e.to_string()))
+        }
+        G::CommunicationError(e) | G::ResponseBodyError(e) | G::InvalidUpgrade(e) => {
+            transport_error(e, status, request)
+        }
+        G::InvalidRequest(reason) | G::Custom(reason) => {
+            Error::InvalidInput(InputError::Request(reason))
+        }
+    }
+}
+
+fn transport_error(e: reqwest::Error, status: Option<StatusCode>, request: RequestInfo) -> Error {
+    if e.is_connect() {
+        Error::Connect { request, source: e }
+    } else if e.is_timeout() {
+        Error::Timeout { request }
+    } else {
+        Error::Transport { request, status, source: e }
+    }
+}
+
+fn api_error(
+    status: StatusCode,
+    body: Option<generated::types::TwilioError>,
+    body_excerpt: Option<String>,
+    request: RequestInfo,
+) -> Error {
+    let body = body.unwrap_or_default();
+    let message = body
+        .message
+        .or(body.detail)
+        .or(body.title)
+        .unwrap_or_else(|| status.canonical_reason().unwrap_or("error").to_owned());
+    Error::Api(Box::new(ApiError {
+        status,
+        code: body.code,
+        message,
+        more_info: body.more_info.or(body.type_),
+        body_excerpt: body_excerpt.filter(|b| !b.is_empty()),
+        request,
+    }))
+}
+
+/// The start of a body as printable text.
+fn excerpt(bytes: &[u8]) -> String {
+    let text = String::from_utf8_lossy(bytes);
+    let mut out: String = text
+        .chars()
+        .take(EXCERPT_CHARS)
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    if text.chars().nth(EXCERPT_CHARS).is_some() {
+        out.push('…');
+    }
+    out.trim().to_owned()
+}
