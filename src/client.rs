@@ -81,7 +81,11 @@ impl Client {
 
     /// Sends JSON text the caller already has; it is checked to parse as JSON and to be at
     /// most 10000 characters, and sent as it is.
-    pub fn send_message_json(&self, call: impl IntoCallSid, json: impl Into<String>) -> SendMessage<'_> {
+    pub fn send_message_json(
+        &self,
+        call: impl IntoCallSid,
+        json: impl Into<String>,
+    ) -> SendMessage<'_> {
         SendMessage::new(self, call, MessageContent::from_json(json))
     }
 }

@@ -217,29 +217,27 @@ impl ClientBuilder {
                 Credentials::ApiKey { sid, secret }
             }
             (None, None) => {
-                return Err(ConfigError::new(
-                    "credentials",
-                    "set auth_token(..) or api_key(..)",
-                )
-                .into());
+                return Err(
+                    ConfigError::new("credentials", "set auth_token(..) or api_key(..)").into(),
+                );
             }
         };
 
         let base_url = match (self.base_url, self.edge, self.region) {
             (Some(url), None, None) => check_base_url(&url)?,
             (Some(_), _, _) => {
-                return Err(ConfigError::new(
-                    "base_url",
-                    "cannot be combined with edge or region",
-                )
-                .into());
+                return Err(
+                    ConfigError::new("base_url", "cannot be combined with edge or region").into(),
+                );
             }
             (None, edge, region) => host_url(edge.as_deref(), region.as_deref())?,
         };
 
         let timeout = non_zero("timeout", self.timeout.unwrap_or(DEFAULT_TIMEOUT))?;
-        let connect_timeout =
-            non_zero("connect_timeout", self.connect_timeout.unwrap_or(DEFAULT_CONNECT_TIMEOUT))?;
+        let connect_timeout = non_zero(
+            "connect_timeout",
+            self.connect_timeout.unwrap_or(DEFAULT_CONNECT_TIMEOUT),
+        )?;
 
         for extension in &self.user_agent_extensions {
             if extension.trim().is_empty() || extension.chars().any(|c| c.is_control()) {
@@ -325,9 +323,10 @@ fn host_url(edge: Option<&str>, region: Option<&str>) -> Result<String, Error> {
     }
     match (edge, region) {
         (None, None) | (None, Some("us1")) => Ok(DEFAULT_BASE_URL.to_owned()),
-        (Some(edge), region) => {
-            Ok(format!("https://api.{edge}.{}.twilio.com", region.unwrap_or("us1")))
-        }
+        (Some(edge), region) => Ok(format!(
+            "https://api.{edge}.{}.twilio.com",
+            region.unwrap_or("us1")
+        )),
         (None, Some(_)) => Err(ConfigError::new(
             "region",
             "needs an edge (e.g. region ie1 with edge dublin): Twilio turned off the \
@@ -349,7 +348,11 @@ fn check_base_url(url: &str) -> Result<String, Error> {
     match parsed.scheme() {
         "https" => {}
         "http" if is_loopback(&parsed) => {}
-        "http" => return Err(bad("must use https (plain http is allowed only to loopback)")),
+        "http" => {
+            return Err(bad(
+                "must use https (plain http is allowed only to loopback)",
+            ));
+        }
         _ => return Err(bad("must be an https URL")),
     }
     // Paths are appended to it: a trailing slash would double.
@@ -360,15 +363,21 @@ fn is_loopback(url: &reqwest::Url) -> bool {
     let host = url.host_str().unwrap_or_default();
     let ip = host.trim_start_matches('[').trim_end_matches(']');
     host.eq_ignore_ascii_case("localhost")
-        || ip.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+        || ip
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 fn check_account_sid(setting: &str, value: &str) -> Result<AccountSid, Error> {
-    value.parse().map_err(|e| ConfigError::new(setting, format!("{e}")).into())
+    value
+        .parse()
+        .map_err(|e| ConfigError::new(setting, format!("{e}")).into())
 }
 
 fn check_api_key(setting: &str, value: &str) -> Result<ApiKeySid, Error> {
-    value.parse().map_err(|e| ConfigError::new(setting, format!("{e}")).into())
+    value
+        .parse()
+        .map_err(|e| ConfigError::new(setting, format!("{e}")).into())
 }
 
 /// Secrets become a header: printable ASCII only, which also rules out CR/LF injection.
@@ -390,7 +399,9 @@ fn check_secret(setting: &str, value: &str) -> Result<(), Error> {
 fn check_label(setting: &str, value: &str) -> Result<(), Error> {
     let ok = !value.is_empty()
         && value.len() <= 63
-        && value.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         && !value.starts_with('-')
         && !value.ends_with('-');
     if ok {
@@ -419,8 +430,10 @@ mod tests {
     const KEY: &str = "SKbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
 
     fn env(vars: &[(&str, &str)]) -> Result<ClientBuilder, Error> {
-        let map: HashMap<String, OsString> =
-            vars.iter().map(|(k, v)| (k.to_string(), OsString::from(v))).collect();
+        let map: HashMap<String, OsString> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), OsString::from(v)))
+            .collect();
         ClientBuilder::from_lookup(|name| map.get(name).cloned())
     }
 
@@ -435,9 +448,21 @@ mod tests {
     fn host_table() {
         let cases: [(Option<&str>, Option<&str>, Result<&str, &str>); 7] = [
             (None, None, Ok("https://api.twilio.com")),
-            (Some("sydney"), Some("au1"), Ok("https://api.sydney.au1.twilio.com")),
-            (Some("dublin"), Some("ie1"), Ok("https://api.dublin.ie1.twilio.com")),
-            (Some("ashburn"), None, Ok("https://api.ashburn.us1.twilio.com")),
+            (
+                Some("sydney"),
+                Some("au1"),
+                Ok("https://api.sydney.au1.twilio.com"),
+            ),
+            (
+                Some("dublin"),
+                Some("ie1"),
+                Ok("https://api.dublin.ie1.twilio.com"),
+            ),
+            (
+                Some("ashburn"),
+                None,
+                Ok("https://api.ashburn.us1.twilio.com"),
+            ),
             (None, Some("us1"), Ok("https://api.twilio.com")),
             (None, Some("ie1"), Err("region")),
             (Some("Dublin"), Some("ie1"), Err("edge")),
@@ -453,9 +478,18 @@ mod tests {
 
     #[test]
     fn base_url_rules() {
-        assert_eq!(check_base_url("https://proxy.example.com/twilio/").unwrap(), "https://proxy.example.com/twilio");
-        assert_eq!(check_base_url("http://127.0.0.1:8080").unwrap(), "http://127.0.0.1:8080");
-        assert_eq!(check_base_url("http://localhost:1").unwrap(), "http://localhost:1");
+        assert_eq!(
+            check_base_url("https://proxy.example.com/twilio/").unwrap(),
+            "https://proxy.example.com/twilio"
+        );
+        assert_eq!(
+            check_base_url("http://127.0.0.1:8080").unwrap(),
+            "http://127.0.0.1:8080"
+        );
+        assert_eq!(
+            check_base_url("http://localhost:1").unwrap(),
+            "http://localhost:1"
+        );
         assert_eq!(check_base_url("http://[::1]:1/").unwrap(), "http://[::1]:1");
         for bad in [
             "http://api.twilio.com",
@@ -470,7 +504,11 @@ mod tests {
 
     #[test]
     fn from_env_table() {
-        let ok = env(&[("TWILIO_ACCOUNT_SID", ACCOUNT), ("TWILIO_AUTH_TOKEN", "tok")]).unwrap();
+        let ok = env(&[
+            ("TWILIO_ACCOUNT_SID", ACCOUNT),
+            ("TWILIO_AUTH_TOKEN", "tok"),
+        ])
+        .unwrap();
         assert!(ok.auth_token.is_some() && ok.api_key.is_none());
 
         let key = env(&[
@@ -488,9 +526,21 @@ mod tests {
 
         let cases: [(&[(&str, &str)], &str, &str); 9] = [
             (&[], "TWILIO_ACCOUNT_SID", "is not set"),
-            (&[("TWILIO_ACCOUNT_SID", "")], "TWILIO_ACCOUNT_SID", "is not set"),
-            (&[("TWILIO_ACCOUNT_SID", "AC123")], "TWILIO_ACCOUNT_SID", "invalid account SID"),
-            (&[("TWILIO_ACCOUNT_SID", ACCOUNT)], "TWILIO_AUTH_TOKEN", "is not set"),
+            (
+                &[("TWILIO_ACCOUNT_SID", "")],
+                "TWILIO_ACCOUNT_SID",
+                "is not set",
+            ),
+            (
+                &[("TWILIO_ACCOUNT_SID", "AC123")],
+                "TWILIO_ACCOUNT_SID",
+                "invalid account SID",
+            ),
+            (
+                &[("TWILIO_ACCOUNT_SID", ACCOUNT)],
+                "TWILIO_AUTH_TOKEN",
+                "is not set",
+            ),
             (
                 &[("TWILIO_ACCOUNT_SID", ACCOUNT), ("TWILIO_API_KEY", KEY)],
                 "TWILIO_API_SECRET",
@@ -502,17 +552,28 @@ mod tests {
                 "is not set",
             ),
             (
-                &[("TWILIO_ACCOUNT_SID", ACCOUNT), ("TWILIO_API_KEY", ACCOUNT), ("TWILIO_API_SECRET", "s")],
+                &[
+                    ("TWILIO_ACCOUNT_SID", ACCOUNT),
+                    ("TWILIO_API_KEY", ACCOUNT),
+                    ("TWILIO_API_SECRET", "s"),
+                ],
                 "TWILIO_API_KEY",
                 "invalid API key SID",
             ),
             (
-                &[("TWILIO_ACCOUNT_SID", ACCOUNT), ("TWILIO_AUTH_TOKEN", "tok\n")],
+                &[
+                    ("TWILIO_ACCOUNT_SID", ACCOUNT),
+                    ("TWILIO_AUTH_TOKEN", "tok\n"),
+                ],
                 "TWILIO_AUTH_TOKEN",
                 "printable ASCII",
             ),
             (
-                &[("TWILIO_ACCOUNT_SID", ACCOUNT), ("TWILIO_AUTH_TOKEN", "t"), ("TWILIO_EDGE", "Dub lin")],
+                &[
+                    ("TWILIO_ACCOUNT_SID", ACCOUNT),
+                    ("TWILIO_AUTH_TOKEN", "t"),
+                    ("TWILIO_EDGE", "Dub lin"),
+                ],
                 "TWILIO_EDGE",
                 "lowercase",
             ),
@@ -530,20 +591,38 @@ mod tests {
             (ClientBuilder::default(), "account_sid"),
             (ClientBuilder::default().account_sid(ACCOUNT), "credentials"),
             (
-                ClientBuilder::default().account_sid(ACCOUNT).auth_token("t").api_key(KEY, "s"),
+                ClientBuilder::default()
+                    .account_sid(ACCOUNT)
+                    .auth_token("t")
+                    .api_key(KEY, "s"),
                 "credentials",
             ),
-            (ClientBuilder::default().account_sid(ACCOUNT).auth_token("a\r\nb"), "auth_token"),
             (
-                ClientBuilder::default().account_sid(ACCOUNT).auth_token("t").base_url("https://x.test").edge("dublin"),
+                ClientBuilder::default()
+                    .account_sid(ACCOUNT)
+                    .auth_token("a\r\nb"),
+                "auth_token",
+            ),
+            (
+                ClientBuilder::default()
+                    .account_sid(ACCOUNT)
+                    .auth_token("t")
+                    .base_url("https://x.test")
+                    .edge("dublin"),
                 "base_url",
             ),
             (
-                ClientBuilder::default().account_sid(ACCOUNT).auth_token("t").user_agent_extension("a\nb"),
+                ClientBuilder::default()
+                    .account_sid(ACCOUNT)
+                    .auth_token("t")
+                    .user_agent_extension("a\nb"),
                 "user_agent_extension",
             ),
             (
-                ClientBuilder::default().account_sid(ACCOUNT).auth_token("t").timeout(Duration::ZERO),
+                ClientBuilder::default()
+                    .account_sid(ACCOUNT)
+                    .auth_token("t")
+                    .timeout(Duration::ZERO),
                 "timeout",
             ),
         ];
@@ -557,7 +636,10 @@ mod tests {
         let ua = user_agent(&["my-app/1.0".into()]);
         let expected_start = format!("twilio-call-messages/{} (", env!("CARGO_PKG_VERSION"));
         assert!(ua.starts_with(&expected_start), "{ua}");
-        assert!(ua.contains(") rust/") && ua.ends_with(" my-app/1.0"), "{ua}");
+        assert!(
+            ua.contains(") rust/") && ua.ends_with(" my-app/1.0"),
+            "{ua}"
+        );
     }
 
     #[test]

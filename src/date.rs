@@ -37,9 +37,9 @@ impl serde::Serialize for Rfc2822DateTime {
 impl<'de> serde::Deserialize<'de> for Rfc2822DateTime {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let text = <std::borrow::Cow<'de, str>>::deserialize(d)?;
-        parse(&text).map(Self).map_err(|e| {
-            serde::de::Error::custom(format_args!("expected an RFC 2822 date: {e}"))
-        })
+        parse(&text)
+            .map(Self)
+            .map_err(|e| serde::de::Error::custom(format_args!("expected an RFC 2822 date: {e}")))
     }
 }
 

@@ -207,7 +207,10 @@ pub struct ConfigError {
 
 impl ConfigError {
     pub(crate) fn new(setting: impl Into<String>, reason: impl Into<String>) -> Self {
-        ConfigError { setting: setting.into(), reason: reason.into() }
+        ConfigError {
+            setting: setting.into(),
+            reason: reason.into(),
+        }
     }
 }
 

@@ -46,7 +46,11 @@ impl MessageContent {
         if text.len() > MAX_CONTENT_CHARS {
             let chars = text.chars().count();
             if chars > MAX_CONTENT_CHARS {
-                return Err(InputError::ContentTooLong { chars, max: MAX_CONTENT_CHARS }.into());
+                return Err(InputError::ContentTooLong {
+                    chars,
+                    max: MAX_CONTENT_CHARS,
+                }
+                .into());
             }
         }
         Ok(MessageContent(text))
@@ -116,7 +120,12 @@ impl<'a> SendMessage<'a> {
         call: impl IntoCallSid,
         content: Result<MessageContent, Error>,
     ) -> Self {
-        SendMessage { client, call: call.into_call_sid(), content, idempotency_key: None }
+        SendMessage {
+            client,
+            call: call.into_call_sid(),
+            content,
+            idempotency_key: None,
+        }
     }
 
     /// Use this idempotency key instead of a generated one (a UUID v4). Twilio treats
@@ -138,7 +147,9 @@ impl<'a> SendMessage<'a> {
         };
 
         let api = transport::operation_client(shared);
-        let result = api.create_user_defined_message(&shared.account_sid, &call, &body).await;
+        let result = api
+            .create_user_defined_message(&shared.account_sid, &call, &body)
+            .await;
         let (message, request) =
             transport::finish(&api, OPERATION, body.idempotency_key, result).await?;
         message_from(message, shared.account_sid, call, request)
@@ -209,12 +220,18 @@ mod tests {
     #[test]
     fn content_limits_count_characters() {
         let at_limit = format!("\"{}\"", "é".repeat(MAX_CONTENT_CHARS - 2));
-        assert!(MessageContent::from_json(at_limit.clone()).is_ok(), "multi-byte text at the limit");
+        assert!(
+            MessageContent::from_json(at_limit.clone()).is_ok(),
+            "multi-byte text at the limit"
+        );
         let over = format!("\"{}\"", "a".repeat(MAX_CONTENT_CHARS - 1));
         let err = MessageContent::from_json(over).unwrap_err();
         assert!(matches!(
             err,
-            Error::InvalidInput(InputError::ContentTooLong { chars: 10_001, max: 10_000 })
+            Error::InvalidInput(InputError::ContentTooLong {
+                chars: 10_001,
+                max: 10_000
+            })
         ));
     }
 
@@ -222,9 +239,15 @@ mod tests {
     fn content_must_be_json() {
         for bad in ["", "hello", "{\"a\":1", "{\"a\":1} trailing"] {
             let err = MessageContent::from_json(bad).unwrap_err();
-            assert!(matches!(err, Error::InvalidInput(InputError::ContentNotJson(_))), "{bad:?}");
+            assert!(
+                matches!(err, Error::InvalidInput(InputError::ContentNotJson(_))),
+                "{bad:?}"
+            );
         }
-        assert_eq!(MessageContent::from_json(" {\"a\": 1} ").unwrap().as_str(), " {\"a\": 1} ");
+        assert_eq!(
+            MessageContent::from_json(" {\"a\": 1} ").unwrap().as_str(),
+            " {\"a\": 1} "
+        );
         let map = std::collections::HashMap::from([((1, 2), 3)]);
         assert!(matches!(
             MessageContent::to_json(&map).unwrap_err(),

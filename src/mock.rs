@@ -113,7 +113,8 @@ impl SendMessageWhen {
 
     /// The request is for `account`, authenticated with its auth token.
     pub fn auth_token(self, account: &AccountSid, token: &str) -> Self {
-        self.account_sid(account).basic_auth(account.as_str(), token)
+        self.account_sid(account)
+            .basic_auth(account.as_str(), token)
     }
 
     /// The request carries these Basic credentials (an account SID and auth token, or an
@@ -141,7 +142,10 @@ impl SendMessageThen {
     /// Runs `f` on every matched request before answering (to record or print it). Works
     /// with [`created`](Self::created) and [`created_with_sid`](Self::created_with_sid).
     pub fn inspect(self, f: impl Fn(&HttpMockRequest) + Send + Sync + 'static) -> Self {
-        *self.inspector.lock().unwrap_or_else(PoisonError::into_inner) = Some(Box::new(f));
+        *self
+            .inspector
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(Box::new(f));
         self
     }
 
@@ -158,7 +162,10 @@ impl SendMessageThen {
         self.created_with(move |_| sid)
     }
 
-    fn created_with(self, sid: impl Fn(&HttpMockRequest) -> MessageSid + Send + Sync + 'static) -> Self {
+    fn created_with(
+        self,
+        sid: impl Fn(&HttpMockRequest) -> MessageSid + Send + Sync + 'static,
+    ) -> Self {
         let inspector = self.inspector.clone();
         let then = self.then.respond_with(move |req| {
             if let Some(inspect) = &*inspector.lock().unwrap_or_else(PoisonError::into_inner) {
@@ -173,12 +180,18 @@ impl SendMessageThen {
             });
             json_response(201, &body)
         });
-        SendMessageThen { then, inspector: self.inspector }
+        SendMessageThen {
+            then,
+            inspector: self.inspector,
+        }
     }
 
     /// An error in Twilio's format, e.g. `error(400, 21220, "Call is not in-progress")`.
     pub fn error(self, status: u16, code: i64, message: &str) -> Self {
-        SendMessageThen { then: error_then(self.then, status, code, message), ..self }
+        SendMessageThen {
+            then: error_then(self.then, status, code, message),
+            ..self
+        }
     }
 
     /// The underlying httpmock responder, for anything not covered here.
@@ -243,5 +256,7 @@ fn message_sid_for(key: Option<&str>) -> MessageSid {
         (seed, key).hash(&mut h);
         h.finish()
     };
-    format!("KX{:016x}{:016x}", half(1), half(2)).parse().expect("32 hex digits")
+    format!("KX{:016x}{:016x}", half(1), half(2))
+        .parse()
+        .expect("32 hex digits")
 }

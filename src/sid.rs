@@ -102,7 +102,9 @@ fn parse(kind: SidKind, s: &str) -> Result<[u8; SID_LEN], SidError> {
         return Err(err(SidProblem::NotHex(at + 2)));
     }
     // 34 ASCII characters are 34 bytes.
-    s.as_bytes().try_into().map_err(|_| err(SidProblem::Length(chars)))
+    s.as_bytes()
+        .try_into()
+        .map_err(|_| err(SidProblem::Length(chars)))
 }
 
 macro_rules! sid_type {
@@ -265,8 +267,14 @@ mod tests {
     #[test]
     fn errors_name_the_kind_and_the_problem() {
         let cases: [(&str, &str); 5] = [
-            ("", "invalid call SID: expected 34 characters (CA + 32 hex digits), got 0"),
-            ("CA123", "invalid call SID: expected 34 characters (CA + 32 hex digits), got 5"),
+            (
+                "",
+                "invalid call SID: expected 34 characters (CA + 32 hex digits), got 0",
+            ),
+            (
+                "CA123",
+                "invalid call SID: expected 34 characters (CA + 32 hex digits), got 5",
+            ),
             (
                 "ACaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
                 "invalid call SID: expected it to start with \"CA\"",
@@ -285,7 +293,9 @@ mod tests {
             assert_eq!(err.kind(), SidKind::Call);
             assert_eq!(err.to_string(), message, "input {input:?}");
         }
-        let err = "KXaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa".parse::<SubscriptionSid>().unwrap_err();
+        let err = "KXaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+            .parse::<SubscriptionSid>()
+            .unwrap_err();
         assert_eq!(
             err.to_string(),
             "invalid subscription SID: expected it to start with \"ZY\""
@@ -294,8 +304,12 @@ mod tests {
 
     #[test]
     fn serde_round_trip_and_rejects_bad_values() {
-        let sid: MessageSid = serde_json::from_str("\"KXaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\"").unwrap();
-        assert_eq!(serde_json::to_string(&sid).unwrap(), "\"KXaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\"");
+        let sid: MessageSid =
+            serde_json::from_str("\"KXaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\"").unwrap();
+        assert_eq!(
+            serde_json::to_string(&sid).unwrap(),
+            "\"KXaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\""
+        );
         let err = serde_json::from_str::<MessageSid>("\"KX1\"").unwrap_err();
         assert!(err.to_string().contains("invalid message SID"), "{err}");
     }

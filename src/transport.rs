@@ -64,11 +64,17 @@ impl Clone for CallContext {
 
 impl CallContext {
     fn new(shared: Arc<Shared>) -> Self {
-        CallContext { shared, response: Mutex::new(None) }
+        CallContext {
+            shared,
+            response: Mutex::new(None),
+        }
     }
 
     fn meta(&self) -> Option<ResponseMeta> {
-        self.response.lock().unwrap_or_else(PoisonError::into_inner).clone()
+        self.response
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 }
 
@@ -116,7 +122,10 @@ pub(crate) async fn finish<T>(
     api: &generated::Client,
     operation: &'static str,
     idempotency_key: Option<String>,
-    result: Result<progenitor_client::ResponseValue<T>, generated::Error<generated::types::TwilioError>>,
+    result: Result<
+        progenitor_client::ResponseValue<T>,
+        generated::Error<generated::types::TwilioError>,
+    >,
 ) -> Result<(T, RequestInfo), Error> {
     let meta = api.inner().meta();
     let request = RequestInfo {
@@ -146,9 +155,12 @@ async fn map_error(
             Some(status) if !status.is_success() => {
                 api_error(status, None, Some(excerpt(&bytes)), request)
             }
-            Some(status) => {
-                Error::Decode { request, status, reason: e.to_string(), body_excerpt: excerpt(&bytes) }
-            }
+            Some(status) => Error::Decode {
+                request,
+                status,
+                reason: e.to_string(),
+                body_excerpt: excerpt(&bytes),
+            },
             // Unreachable in practice: a payload implies `exec` saw a response.
             None => Error::Decode {
                 request,
@@ -159,7 +171,11 @@ async fn map_error(
         },
         G::UnexpectedResponse(response) => {
             let status = response.status();
-            let body = response.bytes().await.map(|b| excerpt(&b)).unwrap_or_default();
+            let body = response
+                .bytes()
+                .await
+                .map(|b| excerpt(&b))
+                .unwrap_or_default();
             if status.is_success() {
                 Error::Decode {
                     request,
@@ -189,7 +205,11 @@ fn transport_error(e: reqwest::Error, status: Option<StatusCode>, request: Reque
     } else if e.is_timeout() {
         Error::Timeout { request }
     } else {
-        Error::Transport { request, status, source: e }
+        Error::Transport {
+            request,
+            status,
+            source: e,
+        }
     }
 }
 

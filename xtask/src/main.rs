@@ -18,7 +18,10 @@ fn main() -> ExitCode {
 }
 
 fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask lives in the workspace").to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives in the workspace")
+        .to_path_buf()
 }
 
 /// Writes the snapshot of what build.rs generates, or (with `--check`) fails with a diff
@@ -60,7 +63,9 @@ fn codegen(check: bool) -> ExitCode {
     let diff = similar::TextDiff::from_lines(&committed, &fresh);
     eprint!(
         "{}",
-        diff.unified_diff().context_radius(2).header(SNAPSHOT_PATH, "generated from the fragment")
+        diff.unified_diff()
+            .context_radius(2)
+            .header(SNAPSHOT_PATH, "generated from the fragment")
     );
     eprintln!("{SNAPSHOT_PATH} is stale: run `cargo xtask codegen` and commit the result");
     ExitCode::FAILURE
