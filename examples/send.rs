@@ -9,6 +9,9 @@
 //! `TWILIO_REGION` are honoured). Without them it starts a local stand-in of Twilio built on
 //! the crate's `mock` helpers, sends the message there, and prints what went over the wire.
 //! Bad input (not JSON, too long, a bad SID) prints the typed error and exits non-zero.
+//!
+//! A second argument, a callback URL, also subscribes it to the call's messages and then
+//! unsubscribes: `cargo run --example send -- '{"hello":"world"}' https://example.com/hook`.
 
 use std::process::ExitCode;
 
@@ -25,12 +28,13 @@ async fn main() -> ExitCode {
     let content = std::env::args()
         .nth(1)
         .unwrap_or_else(|| r#"{"hello":"world"}"#.to_owned());
+    let callback = std::env::args().nth(2);
     let real = std::env::var_os("TWILIO_ACCOUNT_SID").is_some()
         && std::env::var_os("TWILIO_CALL_SID").is_some();
     let result = if real {
-        to_twilio(content).await
+        to_twilio(content, callback).await
     } else {
-        to_local_stand_in(content).await
+        to_local_stand_in(content, callback).await
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -44,16 +48,31 @@ async fn main() -> ExitCode {
     }
 }
 
-async fn to_twilio(content: String) -> Result<(), Error> {
+async fn to_twilio(content: String, callback: Option<String>) -> Result<(), Error> {
     let client = Client::from_env()?;
     let call = std::env::var("TWILIO_CALL_SID").unwrap_or_default();
     println!("Sending to Twilio at {} (call {call})", client.base_url());
-    let message = client.send_message_json(&call, content).await?;
+    run(&client, &call, content, callback).await
+}
+
+async fn run(
+    client: &Client,
+    call: &str,
+    content: String,
+    callback: Option<String>,
+) -> Result<(), Error> {
+    let message = client.send_message_json(call, content).await?;
     print_message(&message);
+    if let Some(url) = callback {
+        let subscription = client.subscribe(call, &url).await?;
+        println!("\nsubscribed {url} as {}", subscription.sid);
+        client.unsubscribe(call, &subscription.sid).await?;
+        println!("unsubscribed {}", subscription.sid);
+    }
     Ok(())
 }
 
-async fn to_local_stand_in(content: String) -> Result<(), Error> {
+async fn to_local_stand_in(content: String, callback: Option<String>) -> Result<(), Error> {
     let server = MockServer::start_async().await;
     let account: AccountSid = LOCAL_ACCOUNT.parse()?;
     // Right credentials: 201 with a Twilio-shaped body, after printing the request.
@@ -61,9 +80,20 @@ async fn to_local_stand_in(content: String) -> Result<(), Error> {
         when.auth_token(&account, LOCAL_TOKEN);
         then.inspect(print_request).created();
     });
+    server.mock_subscribe(|when, then| {
+        when.auth_token(&account, LOCAL_TOKEN);
+        then.inspect(print_request).created();
+    });
+    server.mock_unsubscribe(|when, then| {
+        when.auth_token(&account, LOCAL_TOKEN);
+        then.inspect(print_request).deleted();
+    });
     // Anything else: Twilio's authentication error.
-    server.mock_send_message(|_, then| {
-        then.error(401, 20003, "Authenticate");
+    server.mock(|when, then| {
+        when.any_request();
+        then.status(401)
+            .header("content-type", "application/json")
+            .body(r#"{"code":20003,"message":"Authenticate","more_info":"https://www.twilio.com/docs/errors/20003","status":401}"#);
     });
     println!(
         "TWILIO_ACCOUNT_SID and TWILIO_CALL_SID are not set: using a LOCAL Twilio stand-in at {}.\n\
@@ -77,9 +107,7 @@ async fn to_local_stand_in(content: String) -> Result<(), Error> {
         .base_url(server.base_url())
         .user_agent_extension("send-example")
         .build()?;
-    let message = client.send_message_json(LOCAL_CALL, content).await?;
-    print_message(&message);
-    Ok(())
+    run(&client, LOCAL_CALL, content, callback).await
 }
 
 fn print_request(req: &httpmock::HttpMockRequest) {

@@ -8,7 +8,7 @@ use serde::Serialize;
 use crate::config::ClientBuilder;
 use crate::error::Error;
 use crate::message::{MessageContent, SendMessage};
-use crate::sid::{AccountSid, IntoCallSid};
+use crate::sid::{AccountSid, CallSid, IntoSid};
 use crate::transport::Shared;
 
 /// A Twilio client for call messages. `Clone` is cheap and shares one connection pool.
@@ -73,7 +73,7 @@ impl Client {
     /// [`CallSid`]: crate::CallSid
     pub fn send_message<T: Serialize + ?Sized>(
         &self,
-        call: impl IntoCallSid,
+        call: impl IntoSid<CallSid>,
         content: &T,
     ) -> SendMessage<'_> {
         SendMessage::new(self, call, MessageContent::to_json(content))
@@ -83,7 +83,7 @@ impl Client {
     /// most 10000 characters, and sent as it is.
     pub fn send_message_json(
         &self,
-        call: impl IntoCallSid,
+        call: impl IntoSid<CallSid>,
         json: impl Into<String>,
     ) -> SendMessage<'_> {
         SendMessage::new(self, call, MessageContent::from_json(json))

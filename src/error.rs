@@ -117,6 +117,12 @@ impl Error {
         self.request()?.idempotency_key.as_deref()
     }
 
+    /// Whether Twilio said the resource does not exist (HTTP 404 or Twilio code 20404), e.g. a
+    /// subscription that was already deleted or whose call has ended.
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, Error::Api(e) if e.is_not_found())
+    }
+
     /// Twilio's request id (`Twilio-Request-Id` header), to quote to Twilio support.
     pub fn request_id(&self) -> Option<&str> {
         self.request()?.request_id.as_deref()
@@ -238,6 +244,9 @@ pub enum InputError {
     /// The idempotency key is unusable.
     #[error("idempotency key: {0}")]
     IdempotencyKey(&'static str),
+    /// The subscription's callback URL breaks one of Twilio's rules.
+    #[error("callback URL: {0}")]
+    CallbackUrl(String),
     /// The HTTP request could not be built from otherwise valid input.
     #[error("the request could not be built: {0}")]
     Request(String),

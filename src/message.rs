@@ -4,14 +4,14 @@ use std::fmt;
 use std::future::{Future, IntoFuture};
 use std::pin::Pin;
 
-use reqwest::StatusCode;
 use serde::Serialize;
 use time::OffsetDateTime;
 
 use crate::client::Client;
+use crate::decode::Created;
 use crate::error::{Error, InputError, RequestInfo};
 use crate::generated::types;
-use crate::sid::{AccountSid, CallSid, IntoCallSid, MessageSid, SidError};
+use crate::sid::{AccountSid, CallSid, IntoSid, MessageSid, SidError};
 use crate::transport;
 
 /// The most characters of JSON text Twilio accepts in one message (error 32703 beyond it).
@@ -117,12 +117,12 @@ impl fmt::Debug for SendMessage<'_> {
 impl<'a> SendMessage<'a> {
     pub(crate) fn new(
         client: &'a Client,
-        call: impl IntoCallSid,
+        call: impl IntoSid<CallSid>,
         content: Result<MessageContent, Error>,
     ) -> Self {
         SendMessage {
             client,
-            call: call.into_call_sid(),
+            call: call.into_sid(),
             content,
             idempotency_key: None,
         }
@@ -181,35 +181,18 @@ fn message_from(
     call_sid: CallSid,
     request: RequestInfo,
 ) -> Result<Message, Error> {
-    let bad = |reason: String| Error::Decode {
-        request: request.clone(),
-        status: StatusCode::CREATED,
-        reason: format!("{reason} (Twilio accepted the message: do not resend it)"),
-        body_excerpt: serde_json::to_string(&body).unwrap_or_default(),
-    };
-    let sid = match body.sid.as_deref().map(str::parse::<MessageSid>) {
-        Some(Ok(sid)) => sid,
-        Some(Err(e)) => return Err(bad(format!("field `sid`: {e}"))),
-        None => return Err(bad("field `sid` is missing".to_owned())),
-    };
-    // Twilio echoes the account and call; if it leaves them out, they are the ones sent.
-    let account_sid = match body.account_sid.as_deref().map(str::parse) {
-        Some(Ok(sid)) => sid,
-        Some(Err(e)) => return Err(bad(format!("field `account_sid`: {e}"))),
-        None => account_sid,
-    };
-    let call_sid = match body.call_sid.as_deref().map(str::parse) {
-        Some(Ok(sid)) => sid,
-        Some(Err(e)) => return Err(bad(format!("field `call_sid`: {e}"))),
-        None => call_sid,
+    let created = Created {
+        body: &body,
+        request: &request,
+        accepted: "do not resend the message",
     };
     Ok(Message {
-        sid,
-        account_sid,
-        call_sid,
+        sid: created.required("sid", body.sid.as_deref())?,
+        account_sid: created.echoed("account_sid", body.account_sid.as_deref(), account_sid)?,
+        call_sid: created.echoed("call_sid", body.call_sid.as_deref(), call_sid)?,
         date_created: body.date_created.map(|d| d.0),
         idempotency_key: request.idempotency_key.clone().unwrap_or_default(),
-        request_id: request.request_id,
+        request_id: request.request_id.clone(),
     })
 }
 

@@ -34,13 +34,15 @@
 //! [`ClientBuilder::base_url`]: crate::ClientBuilder::base_url
 
 use std::hash::{DefaultHasher, Hash, Hasher};
+use std::marker::PhantomData;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use base64::Engine as _;
 use httpmock::{HttpMockRequest, HttpMockResponse, Mock, MockServer, Then, When};
 use serde::Serialize;
 
-use crate::sid::{AccountSid, CallSid, MessageSid};
+use crate::sid::{AccountSid, CallSid, MessageSid, SubscriptionSid};
+use crate::subscription::CallbackMethod;
 
 /// The `date_created` the helpers answer with (Twilio's own example date).
 pub const DATE_CREATED: &str = "Wed, 18 Dec 2019 20:02:01 +0000";
@@ -49,14 +51,47 @@ pub const REQUEST_ID: &str = "RQ0123456789abcdef0123456789abcdef";
 
 const SID_HEX: &str = "[0-9a-fA-F]{32}";
 
-/// Twilio's operations as methods on [`MockServer`].
+/// Marker for `CreateUserDefinedMessage` (`client.send_message`).
+#[derive(Debug)]
+pub enum SendMessageOp {}
+/// Marker for `CreateUserDefinedMessageSubscription` (`client.subscribe`).
+#[derive(Debug)]
+pub enum SubscribeOp {}
+/// Marker for `DeleteUserDefinedMessageSubscription` (`client.unsubscribe`).
+#[derive(Debug)]
+pub enum UnsubscribeOp {}
+
+/// What a mocked `CreateUserDefinedMessage` request must look like.
+pub type SendMessageWhen = Expect<SendMessageOp>;
+/// What a mocked `CreateUserDefinedMessage` answers.
+pub type SendMessageThen = Respond<SendMessageOp>;
+/// What a mocked `CreateUserDefinedMessageSubscription` request must look like.
+pub type SubscribeWhen = Expect<SubscribeOp>;
+/// What a mocked `CreateUserDefinedMessageSubscription` answers.
+pub type SubscribeThen = Respond<SubscribeOp>;
+/// What a mocked `DeleteUserDefinedMessageSubscription` request must look like.
+pub type UnsubscribeWhen = Expect<UnsubscribeOp>;
+/// What a mocked `DeleteUserDefinedMessageSubscription` answers.
+pub type UnsubscribeThen = Respond<UnsubscribeOp>;
+
+/// Twilio's operations as methods on [`MockServer`]. Each mock matches the operation's method
+/// and path for any account and call (and, for creates, a form body with the required field);
+/// narrow it with the [`Expect`] methods and answer with the [`Respond`] methods.
 pub trait TwilioMock {
-    /// Mocks `CreateUserDefinedMessage` (`client.send_message`). The request must be a form
-    /// POST to the messages path of some account and call with a `Content` field; narrow it
-    /// with the [`SendMessageWhen`] methods.
+    /// Mocks `CreateUserDefinedMessage` (`client.send_message`).
     fn mock_send_message<F>(&self, spec: F) -> Mock<'_>
     where
         F: FnOnce(SendMessageWhen, SendMessageThen);
+
+    /// Mocks `CreateUserDefinedMessageSubscription` (`client.subscribe`).
+    fn mock_subscribe<F>(&self, spec: F) -> Mock<'_>
+    where
+        F: FnOnce(SubscribeWhen, SubscribeThen);
+
+    /// Mocks `DeleteUserDefinedMessageSubscription` (`client.unsubscribe`).
+    fn mock_unsubscribe<F>(&self, spec: F) -> Mock<'_>
+    where
+        F: FnOnce(UnsubscribeWhen, UnsubscribeThen);
 }
 
 impl TwilioMock for MockServer {
@@ -64,51 +99,92 @@ impl TwilioMock for MockServer {
     where
         F: FnOnce(SendMessageWhen, SendMessageThen),
     {
-        self.mock(|when, then| {
-            let when = when
-                .method("POST")
-                .path_matches(format!(
-                    "^/2010-04-01/Accounts/AC{SID_HEX}/Calls/CA{SID_HEX}/UserDefinedMessages\\.json$"
-                ))
-                .header("content-type", "application/x-www-form-urlencoded")
-                .form_urlencoded_tuple_exists("Content");
-            spec(SendMessageWhen(when), SendMessageThen { then, inspector: Inspector::default() });
-        })
+        mock_operation(
+            self,
+            "POST",
+            "UserDefinedMessages\\.json",
+            Some("Content"),
+            spec,
+        )
+    }
+
+    fn mock_subscribe<F>(&self, spec: F) -> Mock<'_>
+    where
+        F: FnOnce(SubscribeWhen, SubscribeThen),
+    {
+        mock_operation(
+            self,
+            "POST",
+            "UserDefinedMessageSubscriptions\\.json",
+            Some("Callback"),
+            spec,
+        )
+    }
+
+    fn mock_unsubscribe<F>(&self, spec: F) -> Mock<'_>
+    where
+        F: FnOnce(UnsubscribeWhen, UnsubscribeThen),
+    {
+        let tail = format!("UserDefinedMessageSubscriptions/ZY{SID_HEX}\\.json");
+        mock_operation(self, "DELETE", &tail, None, spec)
     }
 }
 
-/// What a mocked `CreateUserDefinedMessage` request must look like.
-pub struct SendMessageWhen(When);
+fn mock_operation<'a, O, F>(
+    server: &'a MockServer,
+    method: &str,
+    path_tail: &str,
+    required_field: Option<&str>,
+    spec: F,
+) -> Mock<'a>
+where
+    F: FnOnce(Expect<O>, Respond<O>),
+{
+    server.mock(|when, then| {
+        let mut when = when.method(method).path_matches(format!(
+            "^/2010-04-01/Accounts/AC{SID_HEX}/Calls/CA{SID_HEX}/{path_tail}$"
+        ));
+        if let Some(field) = required_field {
+            when = when
+                .header("content-type", "application/x-www-form-urlencoded")
+                .form_urlencoded_tuple_exists(field);
+        }
+        spec(
+            Expect {
+                when,
+                op: PhantomData,
+            },
+            Respond {
+                then,
+                inspector: Inspector::default(),
+                op: PhantomData,
+            },
+        );
+    })
+}
 
-impl SendMessageWhen {
+/// What a mocked request must look like, for the operation `O`.
+pub struct Expect<O> {
+    when: When,
+    op: PhantomData<O>,
+}
+
+impl<O> Expect<O> {
+    fn map(self, f: impl FnOnce(When) -> When) -> Self {
+        Expect {
+            when: f(self.when),
+            op: PhantomData,
+        }
+    }
+
     /// The request is for this account.
     pub fn account_sid(self, sid: &AccountSid) -> Self {
-        SendMessageWhen(self.0.path_includes(format!("/Accounts/{sid}/")))
+        self.map(|w| w.path_includes(format!("/Accounts/{sid}/")))
     }
 
     /// The request is for this call.
     pub fn call_sid(self, sid: &CallSid) -> Self {
-        SendMessageWhen(self.0.path_includes(format!("/Calls/{sid}/")))
-    }
-
-    /// The `Content` field holds JSON equal to `content` (key order and spacing aside).
-    pub fn content<T: Serialize + ?Sized>(self, content: &T) -> Self {
-        let expected = serde_json::to_value(content).expect("mock content serializes to JSON");
-        SendMessageWhen(self.0.is_true(move |req| {
-            form_field(req, "Content")
-                .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok())
-                .is_some_and(|actual| actual == expected)
-        }))
-    }
-
-    /// The `Content` field is exactly this text.
-    pub fn content_json(self, text: &str) -> Self {
-        SendMessageWhen(self.0.form_urlencoded_tuple("Content", text))
-    }
-
-    /// The `IdempotencyKey` field is exactly this key.
-    pub fn idempotency_key(self, key: &str) -> Self {
-        SendMessageWhen(self.0.form_urlencoded_tuple("IdempotencyKey", key))
+        self.map(|w| w.path_includes(format!("/Calls/{sid}/")))
     }
 
     /// The request is for `account`, authenticated with its auth token.
@@ -120,27 +196,85 @@ impl SendMessageWhen {
     /// The request carries these Basic credentials (an account SID and auth token, or an
     /// API key SID and secret).
     pub fn basic_auth(self, user: &str, password: &str) -> Self {
-        SendMessageWhen(self.0.header("authorization", basic(user, password)))
+        let value = basic(user, password);
+        self.map(|w| w.header("authorization", value))
     }
 
     /// The underlying httpmock matcher, for anything not covered here.
     pub fn into_inner(self) -> When {
-        self.0
+        self.when
+    }
+}
+
+/// Form fields shared by the two create operations.
+macro_rules! idempotency_key_matcher {
+    ($op:ty) => {
+        impl Expect<$op> {
+            /// The `IdempotencyKey` field is exactly this key.
+            pub fn idempotency_key(self, key: &str) -> Self {
+                self.map(|w| w.form_urlencoded_tuple("IdempotencyKey", key))
+            }
+        }
+    };
+}
+idempotency_key_matcher!(SendMessageOp);
+idempotency_key_matcher!(SubscribeOp);
+
+impl Expect<SendMessageOp> {
+    /// The `Content` field holds JSON equal to `content` (key order and spacing aside).
+    pub fn content<T: Serialize + ?Sized>(self, content: &T) -> Self {
+        let expected = serde_json::to_value(content).expect("mock content serializes to JSON");
+        self.map(|w| {
+            w.is_true(move |req| {
+                form_field(req, "Content")
+                    .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok())
+                    .is_some_and(|actual| actual == expected)
+            })
+        })
+    }
+
+    /// The `Content` field is exactly this text.
+    pub fn content_json(self, text: &str) -> Self {
+        self.map(|w| w.form_urlencoded_tuple("Content", text))
+    }
+}
+
+impl Expect<SubscribeOp> {
+    /// The `Callback` field is exactly this URL.
+    pub fn callback(self, url: &str) -> Self {
+        self.map(|w| w.form_urlencoded_tuple("Callback", url))
+    }
+
+    /// The `Method` field is this method (`None`: the field is absent).
+    pub fn method(self, method: Option<CallbackMethod>) -> Self {
+        self.map(|w| match method {
+            Some(CallbackMethod::Get) => w.form_urlencoded_tuple("Method", "GET"),
+            Some(CallbackMethod::Post) => w.form_urlencoded_tuple("Method", "POST"),
+            None => w.form_urlencoded_tuple_missing("Method"),
+        })
+    }
+}
+
+impl Expect<UnsubscribeOp> {
+    /// The request deletes this subscription.
+    pub fn subscription_sid(self, sid: &SubscriptionSid) -> Self {
+        self.map(|w| w.path_includes(format!("/UserDefinedMessageSubscriptions/{sid}.json")))
     }
 }
 
 /// A callback run on each matched request before the answer is built.
 type Inspector = Arc<Mutex<Option<Box<dyn Fn(&HttpMockRequest) + Send + Sync>>>>;
 
-/// What a mocked `CreateUserDefinedMessage` answers.
-pub struct SendMessageThen {
+/// What a mocked request answers, for the operation `O`.
+pub struct Respond<O> {
     then: Then,
     inspector: Inspector,
+    op: PhantomData<O>,
 }
 
-impl SendMessageThen {
-    /// Runs `f` on every matched request before answering (to record or print it). Works
-    /// with [`created`](Self::created) and [`created_with_sid`](Self::created_with_sid).
+impl<O> Respond<O> {
+    /// Runs `f` on every matched request before answering (to record or print it). Works with
+    /// the `created…` and `deleted` answers.
     pub fn inspect(self, f: impl Fn(&HttpMockRequest) + Send + Sync + 'static) -> Self {
         *self
             .inspector
@@ -149,46 +283,9 @@ impl SendMessageThen {
         self
     }
 
-    /// `201 Created` with Twilio's body, echoing the account and call of the request. The
-    /// message SID is derived from the request's `IdempotencyKey`, so a retried request gets
-    /// the same SID, as it does from Twilio.
-    pub fn created(self) -> Self {
-        self.created_with(|req| message_sid_for(form_field(req, "IdempotencyKey").as_deref()))
-    }
-
-    /// `201 Created` with this message SID.
-    pub fn created_with_sid(self, sid: &MessageSid) -> Self {
-        let sid = *sid;
-        self.created_with(move |_| sid)
-    }
-
-    fn created_with(
-        self,
-        sid: impl Fn(&HttpMockRequest) -> MessageSid + Send + Sync + 'static,
-    ) -> Self {
-        let inspector = self.inspector.clone();
-        let then = self.then.respond_with(move |req| {
-            if let Some(inspect) = &*inspector.lock().unwrap_or_else(PoisonError::into_inner) {
-                inspect(req);
-            }
-            let (account, call) = path_sids(req);
-            let body = serde_json::json!({
-                "account_sid": account,
-                "call_sid": call,
-                "sid": sid(req),
-                "date_created": DATE_CREATED,
-            });
-            json_response(201, &body)
-        });
-        SendMessageThen {
-            then,
-            inspector: self.inspector,
-        }
-    }
-
     /// An error in Twilio's format, e.g. `error(400, 21220, "Call is not in-progress")`.
     pub fn error(self, status: u16, code: i64, message: &str) -> Self {
-        SendMessageThen {
+        Respond {
             then: error_then(self.then, status, code, message),
             ..self
         }
@@ -197,6 +294,104 @@ impl SendMessageThen {
     /// The underlying httpmock responder, for anything not covered here.
     pub fn into_inner(self) -> Then {
         self.then
+    }
+
+    fn respond(
+        self,
+        f: impl Fn(&HttpMockRequest) -> HttpMockResponse + Send + Sync + 'static,
+    ) -> Self {
+        let inspector = self.inspector.clone();
+        let then = self.then.respond_with(move |req| {
+            if let Some(inspect) = &*inspector.lock().unwrap_or_else(PoisonError::into_inner) {
+                inspect(req);
+            }
+            f(req)
+        });
+        Respond { then, ..self }
+    }
+}
+
+impl Respond<SendMessageOp> {
+    /// `201 Created` with Twilio's body, echoing the account and call of the request. The
+    /// message SID is derived from the request's `IdempotencyKey`, so a retried request gets
+    /// the same SID, as it does from Twilio.
+    pub fn created(self) -> Self {
+        self.created_with(|req| sid_for("KX", form_field(req, "IdempotencyKey").as_deref()))
+    }
+
+    /// `201 Created` with this message SID.
+    pub fn created_with_sid(self, sid: &MessageSid) -> Self {
+        let sid = sid.to_string();
+        self.created_with(move |_| sid.clone())
+    }
+
+    fn created_with(
+        self,
+        sid: impl Fn(&HttpMockRequest) -> String + Send + Sync + 'static,
+    ) -> Self {
+        self.respond(move |req| {
+            let (account, call) = path_sids(req);
+            json_response(
+                201,
+                &serde_json::json!({
+                    "account_sid": account,
+                    "call_sid": call,
+                    "sid": sid(req),
+                    "date_created": DATE_CREATED,
+                }),
+            )
+        })
+    }
+}
+
+impl Respond<SubscribeOp> {
+    /// `201 Created` with Twilio's body, echoing the account and call of the request. The
+    /// subscription SID is derived from the request's `IdempotencyKey`.
+    pub fn created(self) -> Self {
+        self.created_with(|req| sid_for("ZY", form_field(req, "IdempotencyKey").as_deref()))
+    }
+
+    /// `201 Created` with this subscription SID.
+    pub fn created_with_sid(self, sid: &SubscriptionSid) -> Self {
+        let sid = sid.to_string();
+        self.created_with(move |_| sid.clone())
+    }
+
+    fn created_with(
+        self,
+        sid: impl Fn(&HttpMockRequest) -> String + Send + Sync + 'static,
+    ) -> Self {
+        self.respond(move |req| {
+            let (account, call) = path_sids(req);
+            let sid = sid(req);
+            let uri = format!(
+                "/2010-04-01/Accounts/{account}/Calls/{call}/UserDefinedMessageSubscriptions/{sid}.json"
+            );
+            json_response(201, &serde_json::json!({
+                "account_sid": account,
+                "call_sid": call,
+                "sid": sid,
+                "date_created": DATE_CREATED,
+                "uri": uri,
+            }))
+        })
+    }
+}
+
+impl Respond<UnsubscribeOp> {
+    /// `204 No Content`: the subscription was deleted.
+    pub fn deleted(self) -> Self {
+        self.respond(|_| {
+            HttpMockResponse::builder()
+                .status(204)
+                .header("twilio-request-id", REQUEST_ID)
+                .build()
+        })
+    }
+
+    /// Twilio's `404`, code 20404: the subscription does not exist (any more).
+    pub fn not_found(self) -> Self {
+        self.error(404, 20404, "The requested resource was not found")
     }
 }
 
@@ -249,14 +444,12 @@ fn path_sids(req: &HttpMockRequest) -> (String, String) {
     (after("/Accounts/"), after("/Calls/"))
 }
 
-/// A message SID that depends only on the idempotency key.
-fn message_sid_for(key: Option<&str>) -> MessageSid {
+/// A SID with `prefix` that depends only on the idempotency key.
+fn sid_for(prefix: &str, key: Option<&str>) -> String {
     let half = |seed: u8| {
         let mut h = DefaultHasher::new();
         (seed, key).hash(&mut h);
         h.finish()
     };
-    format!("KX{:016x}{:016x}", half(1), half(2))
-        .parse()
-        .expect("32 hex digits")
+    format!("{prefix}{:016x}{:016x}", half(1), half(2))
 }

@@ -157,6 +157,18 @@ macro_rules! sid_type {
             }
         }
 
+        impl IntoSid<$name> for $name {
+            fn into_sid(self) -> Result<$name, SidError> {
+                Ok(self)
+            }
+        }
+
+        impl IntoSid<$name> for &$name {
+            fn into_sid(self) -> Result<$name, SidError> {
+                Ok(*self)
+            }
+        }
+
         impl AsRef<str> for $name {
             fn as_ref(&self) -> &str {
                 self.as_str()
@@ -217,34 +229,21 @@ sid_type!(
     SidKind::ApiKey
 );
 
-/// A call given as a typed [`CallSid`] or as text; text is checked before anything is sent.
-///
-/// Implemented for `&CallSid`, `CallSid`, `&str` and `&String`.
-pub trait IntoCallSid {
-    /// Parses (or copies) the call SID.
-    fn into_call_sid(self) -> Result<CallSid, SidError>;
+/// A SID argument given as a typed SID (by value or reference) or as text; text is checked
+/// before anything is sent. Implemented for `S`, `&S`, `&str` and `&String` for every SID type.
+pub trait IntoSid<S> {
+    /// Parses (or copies) the SID.
+    fn into_sid(self) -> Result<S, SidError>;
 }
 
-impl IntoCallSid for CallSid {
-    fn into_call_sid(self) -> Result<CallSid, SidError> {
-        Ok(self)
-    }
-}
-
-impl IntoCallSid for &CallSid {
-    fn into_call_sid(self) -> Result<CallSid, SidError> {
-        Ok(*self)
-    }
-}
-
-impl IntoCallSid for &str {
-    fn into_call_sid(self) -> Result<CallSid, SidError> {
+impl<S: FromStr<Err = SidError>> IntoSid<S> for &str {
+    fn into_sid(self) -> Result<S, SidError> {
         self.parse()
     }
 }
 
-impl IntoCallSid for &String {
-    fn into_call_sid(self) -> Result<CallSid, SidError> {
+impl<S: FromStr<Err = SidError>> IntoSid<S> for &String {
+    fn into_sid(self) -> Result<S, SidError> {
         self.parse()
     }
 }
@@ -315,11 +314,13 @@ mod tests {
     }
 
     #[test]
-    fn into_call_sid_accepts_text_and_typed() {
+    fn into_sid_accepts_text_and_typed() {
         let typed: CallSid = CALL.parse().unwrap();
-        assert_eq!((&typed).into_call_sid().unwrap(), typed);
-        assert_eq!(CALL.into_call_sid().unwrap(), typed);
-        assert_eq!((&CALL.to_string()).into_call_sid().unwrap(), typed);
-        assert!("CA1".into_call_sid().is_err());
+        let via = |arg: &dyn Fn() -> Result<CallSid, SidError>| arg();
+        assert_eq!(via(&|| (&typed).into_sid()).unwrap(), typed);
+        assert_eq!(via(&|| typed.into_sid()).unwrap(), typed);
+        assert_eq!(via(&|| CALL.into_sid()).unwrap(), typed);
+        assert_eq!(via(&|| (&CALL.to_string()).into_sid()).unwrap(), typed);
+        assert!(via(&|| "CA1".into_sid()).is_err());
     }
 }

@@ -322,7 +322,7 @@ async fn an_undecodable_success_says_the_message_was_accepted() {
     };
     assert_eq!(status.as_u16(), 201);
     assert!(
-        reason.contains("field `sid`") && reason.contains("do not resend"),
+        reason.contains("field `sid`") && reason.contains("do not resend the message"),
         "{reason}"
     );
     assert!(!err.is_retryable());
