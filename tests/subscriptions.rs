@@ -184,19 +184,19 @@ async fn mock_helpers_cover_all_three_operations() {
 
     // Key order differs from the expectation: the helper compares JSON values.
     let first = client
-        .send_message_json(&call, r#"{"a":"x","b":[1,2]}"#)
+        .send_message_json(call, r#"{"a":"x","b":[1,2]}"#)
         .idempotency_key("same")
         .await
         .unwrap();
     let again = client
-        .send_message_json(&call, r#"{"a":"x","b":[1,2]}"#)
+        .send_message_json(call, r#"{"a":"x","b":[1,2]}"#)
         .idempotency_key("same")
         .await
         .unwrap();
     assert_eq!(first.sid, again.sid, "same key, same SID, as Twilio does");
     assert!(
         client
-            .send_message(&call, &serde_json::json!({"a": "y"}))
+            .send_message(call, &serde_json::json!({"a": "y"}))
             .await
             .unwrap_err()
             .status()
@@ -204,14 +204,14 @@ async fn mock_helpers_cover_all_three_operations() {
     );
 
     let created = client
-        .subscribe(&call, "https://example.com/hook")
+        .subscribe(call, "https://example.com/hook")
         .await
         .unwrap();
     assert_eq!(created.sid, sub);
     assert_eq!(created.call_sid, call);
-    client.unsubscribe(&call, &created.sid).await.unwrap();
+    client.unsubscribe(call, created.sid).await.unwrap();
     let err = client
-        .unsubscribe(&call, "ZYdddddddddddddddddddddddddddddddd")
+        .unsubscribe(call, "ZYdddddddddddddddddddddddddddddddd")
         .await
         .unwrap_err();
     assert!(
