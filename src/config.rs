@@ -10,6 +10,7 @@ use reqwest::header::HeaderValue;
 
 use crate::client::Client;
 use crate::error::{ConfigError, Error};
+use crate::retry::RetryPolicy;
 use crate::sid::{AccountSid, ApiKeySid};
 use crate::transport::Shared;
 
@@ -52,6 +53,7 @@ pub struct ClientBuilder {
     connect_timeout: Option<Duration>,
     user_agent_extensions: Vec<String>,
     http_client: Option<reqwest::Client>,
+    retry: Option<RetryPolicy>,
 }
 
 impl ClientBuilder {
@@ -112,6 +114,13 @@ impl ClientBuilder {
     /// Appends a product token to the User-Agent, e.g. `my-service/1.4`.
     pub fn user_agent_extension(mut self, extension: impl Into<String>) -> Self {
         self.user_agent_extensions.push(extension.into());
+        self
+    }
+
+    /// How failed requests are retried; default: [`RetryPolicy::default`], whichever way the
+    /// client is built. [`RetryPolicy::none`] turns retries off.
+    pub fn retry_policy(mut self, policy: RetryPolicy) -> Self {
+        self.retry = Some(policy);
         self
     }
 
@@ -262,6 +271,7 @@ impl ClientBuilder {
             authorization: authorization(&account_sid, &credentials)?,
             user_agent,
             timeout,
+            retry: self.retry.unwrap_or_default(),
             http,
         })))
     }

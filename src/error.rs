@@ -100,6 +100,17 @@ impl Error {
         }
     }
 
+    /// Whether the request may have reached Twilio and been processed although no success
+    /// was seen: timeouts, broken connections and 5xx answers (a 5xx may come from a proxy
+    /// after Twilio acted).
+    pub fn may_have_been_processed(&self) -> bool {
+        match self {
+            Error::Timeout { .. } | Error::Transport { .. } => true,
+            Error::Api(e) => e.status.is_server_error(),
+            _ => false,
+        }
+    }
+
     /// Details of the request, for every error that happened after input was accepted.
     pub fn request(&self) -> Option<&RequestInfo> {
         match self {
@@ -123,6 +134,25 @@ impl Error {
         matches!(self, Error::Api(e) if e.is_not_found())
     }
 
+    /// How long the server asked to wait before retrying (`Retry-After`), if it did.
+    pub fn retry_after(&self) -> Option<std::time::Duration> {
+        match self {
+            Error::Api(e) => e.retry_after,
+            _ => None,
+        }
+    }
+
+    pub(crate) fn set_attempts(&mut self, attempts: u32) {
+        match self {
+            Error::Connect { request, .. }
+            | Error::Transport { request, .. }
+            | Error::Timeout { request }
+            | Error::Decode { request, .. } => request.attempts = attempts,
+            Error::Api(e) => e.request.attempts = attempts,
+            Error::Config(_) | Error::InvalidInput(_) => {}
+        }
+    }
+
     /// Twilio's request id (`Twilio-Request-Id` header), to quote to Twilio support.
     pub fn request_id(&self) -> Option<&str> {
         self.request()?.request_id.as_deref()
@@ -144,6 +174,8 @@ pub struct RequestInfo {
     pub idempotency_key: Option<String>,
     /// The `Twilio-Request-Id` response header, when a response arrived and carried one.
     pub request_id: Option<String>,
+    /// How many attempts were made (retries included).
+    pub attempts: u32,
 }
 
 impl fmt::Display for RequestInfo {
@@ -151,6 +183,9 @@ impl fmt::Display for RequestInfo {
         f.write_str(self.operation)?;
         if let Some(id) = &self.request_id {
             write!(f, " (request {id})")?;
+        }
+        if self.attempts > 1 {
+            write!(f, " after {} attempts", self.attempts)?;
         }
         Ok(())
     }
@@ -174,6 +209,8 @@ pub struct ApiError {
     pub more_info: Option<String>,
     /// The start of a body that was not a Twilio error document, if any.
     pub body_excerpt: Option<String>,
+    /// The `Retry-After` the server sent (seconds or an HTTP date), if any.
+    pub retry_after: Option<std::time::Duration>,
     /// What the request was.
     pub request: RequestInfo,
 }

@@ -11,6 +11,7 @@ mod error;
 mod message;
 #[cfg(feature = "mock")]
 pub mod mock;
+mod retry;
 mod sid;
 mod subscription;
 mod transport;
@@ -32,6 +33,7 @@ pub use client::Client;
 pub use config::{ClientBuilder, DEFAULT_BASE_URL, DEFAULT_CONNECT_TIMEOUT, DEFAULT_TIMEOUT};
 pub use error::{ApiError, ConfigError, Error, InputError, RequestInfo};
 pub use message::{MAX_CONTENT_CHARS, Message, MessageContent, SendMessage};
+pub use retry::{Decision, RetryPolicy};
 pub use sid::{
     AccountSid, ApiKeySid, CallSid, IntoSid, MessageSid, SidError, SidKind, SubscriptionSid,
 };

@@ -3,6 +3,7 @@
 use std::fmt;
 use std::future::{Future, IntoFuture};
 use std::pin::Pin;
+use std::sync::Arc;
 
 use serde::Serialize;
 use time::OffsetDateTime;
@@ -11,8 +12,10 @@ use crate::client::Client;
 use crate::decode::Created;
 use crate::error::{Error, InputError, RequestInfo};
 use crate::generated::types;
+use crate::retry::{self, RetryPolicy};
 use crate::sid::{AccountSid, CallSid, IntoSid, MessageSid, SidError};
 use crate::transport;
+use tracing::Instrument as _;
 
 /// The most characters of JSON text Twilio accepts in one message (error 32703 beyond it).
 pub const MAX_CONTENT_CHARS: usize = 10_000;
@@ -102,6 +105,7 @@ pub struct SendMessage<'a> {
     call: Result<CallSid, SidError>,
     content: Result<MessageContent, Error>,
     idempotency_key: Option<String>,
+    retry_policy: Option<RetryPolicy>,
 }
 
 impl fmt::Debug for SendMessage<'_> {
@@ -125,6 +129,7 @@ impl<'a> SendMessage<'a> {
             call: call.into_sid(),
             content,
             idempotency_key: None,
+            retry_policy: None,
         }
     }
 
@@ -132,6 +137,12 @@ impl<'a> SendMessage<'a> {
     /// requests with the same key as one: reuse it only to retry the same message.
     pub fn idempotency_key(mut self, key: impl Into<String>) -> Self {
         self.idempotency_key = Some(key.into());
+        self
+    }
+
+    /// Use this retry policy for this message instead of the client's.
+    pub fn retry_policy(mut self, policy: RetryPolicy) -> Self {
+        self.retry_policy = Some(policy);
         self
     }
 
@@ -146,12 +157,20 @@ impl<'a> SendMessage<'a> {
             idempotency_key: Some(key),
         };
 
-        let api = transport::operation_client(shared);
-        let result = api
-            .create_user_defined_message(&shared.account_sid, &call, &body)
-            .await;
-        let (message, request) =
-            transport::finish(&api, OPERATION, body.idempotency_key, result).await?;
+        let policy = self.retry_policy.as_ref().unwrap_or(&shared.retry);
+        let body = Arc::new(body);
+        let (message, request) = retry::run(policy, shared.timeout, |_, timeout| {
+            let (shared, body) = (shared.clone(), body.clone());
+            async move {
+                let api = transport::operation_client(&shared, timeout);
+                let result = api
+                    .create_user_defined_message(&shared.account_sid, &call, &body)
+                    .await;
+                transport::finish(&api, OPERATION, body.idempotency_key.clone(), result).await
+            }
+        })
+        .instrument(transport::span(OPERATION, &call))
+        .await?;
         message_from(message, shared.account_sid, call, request)
     }
 }

@@ -4,6 +4,8 @@
 use std::fmt;
 use std::future::{Future, IntoFuture};
 use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use time::OffsetDateTime;
 
@@ -12,8 +14,10 @@ use crate::decode::Created;
 use crate::error::{Error, InputError};
 use crate::generated::types;
 use crate::message::idempotency_key;
+use crate::retry::{self, RetryPolicy};
 use crate::sid::{AccountSid, CallSid, IntoSid, SidError, SubscriptionSid};
 use crate::transport;
+use tracing::Instrument as _;
 
 const CREATE: &str = "CreateUserDefinedMessageSubscription";
 const DELETE: &str = "DeleteUserDefinedMessageSubscription";
@@ -55,6 +59,7 @@ pub struct Subscribe<'a> {
     callback: Result<String, InputError>,
     method: Option<CallbackMethod>,
     idempotency_key: Option<String>,
+    retry_policy: Option<RetryPolicy>,
 }
 
 impl fmt::Debug for Subscribe<'_> {
@@ -76,6 +81,7 @@ impl<'a> Subscribe<'a> {
             callback: check_callback_url(callback),
             method: None,
             idempotency_key: None,
+            retry_policy: None,
         }
     }
 
@@ -83,6 +89,12 @@ impl<'a> Subscribe<'a> {
     /// Twilio uses `POST`.
     pub fn method(mut self, method: CallbackMethod) -> Self {
         self.method = Some(method);
+        self
+    }
+
+    /// Use this retry policy for this request instead of the client's.
+    pub fn retry_policy(mut self, policy: RetryPolicy) -> Self {
+        self.retry_policy = Some(policy);
         self
     }
 
@@ -110,12 +122,20 @@ impl<'a> Subscribe<'a> {
                 }
             }),
         };
-        let api = transport::operation_client(shared);
-        let result = api
-            .create_user_defined_message_subscription(&shared.account_sid, &call, &body)
-            .await;
-        let (created, request) =
-            transport::finish(&api, CREATE, body.idempotency_key, result).await?;
+        let policy = self.retry_policy.as_ref().unwrap_or(&shared.retry);
+        let body = Arc::new(body);
+        let (created, request) = retry::run(policy, shared.timeout, |_, timeout| {
+            let (shared, body) = (shared.clone(), body.clone());
+            async move {
+                let api = transport::operation_client(&shared, timeout);
+                let result = api
+                    .create_user_defined_message_subscription(&shared.account_sid, &call, &body)
+                    .await;
+                transport::finish(&api, CREATE, body.idempotency_key.clone(), result).await
+            }
+        })
+        .instrument(transport::span(CREATE, &call))
+        .await?;
 
         let reader = Created {
             body: &created,
@@ -170,13 +190,33 @@ impl Client {
         let call = call.into_sid()?;
         let subscription = subscription.into_sid()?;
         let shared = self.shared();
-        let api = transport::operation_client(shared);
-        let result = api
-            .delete_user_defined_message_subscription(&shared.account_sid, &call, &subscription)
-            .await;
-        transport::finish(&api, DELETE, None, result)
-            .await
-            .map(|_| ())
+        // After an attempt that may have deleted it, "not found" means it is gone: success.
+        let maybe_deleted = Arc::new(AtomicBool::new(false));
+        retry::run(&shared.retry, shared.timeout, |_, timeout| {
+            let (shared, maybe_deleted) = (shared.clone(), maybe_deleted.clone());
+            async move {
+                let api = transport::operation_client(&shared, timeout);
+                let result = api
+                    .delete_user_defined_message_subscription(
+                        &shared.account_sid,
+                        &call,
+                        &subscription,
+                    )
+                    .await;
+                match transport::finish(&api, DELETE, None, result).await {
+                    Ok(_) => Ok(()),
+                    Err(e) if e.is_not_found() && maybe_deleted.load(Ordering::Relaxed) => Ok(()),
+                    Err(e) => {
+                        if e.may_have_been_processed() {
+                            maybe_deleted.store(true, Ordering::Relaxed);
+                        }
+                        Err(e)
+                    }
+                }
+            }
+        })
+        .instrument(transport::span(DELETE, &call))
+        .await
     }
 }
 

@@ -15,7 +15,8 @@ use reqwest::header::{AUTHORIZATION, HeaderValue, USER_AGENT};
 
 use crate::error::{ApiError, Error, InputError, RequestInfo};
 use crate::generated;
-use crate::sid::AccountSid;
+use crate::retry::RetryPolicy;
+use crate::sid::{AccountSid, CallSid};
 
 /// Longest body excerpt kept in an error.
 const EXCERPT_CHARS: usize = 200;
@@ -28,6 +29,7 @@ pub struct Shared {
     pub(crate) authorization: HeaderValue,
     pub(crate) user_agent: HeaderValue,
     pub(crate) timeout: Duration,
+    pub(crate) retry: RetryPolicy,
     pub(crate) http: reqwest::Client,
 }
 
@@ -39,6 +41,7 @@ impl fmt::Debug for Shared {
             .field("authorization", &"<redacted>")
             .field("user_agent", &self.user_agent)
             .field("timeout", &self.timeout)
+            .field("retry", &self.retry)
             .finish_non_exhaustive()
     }
 }
@@ -47,6 +50,8 @@ impl fmt::Debug for Shared {
 #[derive(Debug)]
 pub struct CallContext {
     shared: Arc<Shared>,
+    /// This attempt's timeout: the client's, cut to what the total deadline leaves.
+    timeout: Duration,
     response: Mutex<Option<ResponseMeta>>,
 }
 
@@ -54,18 +59,20 @@ pub struct CallContext {
 struct ResponseMeta {
     status: StatusCode,
     request_id: Option<String>,
+    retry_after: Option<Duration>,
 }
 
 impl Clone for CallContext {
     fn clone(&self) -> Self {
-        CallContext::new(self.shared.clone())
+        CallContext::new(self.shared.clone(), self.timeout)
     }
 }
 
 impl CallContext {
-    fn new(shared: Arc<Shared>) -> Self {
+    fn new(shared: Arc<Shared>, timeout: Duration) -> Self {
         CallContext {
             shared,
+            timeout,
             response: Mutex::new(None),
         }
     }
@@ -78,12 +85,13 @@ impl CallContext {
     }
 }
 
-/// A generated client for one operation, sharing the connection pool of `shared`.
-pub(crate) fn operation_client(shared: &Arc<Shared>) -> generated::Client {
+/// A generated client for one attempt of an operation, sharing the connection pool of
+/// `shared`.
+pub(crate) fn operation_client(shared: &Arc<Shared>, timeout: Duration) -> generated::Client {
     generated::Client::new_with_client(
         &shared.base_url,
         shared.http.clone(),
-        CallContext::new(shared.clone()),
+        CallContext::new(shared.clone(), timeout),
     )
 }
 
@@ -101,7 +109,7 @@ impl ClientHooks<CallContext> for generated::Client {
         // `reqwest::Client` gets exactly the same treatment.
         headers.insert(AUTHORIZATION, ctx.shared.authorization.clone());
         headers.insert(USER_AGENT, ctx.shared.user_agent.clone());
-        *request.timeout_mut() = Some(ctx.shared.timeout);
+        *request.timeout_mut() = Some(ctx.timeout);
 
         let response = self.client().execute(request).await?;
         let meta = ResponseMeta {
@@ -111,10 +119,27 @@ impl ClientHooks<CallContext> for generated::Client {
                 .get("twilio-request-id")
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_owned),
+            retry_after: response
+                .headers()
+                .get("retry-after")
+                .and_then(parse_retry_after),
         };
         *ctx.response.lock().unwrap_or_else(PoisonError::into_inner) = Some(meta);
         Ok(response)
     }
+}
+
+/// The one span of an operation; `attempts`, `status` and `request_id` are recorded as they
+/// become known. Message content is never recorded.
+pub(crate) fn span(operation: &'static str, call: &CallSid) -> tracing::Span {
+    tracing::debug_span!(
+        "twilio_call_messages",
+        operation,
+        call_sid = %call,
+        attempts = tracing::field::Empty,
+        status = tracing::field::Empty,
+        request_id = tracing::field::Empty,
+    )
 }
 
 /// Turns the outcome of a generated call into this crate's result.
@@ -128,14 +153,28 @@ pub(crate) async fn finish<T>(
     >,
 ) -> Result<(T, RequestInfo), Error> {
     let meta = api.inner().meta();
+    if let Some(meta) = &meta {
+        let span = tracing::Span::current();
+        span.record("status", meta.status.as_u16());
+        if let Some(id) = &meta.request_id {
+            span.record("request_id", id.as_str());
+        }
+    }
     let request = RequestInfo {
         operation,
         idempotency_key,
         request_id: meta.as_ref().and_then(|m| m.request_id.clone()),
+        attempts: 1,
     };
     match result {
         Ok(value) => Ok((value.into_inner(), request)),
-        Err(e) => Err(map_error(e, meta.map(|m| m.status), request).await),
+        Err(e) => {
+            let mut error = map_error(e, meta.as_ref().map(|m| m.status), request).await;
+            if let (Error::Api(api), Some(meta)) = (&mut error, meta) {
+                api.retry_after = meta.retry_after;
+            }
+            Err(error)
+        }
     }
 }
 
@@ -231,8 +270,22 @@ fn api_error(
         message,
         more_info: body.more_info.or(body.type_),
         body_excerpt: body_excerpt.filter(|b| !b.is_empty()),
+        retry_after: None,
         request,
     }))
+}
+
+/// `Retry-After` as delta-seconds or an HTTP date.
+fn parse_retry_after(value: &HeaderValue) -> Option<Duration> {
+    let text = value.to_str().ok()?.trim();
+    if let Ok(seconds) = text.parse::<u64>() {
+        return Some(Duration::from_secs(seconds));
+    }
+    let at = httpdate::parse_http_date(text).ok()?;
+    Some(
+        at.duration_since(std::time::SystemTime::now())
+            .unwrap_or_default(),
+    )
 }
 
 /// The start of a body as printable text.

@@ -1,0 +1,327 @@
+//! Safe retries: which outcomes are retried, how long to wait, and the loop that reuses one
+//! idempotency key for every attempt of a logical call.
+
+use std::time::{Duration, Instant};
+
+use crate::error::Error;
+
+/// When and how often a failed request is sent again.
+///
+/// Retried: 429 (Twilio never processed it), 500/502/503/504 (often a proxy), connection
+/// failures and timeouts. Create requests are safe to retry because every attempt carries the
+/// same `IdempotencyKey`; deletes are idempotent by nature. Nothing else is retried: a 4xx is
+/// an answer, and an undecodable success was accepted.
+///
+/// Defaults, and why:
+/// - 4 attempts (3 retries): rides out a short burst of 429s or a proxy restart without
+///   holding a caller for long;
+/// - full-jitter exponential backoff from 100 ms, each wait capped at 3 s (the figures of
+///   Twilio's Node library), so many clients retrying at once spread out;
+/// - `Retry-After` (seconds or an HTTP date) is honoured, capped at 10 s;
+/// - a total deadline of 60 s: no wait starts that would end past it, and the last attempt's
+///   timeout is cut to what remains.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RetryPolicy {
+    max_attempts: u32,
+    base_delay: Duration,
+    max_delay: Duration,
+    max_retry_after: Duration,
+    total_deadline: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            max_attempts: 4,
+            base_delay: Duration::from_millis(100),
+            max_delay: Duration::from_secs(3),
+            max_retry_after: Duration::from_secs(10),
+            total_deadline: Duration::from_secs(60),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// One attempt, no retries (the total deadline still applies).
+    pub fn none() -> Self {
+        RetryPolicy {
+            max_attempts: 1,
+            ..RetryPolicy::default()
+        }
+    }
+
+    /// Attempts in all, the first included (at least 1).
+    pub fn max_attempts(mut self, attempts: u32) -> Self {
+        self.max_attempts = attempts.max(1);
+        self
+    }
+
+    /// The backoff before the first retry; it doubles with each retry, with full jitter.
+    pub fn base_delay(mut self, delay: Duration) -> Self {
+        self.base_delay = delay;
+        self
+    }
+
+    /// The longest backoff between two attempts.
+    pub fn max_delay(mut self, delay: Duration) -> Self {
+        self.max_delay = delay;
+        self
+    }
+
+    /// The longest `Retry-After` that is honoured; longer ones are cut to it.
+    pub fn max_retry_after(mut self, delay: Duration) -> Self {
+        self.max_retry_after = delay;
+        self
+    }
+
+    /// The time a whole call may take, all attempts and waits included.
+    pub fn total_deadline(mut self, deadline: Duration) -> Self {
+        self.total_deadline = deadline;
+        self
+    }
+
+    /// What to do after attempt number `attempt` (from 1) failed with `error`, `elapsed`
+    /// after the call started. `jitter` is a random number in `[0, 1)`. Pure: no clock, no
+    /// randomness of its own.
+    pub fn decide(&self, attempt: u32, error: &Error, elapsed: Duration, jitter: f64) -> Decision {
+        if !error.is_retryable() || attempt >= self.max_attempts {
+            return Decision::Stop;
+        }
+        let wait = match error.retry_after() {
+            Some(after) => after.min(self.max_retry_after),
+            None => {
+                let exp = self
+                    .base_delay
+                    .saturating_mul(1u32 << (attempt - 1).min(20));
+                exp.min(self.max_delay).mul_f64(jitter.clamp(0.0, 1.0))
+            }
+        };
+        // A retry needs time to wait and then to try.
+        if elapsed.saturating_add(wait) >= self.total_deadline {
+            return Decision::Stop;
+        }
+        Decision::RetryAfter(wait)
+    }
+}
+
+/// The outcome of [`RetryPolicy::decide`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Decision {
+    /// Give up and report the error.
+    Stop,
+    /// Wait this long, then send the request again.
+    RetryAfter(Duration),
+}
+
+/// Runs `attempt(number, timeout)` until it succeeds or the policy stops; every error carries
+/// the number of attempts made.
+pub(crate) async fn run<T, F, Fut>(
+    policy: &RetryPolicy,
+    per_attempt: Duration,
+    mut attempt: F,
+) -> Result<T, Error>
+where
+    // A closure returning an owned future (not an async closure), so the caller's future
+    // stays `Send` for every lifetime.
+    F: FnMut(u32, Duration) -> Fut,
+    Fut: std::future::Future<Output = Result<T, Error>>,
+{
+    let start = Instant::now();
+    let mut number = 1;
+    loop {
+        let remaining = policy.total_deadline.saturating_sub(start.elapsed());
+        let mut error = match attempt(number, per_attempt.min(remaining)).await {
+            Ok(value) => {
+                tracing::Span::current().record("attempts", number);
+                return Ok(value);
+            }
+            Err(e) => e,
+        };
+        error.set_attempts(number);
+        match policy.decide(number, &error, start.elapsed(), fastrand::f64()) {
+            Decision::Stop => {
+                let span = tracing::Span::current();
+                span.record("attempts", number);
+                if let Some(status) = error.status() {
+                    span.record("status", status.as_u16());
+                }
+                tracing::debug!(attempt = number, error = %error, "failed");
+                return Err(error);
+            }
+            Decision::RetryAfter(wait) => {
+                tracing::debug!(attempt = number, wait_ms = wait.as_millis() as u64, error = %error, "retrying");
+                tokio::time::sleep(wait).await;
+                number += 1;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::{ApiError, RequestInfo};
+    use reqwest::StatusCode;
+
+    fn request() -> RequestInfo {
+        RequestInfo {
+            operation: "Op",
+            idempotency_key: None,
+            request_id: None,
+            attempts: 1,
+        }
+    }
+
+    fn api(status: u16, retry_after: Option<u64>) -> Error {
+        Error::Api(Box::new(ApiError {
+            status: StatusCode::from_u16(status).unwrap(),
+            code: None,
+            message: String::new(),
+            more_info: None,
+            body_excerpt: None,
+            retry_after: retry_after.map(Duration::from_secs),
+            request: request(),
+        }))
+    }
+
+    fn timeout() -> Error {
+        Error::Timeout { request: request() }
+    }
+
+    const MS: fn(u64) -> Duration = Duration::from_millis;
+
+    #[test]
+    fn decision_table() {
+        let p = RetryPolicy::default();
+        let cases: Vec<(&str, u32, Error, Duration, f64, Decision)> = vec![
+            (
+                "429 backs off",
+                1,
+                api(429, None),
+                MS(0),
+                0.5,
+                Decision::RetryAfter(MS(50)),
+            ),
+            (
+                "429 Retry-After honoured",
+                1,
+                api(429, Some(2)),
+                MS(0),
+                0.5,
+                Decision::RetryAfter(MS(2000)),
+            ),
+            (
+                "Retry-After capped",
+                1,
+                api(503, Some(3600)),
+                MS(0),
+                0.5,
+                Decision::RetryAfter(MS(10_000)),
+            ),
+            (
+                "500",
+                2,
+                api(500, None),
+                MS(0),
+                1.0,
+                Decision::RetryAfter(MS(200)),
+            ),
+            (
+                "502",
+                3,
+                api(502, None),
+                MS(0),
+                1.0,
+                Decision::RetryAfter(MS(400)),
+            ),
+            (
+                "503",
+                1,
+                api(503, None),
+                MS(0),
+                0.0,
+                Decision::RetryAfter(MS(0)),
+            ),
+            (
+                "504",
+                1,
+                api(504, None),
+                MS(0),
+                1.0,
+                Decision::RetryAfter(MS(100)),
+            ),
+            (
+                "timeout",
+                1,
+                timeout(),
+                MS(0),
+                1.0,
+                Decision::RetryAfter(MS(100)),
+            ),
+            (
+                "400 is an answer",
+                1,
+                api(400, None),
+                MS(0),
+                0.5,
+                Decision::Stop,
+            ),
+            ("401", 1, api(401, None), MS(0), 0.5, Decision::Stop),
+            ("403", 1, api(403, None), MS(0), 0.5, Decision::Stop),
+            ("404", 1, api(404, None), MS(0), 0.5, Decision::Stop),
+            (
+                "501 is not transient",
+                1,
+                api(501, None),
+                MS(0),
+                0.5,
+                Decision::Stop,
+            ),
+            (
+                "attempts exhausted",
+                4,
+                api(429, None),
+                MS(0),
+                0.5,
+                Decision::Stop,
+            ),
+            (
+                "deadline would be overrun",
+                1,
+                api(429, Some(5)),
+                MS(56_000),
+                0.5,
+                Decision::Stop,
+            ),
+            (
+                "deadline not overrun",
+                1,
+                api(429, Some(5)),
+                MS(54_000),
+                0.5,
+                Decision::RetryAfter(MS(5000)),
+            ),
+        ];
+        for (name, attempt, error, elapsed, jitter, expected) in cases {
+            assert_eq!(
+                p.decide(attempt, &error, elapsed, jitter),
+                expected,
+                "{name}"
+            );
+        }
+    }
+
+    #[test]
+    fn backoff_is_capped_and_none_never_retries() {
+        let p = RetryPolicy::default().max_attempts(30);
+        assert_eq!(
+            p.decide(25, &timeout(), MS(0), 1.0),
+            Decision::RetryAfter(Duration::from_secs(3))
+        );
+        assert_eq!(
+            RetryPolicy::none().decide(1, &api(429, None), MS(0), 0.5),
+            Decision::Stop
+        );
+        assert_eq!(RetryPolicy::default().max_attempts(0).max_attempts, 1);
+    }
+}
