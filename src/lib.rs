@@ -38,6 +38,7 @@ pub use sid::{
     AccountSid, ApiKeySid, CallSid, IntoSid, MessageSid, SidError, SidKind, SubscriptionSid,
 };
 pub use subscription::{CallbackMethod, Subscribe, Subscription};
+pub use transport::MAX_RESPONSE_BYTES;
 
 /// The HTTP client type accepted by [`ClientBuilder::http_client`].
 pub use reqwest;

@@ -21,6 +21,10 @@ use crate::sid::{AccountSid, CallSid};
 /// Longest body excerpt kept in an error.
 const EXCERPT_CHARS: usize = 200;
 
+/// The most bytes of a response body that are read. Twilio's answers to these operations are
+/// a few hundred bytes; the cap keeps a broken or hostile server from exhausting memory.
+pub const MAX_RESPONSE_BYTES: usize = 64 * 1024;
+
 /// Settings shared by every request of one [`Client`](crate::Client), behind one `Arc`.
 pub struct Shared {
     pub(crate) base_url: String,
@@ -60,6 +64,8 @@ struct ResponseMeta {
     status: StatusCode,
     request_id: Option<String>,
     retry_after: Option<Duration>,
+    /// The body was longer than [`MAX_RESPONSE_BYTES`] and was cut.
+    truncated: bool,
 }
 
 impl Clone for CallContext {
@@ -75,6 +81,10 @@ impl CallContext {
             timeout,
             response: Mutex::new(None),
         }
+    }
+
+    fn set_meta(&self, meta: ResponseMeta) {
+        *self.response.lock().unwrap_or_else(PoisonError::into_inner) = Some(meta);
     }
 
     fn meta(&self) -> Option<ResponseMeta> {
@@ -112,7 +122,8 @@ impl ClientHooks<CallContext> for generated::Client {
         *request.timeout_mut() = Some(ctx.timeout);
 
         let response = self.client().execute(request).await?;
-        let meta = ResponseMeta {
+        // Recorded before the body is read, so a failure while reading keeps the status.
+        let mut meta = ResponseMeta {
             status: response.status(),
             request_id: response
                 .headers()
@@ -123,8 +134,14 @@ impl ClientHooks<CallContext> for generated::Client {
                 .headers()
                 .get("retry-after")
                 .and_then(parse_retry_after),
+            truncated: false,
         };
-        *ctx.response.lock().unwrap_or_else(PoisonError::into_inner) = Some(meta);
+        ctx.set_meta(meta.clone());
+        let (response, truncated) = read_capped(response).await?;
+        if truncated {
+            meta.truncated = true;
+            ctx.set_meta(meta);
+        }
         Ok(response)
     }
 }
@@ -168,6 +185,20 @@ pub(crate) async fn finish<T>(
     };
     match result {
         Ok(value) => Ok((value.into_inner(), request)),
+        Err(_) if meta.as_ref().is_some_and(|m| m.truncated) => {
+            let status = meta.map(|m| m.status).unwrap_or_default();
+            let reason = format!("the body is longer than the {MAX_RESPONSE_BYTES}-byte cap");
+            Err(if status.is_success() {
+                Error::Decode {
+                    request,
+                    status,
+                    reason,
+                    body_excerpt: String::new(),
+                }
+            } else {
+                api_error(status, None, Some(reason), request)
+            })
+        }
         Err(e) => {
             let mut error = map_error(e, meta.as_ref().map(|m| m.status), request).await;
             if let (Error::Api(api), Some(meta)) = (&mut error, meta) {
@@ -273,6 +304,33 @@ fn api_error(
         retry_after: None,
         request,
     }))
+}
+
+/// Reads the whole body, at most [`MAX_RESPONSE_BYTES`] of it, into a response the generated
+/// code can decode; says whether it was cut.
+async fn read_capped(
+    mut response: reqwest::Response,
+) -> reqwest::Result<(reqwest::Response, bool)> {
+    let mut builder = http::Response::builder()
+        .status(response.status())
+        .version(response.version());
+    if let Some(headers) = builder.headers_mut() {
+        *headers = std::mem::take(response.headers_mut());
+    }
+    let mut body = Vec::new();
+    let mut truncated = false;
+    while let Some(chunk) = response.chunk().await? {
+        let room = MAX_RESPONSE_BYTES - body.len();
+        if chunk.len() > room {
+            body.extend_from_slice(&chunk[..room]);
+            truncated = true;
+            break;
+        }
+        body.extend_from_slice(&chunk);
+    }
+    // Building from parts already validated by hyper cannot fail; fall back to an empty body.
+    let rebuilt = builder.body(body).unwrap_or_default();
+    Ok((reqwest::Response::from(rebuilt), truncated))
 }
 
 /// `Retry-After` as delta-seconds or an HTTP date.
