@@ -5,9 +5,11 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use serde_json::json;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use twilio_call_messages::{Client, Error, MAX_RESPONSE_BYTES, RetryPolicy};
+
+mod common;
 
 const ACCOUNT: &str = "ACaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
 const CALL: &str = "CAbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
@@ -40,72 +42,31 @@ async fn serve(fault: Fault) -> SocketAddr {
     addr
 }
 
-// A zero linger makes the close a TCP reset (the fault under test); with zero it does not
-// block, which is what the deprecation warns about.
-#[allow(deprecated)]
 async fn handle(mut stream: TcpStream, fault: Fault) {
-    read_request(&mut stream).await;
-    let head = |status: u16, content_type: &str, len: usize| {
-        format!(
-            "HTTP/1.1 {status} X\r\ncontent-type: {content_type}\r\ncontent-length: {len}\r\nconnection: close\r\n\r\n"
-        )
-    };
+    if common::read_request(&mut stream).await.is_none() {
+        return;
+    }
     match fault {
-        Fault::ResetBeforeResponse => {
-            let _ = stream.set_linger(Some(Duration::ZERO));
-        }
+        Fault::ResetBeforeResponse => common::reset(stream),
         Fault::ResetMidBody => {
             let body = CREATED.as_bytes();
             let _ = stream
-                .write_all(head(201, "application/json", body.len()).as_bytes())
+                .write_all(common::head(201, "application/json", body.len()).as_bytes())
                 .await;
             let _ = stream.write_all(&body[..body.len() / 2]).await;
             let _ = stream.flush().await;
-            let _ = stream.set_linger(Some(Duration::ZERO));
+            common::reset(stream);
         }
         Fault::Stall => tokio::time::sleep(Duration::from_secs(30)).await,
         Fault::Answer(status, content_type, body) => {
-            let _ = stream
-                .write_all(head(status, content_type, body.len()).as_bytes())
-                .await;
-            let _ = stream.write_all(&body).await;
+            common::answer(&mut stream, status, content_type, &body).await;
         }
         Fault::Truncated => {
             let body = &CREATED.as_bytes()[..40];
             let _ = stream
-                .write_all(head(201, "application/json", CREATED.len()).as_bytes())
+                .write_all(common::head(201, "application/json", CREATED.len()).as_bytes())
                 .await;
             let _ = stream.write_all(body).await;
-        }
-    }
-}
-
-/// Reads headers and a `content-length` body.
-async fn read_request(stream: &mut TcpStream) {
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 4096];
-    loop {
-        let Ok(n) = stream.read(&mut chunk).await else {
-            return;
-        };
-        if n == 0 {
-            return;
-        }
-        buf.extend_from_slice(&chunk[..n]);
-        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
-            let len = head
-                .lines()
-                .find_map(|l| l.strip_prefix("content-length:"))
-                .and_then(|v| v.trim().parse::<usize>().ok())
-                .unwrap_or(0);
-            while buf.len() < end + 4 + len {
-                match stream.read(&mut chunk).await {
-                    Ok(0) | Err(_) => return,
-                    Ok(n) => buf.extend_from_slice(&chunk[..n]),
-                }
-            }
-            return;
         }
     }
 }
