@@ -9,6 +9,8 @@ mod config;
 mod date;
 mod decode;
 mod error;
+#[doc(hidden)]
+pub mod internals;
 mod message;
 #[cfg(feature = "mock")]
 pub mod mock;

@@ -194,7 +194,7 @@ pub(crate) fn idempotency_key(key: Option<String>) -> Result<String, Error> {
 }
 
 /// The typed message, or a `Decode` error that says Twilio accepted the message anyway.
-fn message_from(
+pub(crate) fn message_from(
     body: types::UserDefinedMessage,
     account_sid: AccountSid,
     call_sid: CallSid,

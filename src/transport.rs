@@ -283,6 +283,14 @@ fn transport_error(e: reqwest::Error, status: Option<StatusCode>, request: Reque
     }
 }
 
+/// An error status with its raw body, decoded the way the generated client decodes it.
+pub(crate) fn error_from_body(status: StatusCode, body: &[u8], request: RequestInfo) -> Error {
+    match serde_json::from_slice::<generated::types::TwilioError>(body) {
+        Ok(parsed) => api_error(status, Some(parsed), None, request),
+        Err(_) => api_error(status, None, Some(excerpt(body)), request),
+    }
+}
+
 fn api_error(
     status: StatusCode,
     body: Option<generated::types::TwilioError>,

@@ -1,0 +1,458 @@
+//! Benchmarks of the SDK against a hand-written reqwest baseline, on a local keep-alive HTTP
+//! server started by the bench. Run all: `cargo bench --bench sdk`; one: `cargo bench --bench
+//! sdk -- latency|throughput|broadcast|encoding|signature`. Figures go to BENCHMARKS.md.
+//!
+//! A hand-rolled harness (no criterion): the comparisons need both sides interleaved in one
+//! run on this noisy shared machine, and allocation counts need a counting allocator.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::hint::black_box;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use futures_util::StreamExt as _;
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+use twilio_call_messages::{CallSid, Client, MessageContent, RetryPolicy, internals};
+
+const ACCOUNT: &str = "ACaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+const CALL: &str = "CAbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
+const TOKEN: &str = "bench-token";
+const CREATED: &str = r#"{"account_sid":"ACaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa","call_sid":"CAbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb","sid":"KXaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa","date_created":"Wed, 18 Dec 2019 20:02:01 +0000"}"#;
+
+/// Counts allocations, for allocations per call.
+struct Counting;
+static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+#[derive(Serialize)]
+struct Payload<'a> {
+    kind: &'a str,
+    n: u64,
+}
+
+/// A keep-alive HTTP/1.1 server that answers every request with Twilio's 201 body.
+async fn server() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let response = format!(
+        "HTTP/1.1 201 Created\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{CREATED}",
+        CREATED.len()
+    );
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let _ = stream.set_nodelay(true);
+            let response = response.clone();
+            tokio::spawn(async move {
+                let mut buf = Vec::with_capacity(16 * 1024);
+                let mut chunk = [0u8; 16 * 1024];
+                loop {
+                    // One request: headers, then `content-length` bytes of body.
+                    let complete = loop {
+                        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                            let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
+                            let len = head
+                                .lines()
+                                .find_map(|l| l.strip_prefix("content-length:"))
+                                .and_then(|v| v.trim().parse::<usize>().ok())
+                                .unwrap_or(0);
+                            if buf.len() >= end + 4 + len {
+                                break end + 4 + len;
+                            }
+                        }
+                        match stream.read(&mut chunk).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                        }
+                    };
+                    buf.drain(..complete);
+                    if stream.write_all(response.as_bytes()).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
+fn sdk_client(addr: SocketAddr) -> Client {
+    Client::builder()
+        .account_sid(ACCOUNT)
+        .auth_token(TOKEN)
+        .base_url(format!("http://{addr}"))
+        .retry_policy(RetryPolicy::none())
+        .build()
+        .unwrap()
+}
+
+/// The baseline: what a careful engineer writes with reqwest alone.
+#[derive(Clone)]
+struct Raw {
+    http: reqwest::Client,
+    url: String,
+    authorization: String,
+}
+
+#[derive(Deserialize)]
+struct RawMessage {
+    account_sid: String,
+    call_sid: String,
+    sid: String,
+    date_created: String,
+}
+
+impl Raw {
+    fn new(addr: SocketAddr) -> Raw {
+        use base64::Engine as _;
+        let credentials =
+            base64::engine::general_purpose::STANDARD.encode(format!("{ACCOUNT}:{TOKEN}"));
+        Raw {
+            http: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap(),
+            url: format!(
+                "http://{addr}/2010-04-01/Accounts/{ACCOUNT}/Calls/{CALL}/UserDefinedMessages.json"
+            ),
+            authorization: format!("Basic {credentials}"),
+        }
+    }
+
+    async fn send(&self, payload: &Payload<'_>) -> (String, String, String, time::OffsetDateTime) {
+        let content = serde_json::to_string(payload).unwrap();
+        let key = uuid::Uuid::new_v4().to_string();
+        let body =
+            serde_urlencoded::to_string([("Content", content.as_str()), ("IdempotencyKey", &key)])
+                .unwrap();
+        let response = self
+            .http
+            .post(&self.url)
+            .header("authorization", &self.authorization)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .header("accept", "application/json")
+            .header("user-agent", "raw-baseline")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status().as_u16(), 201);
+        let bytes = response.bytes().await.unwrap();
+        let m: RawMessage = serde_json::from_slice(&bytes).unwrap();
+        let date = time::OffsetDateTime::parse(
+            &m.date_created,
+            &time::format_description::well_known::Rfc2822,
+        )
+        .unwrap();
+        (m.sid, m.account_sid, m.call_sid, date)
+    }
+}
+
+async fn sdk_send(client: &Client, call: CallSid, payload: &Payload<'_>) {
+    black_box(client.send_message(call, payload).await.unwrap());
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+fn percentile(mut v: Vec<f64>, p: f64) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[((v.len() as f64 - 1.0) * p) as usize]
+}
+
+/// Benchmark 1: one request in flight; medians over interleaved rounds.
+async fn latency(addr: SocketAddr) {
+    let (client, raw) = (sdk_client(addr), Raw::new(addr));
+    let call: CallSid = CALL.parse().unwrap();
+    let payload = Payload {
+        kind: "prompt",
+        n: 1,
+    };
+    for _ in 0..300 {
+        sdk_send(&client, call, &payload).await;
+        black_box(raw.send(&payload).await);
+    }
+    let (mut sdk, mut base) = (Vec::new(), Vec::new());
+    for _round in 0..8 {
+        for _ in 0..500 {
+            let t = Instant::now();
+            sdk_send(&client, call, &payload).await;
+            sdk.push(t.elapsed().as_secs_f64() * 1e6);
+            let t = Instant::now();
+            black_box(raw.send(&payload).await);
+            base.push(t.elapsed().as_secs_f64() * 1e6);
+        }
+    }
+    let (s50, b50) = (median(sdk.clone()), median(base.clone()));
+    println!(
+        "## 1. latency, one request in flight ({} requests each, interleaved)",
+        sdk.len()
+    );
+    println!("| | median µs | p99 µs |\n| --- | --- | --- |");
+    println!("| SDK | {s50:.1} | {:.1} |", percentile(sdk, 0.99));
+    println!("| raw reqwest | {b50:.1} | {:.1} |", percentile(base, 0.99));
+    println!(
+        "ratio SDK / raw (median): **{:.3}** (goal ≤ 1.03)\n",
+        s50 / b50
+    );
+}
+
+/// Benchmark 2: messages per second at several levels of concurrency.
+async fn throughput(addr: SocketAddr) {
+    let (client, raw) = (sdk_client(addr), Raw::new(addr));
+    let call: CallSid = CALL.parse().unwrap();
+    const N: usize = 4000;
+    println!("## 2. throughput ({N} messages per round, median of 5 interleaved rounds)");
+    println!("| in flight | SDK msg/s | raw msg/s | ratio |\n| --- | --- | --- | --- |");
+    for level in [1usize, 16, 64, 256] {
+        let (mut sdk, mut base) = (Vec::new(), Vec::new());
+        for _round in 0..5 {
+            let t = Instant::now();
+            futures_util::stream::iter(0..N)
+                .map(|n| {
+                    let client = &client;
+                    async move {
+                        sdk_send(
+                            client,
+                            call,
+                            &Payload {
+                                kind: "tick",
+                                n: n as u64,
+                            },
+                        )
+                        .await
+                    }
+                })
+                .buffer_unordered(level)
+                .for_each(|_| async {})
+                .await;
+            sdk.push(N as f64 / t.elapsed().as_secs_f64());
+            let t = Instant::now();
+            futures_util::stream::iter(0..N)
+                .map(|n| {
+                    let raw = &raw;
+                    async move {
+                        black_box(
+                            raw.send(&Payload {
+                                kind: "tick",
+                                n: n as u64,
+                            })
+                            .await,
+                        )
+                    }
+                })
+                .buffer_unordered(level)
+                .for_each(|_| async {})
+                .await;
+            base.push(N as f64 / t.elapsed().as_secs_f64());
+        }
+        let (s, b) = (median(sdk), median(base));
+        println!("| {level} | {s:.0} | {b:.0} | **{:.3}** |", s / b);
+    }
+    println!("goal: ratio ≥ 0.97 at every level\n");
+}
+
+fn peak_rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// Benchmark 3: one message into 10,000 calls, 64 in flight; run it first in its own process
+/// (`-- broadcast`) so the peak RSS is its own.
+async fn broadcast(addr: SocketAddr) {
+    let client = sdk_client(addr);
+    let calls: Vec<CallSid> = (0..10_000u32)
+        .map(|i| format!("CA{i:032x}").parse().unwrap())
+        .collect();
+    let before = peak_rss_kib();
+    let t = Instant::now();
+    let results = client
+        .broadcast(
+            calls,
+            &Payload {
+                kind: "slide",
+                n: 7,
+            },
+        )
+        .concurrency(64)
+        .await
+        .unwrap();
+    let wall = t.elapsed();
+    let peak = peak_rss_kib();
+    assert!(results.iter().all(|(_, r)| r.is_ok()));
+    let rate = results.len() as f64 / wall.as_secs_f64();
+
+    // The same SDK, plain sends at 64 in flight, for comparison in the same run.
+    let call: CallSid = CALL.parse().unwrap();
+    let mut plain = Vec::new();
+    for _ in 0..3 {
+        let t = Instant::now();
+        futures_util::stream::iter(0..10_000u64)
+            .map(|n| {
+                let client = &client;
+                async move { sdk_send(client, call, &Payload { kind: "slide", n }).await }
+            })
+            .buffer_unordered(64)
+            .for_each(|_| async {})
+            .await;
+        plain.push(10_000.0 / t.elapsed().as_secs_f64());
+    }
+    let plain = median(plain);
+    println!("## 3. broadcast: 10,000 calls, 64 in flight");
+    println!("| wall time | msg/s | plain sends at 64, msg/s | ratio | peak RSS | RSS before |");
+    println!("| --- | --- | --- | --- | --- | --- |");
+    println!(
+        "| {:.2} s | {rate:.0} | {plain:.0} | **{:.3}** | **{:.1} MiB** | {:.1} MiB |",
+        wall.as_secs_f64(),
+        rate / plain,
+        peak as f64 / 1024.0,
+        before as f64 / 1024.0
+    );
+    println!("goals: peak RSS < 48 MiB; msg/s within 5% of sends at 64\n");
+}
+
+/// Runs `f` `n` times: nanoseconds and allocations per call.
+fn per_call(n: u64, mut f: impl FnMut()) -> (f64, f64) {
+    for _ in 0..n / 10 {
+        f();
+    }
+    let allocs = ALLOCATIONS.load(Ordering::Relaxed);
+    let t = Instant::now();
+    for _ in 0..n {
+        f();
+    }
+    let ns = t.elapsed().as_nanos() as f64 / n as f64;
+    (
+        ns,
+        (ALLOCATIONS.load(Ordering::Relaxed) - allocs) as f64 / n as f64,
+    )
+}
+
+/// Benchmark 4: the SDK's own CPU work per message.
+fn encoding() {
+    #[derive(Serialize)]
+    struct Big {
+        text: String,
+    }
+    let big = Big {
+        text: "é".repeat(4_990),
+    }; // 10,000 characters of JSON with the wrapper
+    let content = MessageContent::to_json(&big).unwrap();
+    assert!(content.as_str().chars().count() <= 10_000);
+    let json_text = content.as_str().to_owned();
+    let account = ACCOUNT.parse().unwrap();
+    let call = CALL.parse().unwrap();
+
+    println!("## 4. encoding and decoding, per call (single thread)");
+    println!("| step | ns | allocations |\n| --- | --- | --- |");
+    let rows: [(&str, Box<dyn FnMut()>); 5] = [
+        (
+            "serialize 10,000-char content (`MessageContent::to_json`)",
+            Box::new(|| {
+                black_box(MessageContent::to_json(black_box(&big)).unwrap());
+            }),
+        ),
+        (
+            "check caller's 10,000-char JSON (`MessageContent::from_json`)",
+            Box::new(|| {
+                black_box(MessageContent::from_json(black_box(json_text.clone())).unwrap());
+            }),
+        ),
+        (
+            "form-encode the request body",
+            Box::new(|| {
+                black_box(internals::encode_message_form(
+                    black_box(&content),
+                    "7c27c6ab-02c3-4598-b3db-bddff6e2b006",
+                ));
+            }),
+        ),
+        (
+            "decode a 201 response into `Message`",
+            Box::new(|| {
+                black_box(
+                    internals::decode_message_response(
+                        black_box(CREATED.as_bytes()),
+                        account,
+                        call,
+                    )
+                    .unwrap(),
+                );
+            }),
+        ),
+        (
+            "decode a Twilio error body",
+            Box::new(|| {
+                black_box(internals::decode_error_response(400, black_box(br#"{"code":21220,"message":"Call is not in-progress","more_info":"https://www.twilio.com/docs/errors/21220","status":400}"#)));
+            }),
+        ),
+    ];
+    for (name, mut f) in rows {
+        let (ns, allocs) = per_call(20_000, &mut *f);
+        println!("| {name} | {ns:.0} | {allocs:.1} |");
+    }
+    println!();
+}
+
+fn main() {
+    let filter = std::env::args().skip(1).find(|a| !a.starts_with('-'));
+    let wanted = |name: &str| filter.as_deref().is_none_or(|f| name.contains(f));
+    println!(
+        "machine: {} cores, {}; {}\n",
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(0),
+        std::env::consts::ARCH,
+        if cfg!(debug_assertions) {
+            "debug build (use cargo bench)"
+        } else {
+            "release build"
+        }
+    );
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let addr = server().await;
+        if wanted("broadcast") {
+            broadcast(addr).await;
+        }
+        if wanted("latency") {
+            latency(addr).await;
+        }
+        if wanted("throughput") {
+            throughput(addr).await;
+        }
+    });
+    if wanted("encoding") {
+        encoding();
+    }
+}
