@@ -68,6 +68,9 @@ impl Server {
         }
         .with_state(state);
         tokio::spawn(async move { axum::serve(listener, app).await });
+        // With the default `rustls-ring` feature reqwest needs a process-wide provider.
+        #[cfg(feature = "rustls-ring")]
+        let _ = rustls::crypto::ring::default_provider().install_default();
         // No proxy: every request of this test stays on the loopback interface.
         let http = reqwest::Client::builder().no_proxy().build().unwrap();
         Server { local, seen, http }
