@@ -385,3 +385,13 @@ async fn public_base_url_and_nesting_rebuild_the_signed_url() {
 
     assert_eq!(server.handled(), 2);
 }
+
+#[test]
+fn config_debug_redacts_tokens() {
+    let config =
+        WebhookConfig::new(SignatureValidator::new("top-secret-1").with_token("top-secret-2"))
+            .public_base_url("https://hooks.example.com");
+    let debug = format!("{config:?}");
+    assert!(!debug.contains("top-secret"), "{debug}");
+    assert!(debug.contains("hooks.example.com"), "{debug}");
+}
