@@ -371,7 +371,8 @@ fn encoding() {
 
     println!("## 4. encoding and decoding, per call (single thread)");
     println!("| step | ns | allocations |\n| --- | --- | --- |");
-    let rows: [(&str, Box<dyn FnMut()>); 5] = [
+    type Step<'a> = (&'a str, Box<dyn FnMut() + 'a>);
+    let rows: [Step; 5] = [
         (
             "serialize 10,000-char content (`MessageContent::to_json`)",
             Box::new(|| {

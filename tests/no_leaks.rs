@@ -1,5 +1,6 @@
 //! Credentials and message content never appear in any `Debug`, `Display`, error or
 //! `tracing` event of a run that exercises success, API errors, retries and bad input.
+#![cfg(feature = "mock")]
 
 use std::io::Write;
 use std::sync::{Arc, Mutex};

@@ -1,5 +1,6 @@
 //! `subscribe` / `unsubscribe` against a local server, and the `mock` helpers for all three
 //! operations.
+#![cfg(feature = "mock")]
 
 use httpmock::MockServer;
 use twilio_call_messages::mock::{DATE_CREATED, REQUEST_ID, TwilioMock};

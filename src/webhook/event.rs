@@ -1,0 +1,277 @@
+//! The callback Twilio posts to a subscription's `Callback` URL for each message a call's client
+//! SDK sends. Its wire encoding is not documented (JSON object or form, sequence number as a
+//! string or a number), so both are accepted, and unknown fields are ignored.
+
+use std::fmt;
+
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+use time::OffsetDateTime;
+
+use super::signature::is_media_type;
+use crate::sid::{AccountSid, CallSid, MessageSid};
+
+const CONTENT_TYPE: &str = "ContentType";
+const CONTENT: &str = "Content";
+const SEQUENCE_NUMBER: &str = "SequenceNumber";
+const CALL_SID: &str = "CallSid";
+const TIMESTAMP: &str = "Timestamp";
+const ACCOUNT_SID: &str = "AccountSid";
+const SID: &str = "Sid";
+
+/// One message sent by a call's client SDK, as Twilio delivers it to your callback.
+///
+/// `Debug` shows the content's length, not the content: it is your users' data.
+#[derive(Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct CallMessageEvent {
+    /// `ContentType`: the media type of [`content`](Self::content) (`application/json` today).
+    pub content_type: String,
+    /// `Content`: the message as sent by the client SDK, as raw JSON text.
+    pub content: String,
+    /// `SequenceNumber`: the order of the call's messages, from 0.
+    pub sequence_number: u64,
+    /// `CallSid`: the call the message was sent in.
+    pub call_sid: CallSid,
+    /// `AccountSid`: the account that owns the call.
+    pub account_sid: AccountSid,
+    /// `Sid`: the message's own SID (`KX…`).
+    pub message_sid: MessageSid,
+    /// `Timestamp`: when the message was sent (RFC 2822 on the wire).
+    pub timestamp: OffsetDateTime,
+}
+
+impl fmt::Debug for CallMessageEvent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CallMessageEvent")
+            .field("content_type", &self.content_type)
+            .field("content", &format_args!("<{} bytes>", self.content.len()))
+            .field("sequence_number", &self.sequence_number)
+            .field("call_sid", &self.call_sid)
+            .field("account_sid", &self.account_sid)
+            .field("message_sid", &self.message_sid)
+            .field("timestamp", &self.timestamp)
+            .finish()
+    }
+}
+
+/// Why a callback body is not a call message event. Values are never repeated in the message:
+/// they are user data.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum EventError {
+    /// The body is not a JSON object (or not JSON at all).
+    #[error("the body is not a JSON object: {reason}")]
+    NotJson {
+        /// What the JSON parser said.
+        reason: String,
+    },
+    /// A documented field is absent.
+    #[error("field `{field}` is missing")]
+    Missing {
+        /// The field's name on the wire, e.g. `CallSid`.
+        field: &'static str,
+    },
+    /// A documented field appears more than once.
+    #[error("field `{field}` appears more than once")]
+    Duplicate {
+        /// The field's name on the wire.
+        field: &'static str,
+    },
+    /// A documented field has a value of the wrong shape.
+    #[error("field `{field}` is malformed: {reason}")]
+    Invalid {
+        /// The field's name on the wire.
+        field: &'static str,
+        /// What is wrong with it.
+        reason: String,
+    },
+}
+
+impl EventError {
+    /// The wire name of the field at fault, if the error is about one field.
+    pub fn field(&self) -> Option<&'static str> {
+        match self {
+            EventError::NotJson { .. } => None,
+            EventError::Missing { field }
+            | EventError::Duplicate { field }
+            | EventError::Invalid { field, .. } => Some(field),
+        }
+    }
+
+    fn invalid(field: &'static str, reason: impl fmt::Display) -> Self {
+        EventError::Invalid {
+            field,
+            reason: reason.to_string(),
+        }
+    }
+}
+
+/// A field's value as it arrived: form fields and JSON strings are text, anything else is JSON.
+enum Raw {
+    Text(String),
+    Json(Value),
+}
+
+impl CallMessageEvent {
+    /// Parses a JSON object body.
+    pub fn from_json(body: &[u8]) -> Result<Self, EventError> {
+        let object = match serde_json::from_slice::<Value>(body) {
+            Ok(Value::Object(object)) => object,
+            Ok(_) => {
+                return Err(EventError::NotJson {
+                    reason: "expected an object".into(),
+                });
+            }
+            Err(e) => {
+                return Err(EventError::NotJson {
+                    reason: e.to_string(),
+                });
+            }
+        };
+        // serde_json keeps the last of duplicate keys; the wire is not expected to have any.
+        let fields = object
+            .into_iter()
+            .map(|(name, value)| match value {
+                Value::String(text) => (name, Raw::Text(text)),
+                other => (name, Raw::Json(other)),
+            })
+            .collect();
+        Self::from_fields(fields)
+    }
+
+    /// Parses an `application/x-www-form-urlencoded` body (or a `GET` request's query string).
+    pub fn from_form(body: &[u8]) -> Result<Self, EventError> {
+        // Decoding pairs cannot fail (invalid UTF-8 is replaced), but do not unwrap on it.
+        let pairs = serde_urlencoded::from_bytes::<Vec<(String, String)>>(body)
+            .map_err(|e| EventError::invalid("body", e))?;
+        Self::from_fields(pairs.into_iter().map(|(n, v)| (n, Raw::Text(v))).collect())
+    }
+
+    /// Parses a body by its `Content-Type`: JSON (`application/json`, `…+json`) or form; with
+    /// no or another content type, a body starting with `{` is JSON, anything else a form.
+    pub fn parse(content_type: Option<&str>, body: &[u8]) -> Result<Self, EventError> {
+        let media_type = content_type.map(|ct| ct.split(';').next().unwrap_or("").trim());
+        let json = match media_type {
+            Some(mt) if is_media_type(mt, "application/json") => true,
+            Some(mt) if mt.to_ascii_lowercase().ends_with("+json") => true,
+            Some(mt) if is_media_type(mt, "application/x-www-form-urlencoded") => false,
+            _ => body.trim_ascii_start().starts_with(b"{"),
+        };
+        if json {
+            Self::from_json(body)
+        } else {
+            Self::from_form(body)
+        }
+    }
+
+    /// Deserializes [`content`](Self::content) into your message type.
+    pub fn content_as<T: DeserializeOwned>(&self) -> Result<T, serde_json::Error> {
+        serde_json::from_str(&self.content)
+    }
+
+    fn from_fields(mut fields: Vec<(String, Raw)>) -> Result<Self, EventError> {
+        let mut take = |field: &'static str| -> Result<Raw, EventError> {
+            let mut found = None;
+            for (name, value) in fields.iter_mut() {
+                if name == field {
+                    if found.is_some() {
+                        return Err(EventError::Duplicate { field });
+                    }
+                    found = Some(std::mem::replace(value, Raw::Json(Value::Null)));
+                }
+            }
+            found.ok_or(EventError::Missing { field })
+        };
+        Ok(CallMessageEvent {
+            content_type: text(CONTENT_TYPE, take(CONTENT_TYPE)?)?,
+            content: match take(CONTENT)? {
+                Raw::Text(text) => text,
+                // An undocumented but plausible encoding: the message embedded as JSON.
+                Raw::Json(Value::Null) => {
+                    return Err(EventError::invalid(CONTENT, "expected JSON text, got null"));
+                }
+                Raw::Json(value) => value.to_string(),
+            },
+            sequence_number: sequence_number(take(SEQUENCE_NUMBER)?)?,
+            call_sid: text(CALL_SID, take(CALL_SID)?)?
+                .parse()
+                .map_err(|e| EventError::invalid(CALL_SID, e))?,
+            account_sid: text(ACCOUNT_SID, take(ACCOUNT_SID)?)?
+                .parse()
+                .map_err(|e| EventError::invalid(ACCOUNT_SID, e))?,
+            message_sid: text(SID, take(SID)?)?
+                .parse()
+                .map_err(|e| EventError::invalid(SID, e))?,
+            timestamp: crate::date::parse(&text(TIMESTAMP, take(TIMESTAMP)?)?).map_err(|e| {
+                EventError::invalid(TIMESTAMP, format_args!("expected an RFC 2822 date: {e}"))
+            })?,
+        })
+    }
+}
+
+fn text(field: &'static str, raw: Raw) -> Result<String, EventError> {
+    match raw {
+        Raw::Text(text) => Ok(text),
+        Raw::Json(value) => Err(EventError::invalid(
+            field,
+            format_args!("expected a string, got {}", kind(&value)),
+        )),
+    }
+}
+
+fn sequence_number(raw: Raw) -> Result<u64, EventError> {
+    let parsed = match &raw {
+        Raw::Text(text) => text.trim().parse::<u64>().ok(),
+        Raw::Json(Value::Number(n)) => n.as_u64(),
+        Raw::Json(_) => None,
+    };
+    parsed.ok_or_else(|| EventError::invalid(SEQUENCE_NUMBER, "expected a non-negative integer"))
+}
+
+fn kind(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const JSON: &str = r#"{"ContentType":"application/json","Content":"{\"k\":1}","SequenceNumber":"0","CallSid":"CAaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa","Timestamp":"Wed, 18 Dec 2019 20:02:01 +0000","AccountSid":"ACaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa","Sid":"KXaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"}"#;
+
+    #[test]
+    fn debug_hides_content() {
+        let event = CallMessageEvent::from_json(JSON.as_bytes()).unwrap();
+        let debug = format!("{event:?}");
+        assert!(debug.contains("<7 bytes>"), "{debug}");
+        assert!(!debug.contains("\"k\""), "{debug}");
+    }
+
+    #[test]
+    fn duplicate_form_fields_are_rejected() {
+        let body =
+            "ContentType=application%2Fjson&Content=%7B%7D&SequenceNumber=1&SequenceNumber=2";
+        let err = CallMessageEvent::from_form(body.as_bytes()).unwrap_err();
+        assert_eq!(
+            err,
+            EventError::Duplicate {
+                field: SEQUENCE_NUMBER
+            }
+        );
+        assert_eq!(err.field(), Some(SEQUENCE_NUMBER));
+    }
+
+    #[test]
+    fn embedded_json_content_is_kept_as_text() {
+        let body = JSON.replace(r#""{\"k\":1}""#, r#"{"k":1}"#);
+        let event = CallMessageEvent::from_json(body.as_bytes()).unwrap();
+        assert_eq!(event.content, r#"{"k":1}"#);
+    }
+}
