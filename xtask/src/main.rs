@@ -1,6 +1,9 @@
-//! Project tasks: `cargo xtask codegen [--check]`.
+//! Project tasks: `cargo xtask codegen [--check]`, `cargo xtask spec diff <upstream.json>`,
+//! `cargo xtask spec lint`. The `spec` commands live in the library (src/lib.rs).
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+
+use xtask::{spec_diff, spec_lint};
 
 include!("../../openapi/generate.rs");
 
@@ -10,11 +13,36 @@ fn main() -> ExitCode {
     match args.as_slice() {
         ["codegen"] => codegen(false),
         ["codegen", "--check"] => codegen(true),
+        ["spec", "diff", upstream] => {
+            report(spec_diff::run(&root().join(SPEC_PATH), Path::new(upstream)))
+        }
+        ["spec", "diff", upstream, fragment] => {
+            report(spec_diff::run(Path::new(fragment), Path::new(upstream)))
+        }
+        ["spec", "lint"] => report(spec_lint::run(&root().join(SPEC_PATH))),
+        ["spec", "lint", fragment] => report(spec_lint::run(Path::new(fragment))),
         _ => {
             eprintln!("usage: cargo xtask codegen [--check]");
+            eprintln!(
+                "       cargo xtask spec diff <upstream twilio_api_v2010.json> [<fragment.yaml>]"
+            );
+            eprintln!("       cargo xtask spec lint [<fragment.yaml>]");
             ExitCode::from(2)
         }
     }
+}
+
+/// Prints what a `spec` command found (to stderr when the input could not be read) and exits
+/// with its code.
+fn report((lines, code): (Vec<String>, u8)) -> ExitCode {
+    for line in &lines {
+        if code == 2 {
+            eprintln!("{line}");
+        } else {
+            println!("{line}");
+        }
+    }
+    ExitCode::from(code)
 }
 
 fn root() -> PathBuf {
