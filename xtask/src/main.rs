@@ -1,9 +1,9 @@
 //! Project tasks: `cargo xtask codegen [--check]`, `cargo xtask spec diff <upstream.json>`,
-//! `cargo xtask spec lint`. The `spec` commands live in the library (src/lib.rs).
+//! `cargo xtask spec lint`, `cargo xtask build-cost [features]`. The `spec` commands live in the library (src/lib.rs).
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use xtask::{spec_diff, spec_lint};
+use xtask::{build_cost, spec_diff, spec_lint};
 
 include!("../../openapi/generate.rs");
 
@@ -19,6 +19,8 @@ fn main() -> ExitCode {
         ["spec", "diff", upstream, fragment] => {
             report(spec_diff::run(Path::new(fragment), Path::new(upstream)))
         }
+        ["build-cost"] => print_cost(build_cost::run(&root(), None)),
+        ["build-cost", features] => print_cost(build_cost::run(&root(), Some(features))),
         ["spec", "lint"] => report(spec_lint::run(&root().join(SPEC_PATH))),
         ["spec", "lint", fragment] => report(spec_lint::run(Path::new(fragment))),
         _ => {
@@ -27,6 +29,7 @@ fn main() -> ExitCode {
                 "       cargo xtask spec diff <upstream twilio_api_v2010.json> [<fragment.yaml>]"
             );
             eprintln!("       cargo xtask spec lint [<fragment.yaml>]");
+            eprintln!("       cargo xtask build-cost [<comma-separated SDK features>]");
             ExitCode::from(2)
         }
     }
@@ -43,6 +46,19 @@ fn report((lines, code): (Vec<String>, u8)) -> ExitCode {
         }
     }
     ExitCode::from(code)
+}
+
+fn print_cost(result: Result<Vec<String>, String>) -> ExitCode {
+    match result {
+        Ok(lines) => {
+            lines.iter().for_each(|l| println!("{l}"));
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            ExitCode::from(2)
+        }
+    }
 }
 
 fn root() -> PathBuf {
