@@ -108,7 +108,7 @@ fn sdk_client(addr: SocketAddr) -> Client {
 #[derive(Clone)]
 struct Raw {
     http: reqwest::Client,
-    url: String,
+    base: String,
     authorization: String,
 }
 
@@ -127,12 +127,12 @@ impl Raw {
             base64::engine::general_purpose::STANDARD.encode(format!("{ACCOUNT}:{TOKEN}"));
         Raw {
             http: reqwest::Client::builder()
+                // The SDK's defaults: no redirects, a 30 s request timeout (a timer per request).
                 .redirect(reqwest::redirect::Policy::none())
+                .timeout(std::time::Duration::from_secs(30))
                 .build()
                 .unwrap(),
-            url: format!(
-                "http://{addr}/2010-04-01/Accounts/{ACCOUNT}/Calls/{CALL}/UserDefinedMessages.json"
-            ),
+            base: format!("http://{addr}"),
             authorization: format!("Basic {credentials}"),
         }
     }
@@ -143,9 +143,14 @@ impl Raw {
         let body =
             serde_urlencoded::to_string([("Content", content.as_str()), ("IdempotencyKey", &key)])
                 .unwrap();
+        // The URL is built per message, as the call differs from one message to the next.
+        let url = format!(
+            "{}/2010-04-01/Accounts/{ACCOUNT}/Calls/{CALL}/UserDefinedMessages.json",
+            self.base
+        );
         let response = self
             .http
-            .post(&self.url)
+            .post(url)
             .header("authorization", &self.authorization)
             .header("content-type", "application/x-www-form-urlencoded")
             .header("accept", "application/json")
@@ -192,6 +197,19 @@ async fn latency(addr: SocketAddr) {
         sdk_send(&client, call, &payload).await;
         black_box(raw.send(&payload).await);
     }
+    // Allocations per request, all threads (client, runtime and the server alike for both).
+    let count = |before: u64| (ALLOCATIONS.load(Ordering::Relaxed) - before) as f64 / 1000.0;
+    let a = ALLOCATIONS.load(Ordering::Relaxed);
+    for _ in 0..1000 {
+        sdk_send(&client, call, &payload).await;
+    }
+    let sdk_allocs = count(a);
+    let a = ALLOCATIONS.load(Ordering::Relaxed);
+    for _ in 0..1000 {
+        black_box(raw.send(&payload).await);
+    }
+    let raw_allocs = count(a);
+
     let (mut sdk, mut base) = (Vec::new(), Vec::new());
     for _round in 0..8 {
         for _ in 0..500 {
@@ -208,9 +226,15 @@ async fn latency(addr: SocketAddr) {
         "## 1. latency, one request in flight ({} requests each, interleaved)",
         sdk.len()
     );
-    println!("| | median µs | p99 µs |\n| --- | --- | --- |");
-    println!("| SDK | {s50:.1} | {:.1} |", percentile(sdk, 0.99));
-    println!("| raw reqwest | {b50:.1} | {:.1} |", percentile(base, 0.99));
+    println!("| | median µs | p99 µs | allocations per request |\n| --- | --- | --- | --- |");
+    println!(
+        "| SDK | {s50:.1} | {:.1} | {sdk_allocs:.0} |",
+        percentile(sdk, 0.99)
+    );
+    println!(
+        "| raw reqwest | {b50:.1} | {:.1} | {raw_allocs:.0} |",
+        percentile(base, 0.99)
+    );
     println!(
         "ratio SDK / raw (median): **{:.3}** (goal ≤ 1.03)\n",
         s50 / b50
@@ -290,28 +314,36 @@ async fn broadcast(addr: SocketAddr) {
     let calls: Vec<CallSid> = (0..10_000u32)
         .map(|i| format!("CA{i:032x}").parse().unwrap())
         .collect();
+    let call: CallSid = CALL.parse().unwrap();
     let before = peak_rss_kib();
-    let t = Instant::now();
-    let results = client
-        .broadcast(
-            calls,
-            &Payload {
-                kind: "slide",
-                n: 7,
-            },
-        )
+    // Warm the pool (64 connections) so neither side pays for connecting.
+    client
+        .broadcast(calls[..640].to_vec(), &Payload { kind: "warm", n: 0 })
         .concurrency(64)
         .await
         .unwrap();
-    let wall = t.elapsed();
-    let peak = peak_rss_kib();
-    assert!(results.iter().all(|(_, r)| r.is_ok()));
-    let rate = results.len() as f64 / wall.as_secs_f64();
 
-    // The same SDK, plain sends at 64 in flight, for comparison in the same run.
-    let call: CallSid = CALL.parse().unwrap();
-    let mut plain = Vec::new();
-    for _ in 0..3 {
+    let (mut fan_out, mut plain, mut wall) = (Vec::new(), Vec::new(), Vec::new());
+    for _round in 0..9 {
+        let t = Instant::now();
+        let results = client
+            .broadcast(
+                calls.clone(),
+                &Payload {
+                    kind: "slide",
+                    n: 7,
+                },
+            )
+            .concurrency(64)
+            .await
+            .unwrap();
+        let elapsed = t.elapsed();
+        assert!(results.iter().all(|(_, r)| r.is_ok()));
+        wall.push(elapsed.as_secs_f64());
+        fan_out.push(results.len() as f64 / elapsed.as_secs_f64());
+        drop(results);
+
+        // The same SDK, plain sends of the same message at 64 in flight.
         let t = Instant::now();
         futures_util::stream::iter(0..10_000u64)
             .map(|n| {
@@ -323,13 +355,18 @@ async fn broadcast(addr: SocketAddr) {
             .await;
         plain.push(10_000.0 / t.elapsed().as_secs_f64());
     }
-    let plain = median(plain);
-    println!("## 3. broadcast: 10,000 calls, 64 in flight");
-    println!("| wall time | msg/s | plain sends at 64, msg/s | ratio | peak RSS | RSS before |");
+    let peak = peak_rss_kib();
+    let (rate, plain) = (median(fan_out), median(plain));
+    println!(
+        "## 3. broadcast: 10,000 calls, 64 in flight (median of 9 interleaved rounds, warm pool)"
+    );
+    println!(
+        "| wall time | msg/s | plain sends at 64, msg/s | ratio | peak RSS (process) | RSS before |"
+    );
     println!("| --- | --- | --- | --- | --- | --- |");
     println!(
         "| {:.2} s | {rate:.0} | {plain:.0} | **{:.3}** | **{:.1} MiB** | {:.1} MiB |",
-        wall.as_secs_f64(),
+        median(wall),
         rate / plain,
         peak as f64 / 1024.0,
         before as f64 / 1024.0
@@ -495,6 +532,26 @@ fn main() {
         .unwrap();
     runtime.block_on(async {
         let addr = server().await;
+        // For profilers (`valgrind --tool=callgrind`): one side only, sequential sends.
+        if let Some(side) = filter.as_deref().and_then(|f| f.strip_prefix("profile-")) {
+            let (client, raw) = (sdk_client(addr), Raw::new(addr));
+            let call: CallSid = CALL.parse().unwrap();
+            let payload = Payload {
+                kind: "prompt",
+                n: 1,
+            };
+            let n: usize = std::env::var("PROFILE_N")
+                .ok()
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(2000);
+            for _ in 0..n {
+                match side {
+                    "sdk" => sdk_send(&client, call, &payload).await,
+                    _ => drop(black_box(raw.send(&payload).await)),
+                }
+            }
+            return;
+        }
         if wanted("broadcast") {
             broadcast(addr).await;
         }

@@ -15,7 +15,6 @@ use crate::generated::types;
 use crate::retry::{self, RetryPolicy};
 use crate::sid::{AccountSid, CallSid, IntoSid, MessageSid, SidError};
 use crate::transport;
-use tracing::Instrument as _;
 
 /// The most characters of JSON text Twilio accepts in one message (error 32703 beyond it).
 pub const MAX_CONTENT_CHARS: usize = 10_000;
@@ -159,17 +158,19 @@ impl<'a> SendMessage<'a> {
 
         let policy = self.retry_policy.as_ref().unwrap_or(&shared.retry);
         let body = Arc::new(body);
-        let (message, request) = retry::run(policy, shared.timeout, |_, timeout| {
-            let (shared, body) = (shared.clone(), body.clone());
-            async move {
-                let api = transport::operation_client(&shared, timeout);
-                let result = api
-                    .create_user_defined_message(&shared.account_sid, &call, &body)
-                    .await;
-                transport::finish(&api, OPERATION, body.idempotency_key.clone(), result).await
-            }
-        })
-        .instrument(transport::span(OPERATION, &call))
+        let (message, request) = transport::in_span(
+            transport::span(OPERATION, &call),
+            retry::run(policy, shared.timeout, |_, timeout| {
+                let (shared, body) = (shared.clone(), body.clone());
+                async move {
+                    let api = transport::operation_client(&shared, timeout);
+                    let result = api
+                        .create_user_defined_message(&shared.account_sid, &call, &body)
+                        .await;
+                    transport::finish(&api, OPERATION, body.idempotency_key.clone(), result).await
+                }
+            }),
+        )
         .await?;
         message_from(message, shared.account_sid, call, request)
     }

@@ -90,6 +90,14 @@ impl fmt::Display for SidError {
 impl std::error::Error for SidError {}
 
 fn parse(kind: SidKind, s: &str) -> Result<[u8; SID_LEN], SidError> {
+    // The common case, checked on bytes: 34 ASCII bytes, the prefix, 32 hex digits.
+    if let Ok(bytes) = <[u8; SID_LEN]>::try_from(s.as_bytes())
+        && bytes[..2] == *kind.prefix().as_bytes()
+        && bytes[2..].iter().all(u8::is_ascii_hexdigit)
+    {
+        return Ok(bytes);
+    }
+    // Otherwise find the first problem, counting characters rather than bytes.
     let err = |problem| SidError { kind, problem };
     let chars = s.chars().count();
     if chars != SID_LEN {

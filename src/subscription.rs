@@ -17,7 +17,6 @@ use crate::message::idempotency_key;
 use crate::retry::{self, RetryPolicy};
 use crate::sid::{AccountSid, CallSid, IntoSid, SidError, SubscriptionSid};
 use crate::transport;
-use tracing::Instrument as _;
 
 const CREATE: &str = "CreateUserDefinedMessageSubscription";
 const DELETE: &str = "DeleteUserDefinedMessageSubscription";
@@ -124,17 +123,19 @@ impl<'a> Subscribe<'a> {
         };
         let policy = self.retry_policy.as_ref().unwrap_or(&shared.retry);
         let body = Arc::new(body);
-        let (created, request) = retry::run(policy, shared.timeout, |_, timeout| {
-            let (shared, body) = (shared.clone(), body.clone());
-            async move {
-                let api = transport::operation_client(&shared, timeout);
-                let result = api
-                    .create_user_defined_message_subscription(&shared.account_sid, &call, &body)
-                    .await;
-                transport::finish(&api, CREATE, body.idempotency_key.clone(), result).await
-            }
-        })
-        .instrument(transport::span(CREATE, &call))
+        let (created, request) = transport::in_span(
+            transport::span(CREATE, &call),
+            retry::run(policy, shared.timeout, |_, timeout| {
+                let (shared, body) = (shared.clone(), body.clone());
+                async move {
+                    let api = transport::operation_client(&shared, timeout);
+                    let result = api
+                        .create_user_defined_message_subscription(&shared.account_sid, &call, &body)
+                        .await;
+                    transport::finish(&api, CREATE, body.idempotency_key.clone(), result).await
+                }
+            }),
+        )
         .await?;
 
         let reader = Created {
@@ -192,30 +193,34 @@ impl Client {
         let shared = self.shared();
         // After an attempt that may have deleted it, "not found" means it is gone: success.
         let maybe_deleted = Arc::new(AtomicBool::new(false));
-        retry::run(&shared.retry, shared.timeout, |_, timeout| {
-            let (shared, maybe_deleted) = (shared.clone(), maybe_deleted.clone());
-            async move {
-                let api = transport::operation_client(&shared, timeout);
-                let result = api
-                    .delete_user_defined_message_subscription(
-                        &shared.account_sid,
-                        &call,
-                        &subscription,
-                    )
-                    .await;
-                match transport::finish(&api, DELETE, None, result).await {
-                    Ok(_) => Ok(()),
-                    Err(e) if e.is_not_found() && maybe_deleted.load(Ordering::Relaxed) => Ok(()),
-                    Err(e) => {
-                        if e.may_have_been_processed() {
-                            maybe_deleted.store(true, Ordering::Relaxed);
+        transport::in_span(
+            transport::span(DELETE, &call),
+            retry::run(&shared.retry, shared.timeout, |_, timeout| {
+                let (shared, maybe_deleted) = (shared.clone(), maybe_deleted.clone());
+                async move {
+                    let api = transport::operation_client(&shared, timeout);
+                    let result = api
+                        .delete_user_defined_message_subscription(
+                            &shared.account_sid,
+                            &call,
+                            &subscription,
+                        )
+                        .await;
+                    match transport::finish(&api, DELETE, None, result).await {
+                        Ok(_) => Ok(()),
+                        Err(e) if e.is_not_found() && maybe_deleted.load(Ordering::Relaxed) => {
+                            Ok(())
                         }
-                        Err(e)
+                        Err(e) => {
+                            if e.may_have_been_processed() {
+                                maybe_deleted.store(true, Ordering::Relaxed);
+                            }
+                            Err(e)
+                        }
                     }
                 }
-            }
-        })
-        .instrument(transport::span(DELETE, &call))
+            }),
+        )
         .await
     }
 }

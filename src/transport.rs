@@ -6,17 +6,24 @@
 //! does not decode.
 
 use std::fmt;
+use std::future::Future;
+
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
+use tracing::Instrument as _;
 
 use progenitor_client::{ClientHooks, ClientInfo, OperationInfo};
 use reqwest::StatusCode;
-use reqwest::header::{AUTHORIZATION, HeaderValue, USER_AGENT};
+use reqwest::header::{AUTHORIZATION, HeaderName, HeaderValue, RETRY_AFTER, USER_AGENT};
 
 use crate::error::{ApiError, Error, InputError, RequestInfo};
 use crate::generated;
 use crate::retry::RetryPolicy;
 use crate::sid::{AccountSid, CallSid};
+
+// Header names as constants: parsing them from text on every request shows in profiles.
+const API_VERSION: HeaderName = HeaderName::from_static("api-version");
+const TWILIO_REQUEST_ID: HeaderName = HeaderName::from_static("twilio-request-id");
 
 /// Longest body excerpt kept in an error.
 const EXCERPT_CHARS: usize = 200;
@@ -114,7 +121,7 @@ impl ClientHooks<CallContext> for generated::Client {
         let ctx = self.inner();
         let headers = request.headers_mut();
         // progenitor adds `api-version: <info.version>`; Twilio has no such header.
-        headers.remove("api-version");
+        headers.remove(API_VERSION);
         // Set on every request rather than as client defaults, so that a caller's own
         // `reqwest::Client` gets exactly the same treatment.
         headers.insert(AUTHORIZATION, ctx.shared.authorization.clone());
@@ -127,15 +134,24 @@ impl ClientHooks<CallContext> for generated::Client {
             status: response.status(),
             request_id: response
                 .headers()
-                .get("twilio-request-id")
+                .get(TWILIO_REQUEST_ID)
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_owned),
             retry_after: response
                 .headers()
-                .get("retry-after")
+                .get(RETRY_AFTER)
                 .and_then(parse_retry_after),
             truncated: false,
         };
+        // A declared length within the cap is enforced by hyper: the generated code may read
+        // the body itself, with no copy here. Otherwise read at most the cap.
+        if response
+            .content_length()
+            .is_some_and(|n| n <= MAX_RESPONSE_BYTES as u64)
+        {
+            ctx.set_meta(meta);
+            return Ok(response);
+        }
         ctx.set_meta(meta.clone());
         let (response, truncated) = read_capped(response).await?;
         if truncated {
@@ -143,6 +159,16 @@ impl ClientHooks<CallContext> for generated::Client {
             ctx.set_meta(meta);
         }
         Ok(response)
+    }
+}
+
+/// Runs `operation` inside `span`, or plainly when no subscriber wants the span (entering a
+/// disabled span on every poll still shows in profiles).
+pub(crate) async fn in_span<T>(span: tracing::Span, operation: impl Future<Output = T>) -> T {
+    if span.is_disabled() {
+        operation.await
+    } else {
+        operation.instrument(span).await
     }
 }
 
