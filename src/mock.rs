@@ -309,6 +309,32 @@ impl<O> Respond<O> {
         });
         Respond { then, ..self }
     }
+
+    /// `201 Created` with Twilio's body for a create operation, echoing the account and call
+    /// of the request; subscriptions also carry their `uri`.
+    fn created_with(
+        self,
+        with_uri: bool,
+        sid: impl Fn(&HttpMockRequest) -> String + Send + Sync + 'static,
+    ) -> Self {
+        self.respond(move |req| {
+            let (account, call) = path_sids(req);
+            let sid = sid(req);
+            let mut body = serde_json::json!({
+                "account_sid": account,
+                "call_sid": call,
+                "sid": sid,
+                "date_created": DATE_CREATED,
+            });
+            if with_uri {
+                body["uri"] = format!(
+                    "/2010-04-01/Accounts/{account}/Calls/{call}/UserDefinedMessageSubscriptions/{sid}.json"
+                )
+                .into();
+            }
+            json_response(201, &body)
+        })
+    }
 }
 
 impl Respond<SendMessageOp> {
@@ -316,31 +342,15 @@ impl Respond<SendMessageOp> {
     /// message SID is derived from the request's `IdempotencyKey`, so a retried request gets
     /// the same SID, as it does from Twilio.
     pub fn created(self) -> Self {
-        self.created_with(|req| sid_for("KX", form_field(req, "IdempotencyKey").as_deref()))
+        self.created_with(false, |req| {
+            sid_for("KX", form_field(req, "IdempotencyKey").as_deref())
+        })
     }
 
     /// `201 Created` with this message SID.
     pub fn created_with_sid(self, sid: &MessageSid) -> Self {
         let sid = sid.to_string();
-        self.created_with(move |_| sid.clone())
-    }
-
-    fn created_with(
-        self,
-        sid: impl Fn(&HttpMockRequest) -> String + Send + Sync + 'static,
-    ) -> Self {
-        self.respond(move |req| {
-            let (account, call) = path_sids(req);
-            json_response(
-                201,
-                &serde_json::json!({
-                    "account_sid": account,
-                    "call_sid": call,
-                    "sid": sid(req),
-                    "date_created": DATE_CREATED,
-                }),
-            )
-        })
+        self.created_with(false, move |_| sid.clone())
     }
 }
 
@@ -348,33 +358,15 @@ impl Respond<SubscribeOp> {
     /// `201 Created` with Twilio's body, echoing the account and call of the request. The
     /// subscription SID is derived from the request's `IdempotencyKey`.
     pub fn created(self) -> Self {
-        self.created_with(|req| sid_for("ZY", form_field(req, "IdempotencyKey").as_deref()))
+        self.created_with(true, |req| {
+            sid_for("ZY", form_field(req, "IdempotencyKey").as_deref())
+        })
     }
 
     /// `201 Created` with this subscription SID.
     pub fn created_with_sid(self, sid: &SubscriptionSid) -> Self {
         let sid = sid.to_string();
-        self.created_with(move |_| sid.clone())
-    }
-
-    fn created_with(
-        self,
-        sid: impl Fn(&HttpMockRequest) -> String + Send + Sync + 'static,
-    ) -> Self {
-        self.respond(move |req| {
-            let (account, call) = path_sids(req);
-            let sid = sid(req);
-            let uri = format!(
-                "/2010-04-01/Accounts/{account}/Calls/{call}/UserDefinedMessageSubscriptions/{sid}.json"
-            );
-            json_response(201, &serde_json::json!({
-                "account_sid": account,
-                "call_sid": call,
-                "sid": sid,
-                "date_created": DATE_CREATED,
-                "uri": uri,
-            }))
-        })
+        self.created_with(true, move |_| sid.clone())
     }
 }
 
