@@ -4,7 +4,7 @@
 //! - [`SignatureValidator`] checks a signature for a form body, a JSON body (the `bodySHA256`
 //!   scheme) or either ([`SignatureValidator::validate_request`]), framework-independent.
 //! - [`CallMessageEvent`] is the parsed callback; [`EventError`] names the field at fault.
-//! - With the `axum` feature, [`axum::VerifiedCallMessage`](self::axum::VerifiedCallMessage)
+//! - With the `axum` feature, `axum::VerifiedCallMessage`
 //!   does both in an extractor, and rejects a request before the handler runs.
 //!
 //! Verify first, parse second: an unsigned body is not worth parsing.
