@@ -314,7 +314,6 @@ async fn broadcast(addr: SocketAddr) {
     let calls: Vec<CallSid> = (0..10_000u32)
         .map(|i| format!("CA{i:032x}").parse().unwrap())
         .collect();
-    let call: CallSid = CALL.parse().unwrap();
     let before = peak_rss_kib();
     // Warm the pool (64 connections) so neither side pays for connecting.
     client
@@ -324,41 +323,44 @@ async fn broadcast(addr: SocketAddr) {
         .unwrap();
 
     let (mut fan_out, mut plain, mut wall) = (Vec::new(), Vec::new(), Vec::new());
-    for _round in 0..9 {
-        let t = Instant::now();
-        let results = client
-            .broadcast(
-                calls.clone(),
-                &Payload {
-                    kind: "slide",
-                    n: 7,
-                },
-            )
-            .concurrency(64)
-            .await
-            .unwrap();
-        let elapsed = t.elapsed();
-        assert!(results.iter().all(|(_, r)| r.is_ok()));
-        wall.push(elapsed.as_secs_f64());
-        fan_out.push(results.len() as f64 / elapsed.as_secs_f64());
-        drop(results);
-
-        // The same SDK, plain sends of the same message at 64 in flight.
-        let t = Instant::now();
-        futures_util::stream::iter(0..10_000u64)
-            .map(|n| {
-                let client = &client;
-                async move { sdk_send(client, call, &Payload { kind: "slide", n }).await }
-            })
-            .buffer_unordered(64)
-            .for_each(|_| async {})
-            .await;
-        plain.push(10_000.0 / t.elapsed().as_secs_f64());
+    for round in 0..10 {
+        // Alternate which side goes first, so neither gains from the order.
+        for side in [round % 2, 1 - round % 2] {
+            let t = Instant::now();
+            if side == 0 {
+                let results = client
+                    .broadcast(
+                        calls.clone(),
+                        &Payload {
+                            kind: "slide",
+                            n: 7,
+                        },
+                    )
+                    .concurrency(64)
+                    .await
+                    .unwrap();
+                let elapsed = t.elapsed();
+                assert!(results.iter().all(|(_, r)| r.is_ok()));
+                wall.push(elapsed.as_secs_f64());
+                fan_out.push(results.len() as f64 / elapsed.as_secs_f64());
+            } else {
+                // The same SDK, plain sends to the same 10,000 calls at 64 in flight.
+                futures_util::stream::iter(0..10_000u64)
+                    .map(|n| {
+                        let (client, call) = (&client, calls[n as usize]);
+                        async move { sdk_send(client, call, &Payload { kind: "slide", n }).await }
+                    })
+                    .buffer_unordered(64)
+                    .for_each(|_| async {})
+                    .await;
+                plain.push(10_000.0 / t.elapsed().as_secs_f64());
+            }
+        }
     }
     let peak = peak_rss_kib();
     let (rate, plain) = (median(fan_out), median(plain));
     println!(
-        "## 3. broadcast: 10,000 calls, 64 in flight (median of 9 interleaved rounds, warm pool)"
+        "## 3. broadcast: 10,000 calls, 64 in flight (median of 10 interleaved rounds, alternating order, warm pool)"
     );
     println!(
         "| wall time | msg/s | plain sends at 64, msg/s | ratio | peak RSS (process) | RSS before |"
@@ -544,6 +546,32 @@ fn main() {
                 .ok()
                 .and_then(|n| n.parse().ok())
                 .unwrap_or(2000);
+            let calls: Vec<CallSid> = (0..n as u32)
+                .map(|i| format!("CA{i:032x}").parse().unwrap())
+                .collect();
+            match side {
+                "broadcast" => {
+                    let results = client
+                        .broadcast(calls, &payload)
+                        .concurrency(64)
+                        .await
+                        .unwrap();
+                    black_box(results);
+                    return;
+                }
+                "plain64" => {
+                    futures_util::stream::iter(calls)
+                        .map(|call| {
+                            let (client, payload) = (&client, &payload);
+                            async move { sdk_send(client, call, payload).await }
+                        })
+                        .buffer_unordered(64)
+                        .for_each(|_| async {})
+                        .await;
+                    return;
+                }
+                _ => {}
+            }
             for _ in 0..n {
                 match side {
                     "sdk" => sdk_send(&client, call, &payload).await,
