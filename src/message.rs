@@ -211,8 +211,8 @@ pub(crate) fn message_from(
         account_sid: created.echoed("account_sid", body.account_sid.as_deref(), account_sid)?,
         call_sid: created.echoed("call_sid", body.call_sid.as_deref(), call_sid)?,
         date_created: body.date_created.map(|d| d.0),
-        idempotency_key: request.idempotency_key.clone().unwrap_or_default(),
-        request_id: request.request_id.clone(),
+        idempotency_key: request.idempotency_key.unwrap_or_default(),
+        request_id: request.request_id,
     })
 }
 

@@ -152,9 +152,9 @@ impl<'a> Subscribe<'a> {
             )?,
             call_sid: reader.echoed("call_sid", created.call_sid.as_deref(), call)?,
             date_created: created.date_created.as_ref().map(|d| d.0),
-            uri: created.uri.clone(),
-            idempotency_key: request.idempotency_key.clone().unwrap_or_default(),
-            request_id: request.request_id.clone(),
+            uri: created.uri,
+            idempotency_key: request.idempotency_key.unwrap_or_default(),
+            request_id: request.request_id,
         })
     }
 }

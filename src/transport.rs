@@ -212,7 +212,8 @@ pub(crate) async fn finish<T>(
     match result {
         Ok(value) => Ok((value.into_inner(), request)),
         Err(_) if meta.as_ref().is_some_and(|m| m.truncated) => {
-            let status = meta.map(|m| m.status).unwrap_or_default();
+            let status = meta.as_ref().map(|m| m.status).unwrap_or_default();
+            let retry_after = meta.and_then(|m| m.retry_after);
             let reason = format!("the body is longer than the {MAX_RESPONSE_BYTES}-byte cap");
             Err(if status.is_success() {
                 Error::Decode {
@@ -222,34 +223,30 @@ pub(crate) async fn finish<T>(
                     body_excerpt: String::new(),
                 }
             } else {
-                api_error(status, None, Some(reason), request)
+                api_error(status, None, Some(reason), retry_after, request)
             })
         }
-        Err(e) => {
-            let mut error = map_error(e, meta.as_ref().map(|m| m.status), request).await;
-            if let (Error::Api(api), Some(meta)) = (&mut error, meta) {
-                api.retry_after = meta.retry_after;
-            }
-            Err(error)
-        }
+        Err(e) => Err(map_error(e, meta.as_ref(), request).await),
     }
 }
 
 async fn map_error(
     error: generated::Error<generated::types::TwilioError>,
-    status: Option<StatusCode>,
+    meta: Option<&ResponseMeta>,
     request: RequestInfo,
 ) -> Error {
     use progenitor_client::Error as G;
+    let status = meta.map(|m| m.status);
+    let retry_after = meta.and_then(|m| m.retry_after);
     match error {
         G::ErrorResponse(value) => {
             let status = value.status();
-            api_error(status, Some(value.into_inner()), None, request)
+            api_error(status, Some(value.into_inner()), None, retry_after, request)
         }
         // A body that is not Twilio's error JSON (or a success body that does not decode).
         G::InvalidResponsePayload(bytes, e) => match status {
             Some(status) if !status.is_success() => {
-                api_error(status, None, Some(excerpt(&bytes)), request)
+                api_error(status, None, Some(excerpt(&bytes)), retry_after, request)
             }
             Some(status) => Error::Decode {
                 request,
@@ -280,7 +277,7 @@ async fn map_error(
                     body_excerpt: body,
                 }
             } else {
-                api_error(status, None, Some(body), request)
+                api_error(status, None, Some(body), retry_after, request)
             }
         }
         G::CommunicationError(e) if e.is_builder() => {
@@ -312,8 +309,8 @@ fn transport_error(e: reqwest::Error, status: Option<StatusCode>, request: Reque
 /// An error status with its raw body, decoded the way the generated client decodes it.
 pub(crate) fn error_from_body(status: StatusCode, body: &[u8], request: RequestInfo) -> Error {
     match serde_json::from_slice::<generated::types::TwilioError>(body) {
-        Ok(parsed) => api_error(status, Some(parsed), None, request),
-        Err(_) => api_error(status, None, Some(excerpt(body)), request),
+        Ok(parsed) => api_error(status, Some(parsed), None, None, request),
+        Err(_) => api_error(status, None, Some(excerpt(body)), None, request),
     }
 }
 
@@ -321,6 +318,7 @@ fn api_error(
     status: StatusCode,
     body: Option<generated::types::TwilioError>,
     body_excerpt: Option<String>,
+    retry_after: Option<Duration>,
     request: RequestInfo,
 ) -> Error {
     let body = body.unwrap_or_default();
@@ -335,7 +333,7 @@ fn api_error(
         message,
         more_info: body.more_info.or(body.type_),
         body_excerpt: body_excerpt.filter(|b| !b.is_empty()),
-        retry_after: None,
+        retry_after,
         request,
     }))
 }
