@@ -66,23 +66,18 @@ impl<'a> Broadcast<'a> {
         let mut results: Vec<Option<Result<Message, Error>>> = std::iter::repeat_with(|| None)
             .take(self.calls.len())
             .collect();
-        // Owned SIDs (34 bytes each): a borrowing iterator would make the future not `Send`.
-        let sends = self
-            .calls
-            .clone()
-            .into_iter()
-            .enumerate()
-            .map(|(index, call)| {
-                let mut send = SendMessage::new(client, call, Ok(content.clone()));
-                if let Some(policy) = &policy {
-                    send = send.retry_policy(policy.clone());
-                }
-                async move { (index, send.send().await) }
-            });
+        let sends = self.calls.iter().copied().enumerate().map(|(index, call)| {
+            let mut send = SendMessage::new(client, call, Ok(content.clone()));
+            if let Some(policy) = &policy {
+                send = send.retry_policy(policy.clone());
+            }
+            async move { (index, send.send().await) }
+        });
         let mut in_flight = futures_util::stream::iter(sends).buffer_unordered(self.concurrency);
         while let Some((index, result)) = in_flight.next().await {
             results[index] = Some(result);
         }
+        drop(in_flight); // ends the borrow of `self.calls`
         Ok(self
             .calls
             .into_iter()
