@@ -9,7 +9,8 @@ use serde::Serialize;
 
 use crate::client::Client;
 use crate::error::Error;
-use crate::message::{Message, MessageContent, SendMessage};
+use crate::message::{MessageContent, SendMessage};
+use crate::model::Message;
 use crate::retry::RetryPolicy;
 use crate::sid::CallSid;
 

@@ -3,7 +3,8 @@
 
 use crate::error::{Error, RequestInfo};
 use crate::generated::types;
-use crate::message::{Message, MessageContent};
+use crate::message::MessageContent;
+use crate::model::Message;
 use crate::sid::{AccountSid, CallSid};
 use crate::transport;
 

@@ -14,6 +14,7 @@ pub mod internals;
 mod message;
 #[cfg(feature = "mock")]
 pub mod mock;
+mod model;
 mod retry;
 mod sid;
 mod subscription;
@@ -37,12 +38,13 @@ pub use broadcast::{Broadcast, BroadcastResults, DEFAULT_BROADCAST_CONCURRENCY};
 pub use client::Client;
 pub use config::{ClientBuilder, DEFAULT_BASE_URL, DEFAULT_CONNECT_TIMEOUT, DEFAULT_TIMEOUT};
 pub use error::{ApiError, ConfigError, Error, InputError, RequestInfo};
-pub use message::{MAX_CONTENT_CHARS, Message, MessageContent, SendMessage};
+pub use message::{MAX_CONTENT_CHARS, MessageContent, SendMessage};
+pub use model::{CallbackMethod, Message, Subscription};
 pub use retry::{Decision, RetryPolicy};
 pub use sid::{
     AccountSid, ApiKeySid, CallSid, IntoSid, MessageSid, SidError, SidKind, SubscriptionSid,
 };
-pub use subscription::{CallbackMethod, Subscribe, Subscription};
+pub use subscription::Subscribe;
 pub use transport::MAX_RESPONSE_BYTES;
 pub use webhook::{CallMessageEvent, EventError, SignatureValidator};
 

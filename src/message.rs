@@ -6,14 +6,14 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use serde::Serialize;
-use time::OffsetDateTime;
 
 use crate::client::Client;
 use crate::decode::Created;
 use crate::error::{Error, InputError, RequestInfo};
 use crate::generated::types;
+use crate::model::Message;
 use crate::retry::{self, RetryPolicy};
-use crate::sid::{AccountSid, CallSid, IntoSid, MessageSid, SidError};
+use crate::sid::{AccountSid, CallSid, IntoSid, SidError};
 use crate::transport;
 
 /// The most characters of JSON text Twilio accepts in one message (error 32703 beyond it).
@@ -68,24 +68,6 @@ impl fmt::Debug for MessageContent {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "MessageContent({} bytes)", self.0.len())
     }
-}
-
-/// A message Twilio accepted into a call.
-#[derive(Clone, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct Message {
-    /// The message's SID (`KX…`).
-    pub sid: MessageSid,
-    /// The account that owns the call.
-    pub account_sid: AccountSid,
-    /// The call the message was sent into.
-    pub call_sid: CallSid,
-    /// When Twilio created the message (Twilio may leave it out).
-    pub date_created: Option<OffsetDateTime>,
-    /// The `IdempotencyKey` that was sent with the message.
-    pub idempotency_key: String,
-    /// Twilio's request id (`Twilio-Request-Id`), if the response had one.
-    pub request_id: Option<String>,
 }
 
 /// A message about to be sent: await it, or set options first.

@@ -41,8 +41,8 @@ use base64::Engine as _;
 use httpmock::{HttpMockRequest, HttpMockResponse, Mock, MockServer, Then, When};
 use serde::Serialize;
 
+use crate::model::CallbackMethod;
 use crate::sid::{AccountSid, CallSid, MessageSid, SubscriptionSid};
-use crate::subscription::CallbackMethod;
 
 /// The `date_created` the helpers answer with (Twilio's own example date).
 pub const DATE_CREATED: &str = "Wed, 18 Dec 2019 20:02:01 +0000";

@@ -7,48 +7,18 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use time::OffsetDateTime;
-
 use crate::client::Client;
 use crate::decode::Created;
 use crate::error::{Error, InputError};
 use crate::generated::types;
 use crate::message::idempotency_key;
+use crate::model::{CallbackMethod, Subscription};
 use crate::retry::{self, RetryPolicy};
 use crate::sid::{AccountSid, CallSid, IntoSid, SidError, SubscriptionSid};
 use crate::transport;
 
 const CREATE: &str = "CreateUserDefinedMessageSubscription";
 const DELETE: &str = "DeleteUserDefinedMessageSubscription";
-
-/// The HTTP method Twilio uses to call a subscription's callback URL.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum CallbackMethod {
-    /// `GET`.
-    Get,
-    /// `POST` (Twilio's default when none is sent).
-    Post,
-}
-
-/// An active subscription: Twilio posts the call's messages to its callback URL.
-#[derive(Clone, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct Subscription {
-    /// The subscription's SID (`ZY…`); pass it to [`Client::unsubscribe`].
-    pub sid: SubscriptionSid,
-    /// The account that owns the call.
-    pub account_sid: AccountSid,
-    /// The call whose messages are delivered.
-    pub call_sid: CallSid,
-    /// When Twilio created the subscription (Twilio may leave it out).
-    pub date_created: Option<OffsetDateTime>,
-    /// The resource's path, relative to `https://api.twilio.com`.
-    pub uri: Option<String>,
-    /// The `IdempotencyKey` that was sent.
-    pub idempotency_key: String,
-    /// Twilio's request id (`Twilio-Request-Id`), if the response had one.
-    pub request_id: Option<String>,
-}
 
 /// A subscription about to be created: await it, or set options first.
 #[must_use = "a subscription is created only when awaited"]
