@@ -14,7 +14,7 @@ use crate::generated::types;
 use crate::message::idempotency_key;
 use crate::model::{CallbackMethod, Subscription};
 use crate::retry::{self, RetryPolicy};
-use crate::sid::{AccountSid, CallSid, IntoSid, SidError, SubscriptionSid};
+use crate::sid::{CallSid, IntoSid, SidError, SubscriptionSid};
 use crate::transport;
 
 const CREATE: &str = "CreateUserDefinedMessageSubscription";
