@@ -340,7 +340,7 @@ async fn broadcast(addr: SocketAddr) {
                     .await
                     .unwrap();
                 let elapsed = t.elapsed();
-                assert!(results.iter().all(|(_, r)| r.is_ok()));
+                assert!(results.iter().all(|r| r.result.is_ok()));
                 wall.push(elapsed.as_secs_f64());
                 fan_out.push(results.len() as f64 / elapsed.as_secs_f64());
             } else {

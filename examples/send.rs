@@ -66,7 +66,7 @@ async fn run(
     if let Some(url) = callback {
         let subscription = client.subscribe(call, &url).await?;
         println!("\nsubscribed {url} as {}", subscription.sid);
-        client.unsubscribe(call, &subscription.sid).await?;
+        client.unsubscribe(call, subscription.sid).await?;
         println!("unsubscribed {}", subscription.sid);
     }
     Ok(())

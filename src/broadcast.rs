@@ -1,52 +1,72 @@
-//! Fan-out: one message into many calls, with a bounded number of requests in flight.
+//! Fan-out: one message into many calls, with a bounded number of requests in flight. Each call
+//! is an ordinary send through the one request path.
 
 use std::fmt;
 use std::future::{Future, IntoFuture};
 use std::pin::Pin;
+use std::time::Duration;
 
-use futures_util::StreamExt as _;
+use futures_util::{Stream, StreamExt as _};
 use serde::Serialize;
 
 use crate::client::Client;
 use crate::error::Error;
 use crate::message::{MessageContent, SendMessage};
 use crate::model::Message;
+use crate::orchestrator::Options;
 use crate::retry::RetryPolicy;
-use crate::sid::CallSid;
+use crate::sid::{CallSid, IntoSid, SidError};
 
 /// Requests in flight at once unless [`Broadcast::concurrency`] says otherwise: enough to keep
 /// a connection pool busy without tripping Twilio's per-account concurrency limits.
 pub const DEFAULT_BROADCAST_CONCURRENCY: usize = 32;
 
-/// One result per call, in the order the calls were given.
-pub type BroadcastResults = Vec<(CallSid, Result<Message, Error>)>;
+/// One call's outcome in a broadcast.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct CallResult {
+    /// The call's position in the calls given to the broadcast.
+    pub index: usize,
+    /// The call, or `None` when the SID given for it was malformed (then `result` is an
+    /// [`Error::InvalidInput`] and nothing was sent for it).
+    pub call_sid: Option<CallSid>,
+    /// The message Twilio accepted, or why not.
+    pub result: Result<Message, Error>,
+}
 
-/// A message about to be sent into many calls: await it, or set options first.
+/// One result per call, in the order the calls were given.
+pub type BroadcastResults = Vec<CallResult>;
+
+/// A message about to be sent into many calls: await it for every result in input order, or
+/// [`stream`](Self::stream) the results as they complete; set options first.
 ///
 /// The content is serialized and checked once. Each call gets its own request, idempotency
 /// key and retries, over the client's one connection pool; one call's failure never affects
 /// the others. The outer `Result` fails only when the content itself is invalid, before
 /// anything is sent.
 #[must_use = "nothing is sent until the broadcast is awaited"]
-pub struct Broadcast<'a> {
-    client: &'a Client,
-    calls: Vec<CallSid>,
+pub struct Broadcast {
+    client: Client,
+    calls: Vec<Result<CallSid, SidError>>,
     content: Result<MessageContent, Error>,
     concurrency: usize,
-    retry_policy: Option<RetryPolicy>,
+    options: Options,
+    key_prefix: Option<String>,
 }
 
-impl fmt::Debug for Broadcast<'_> {
+impl fmt::Debug for Broadcast {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Broadcast")
             .field("calls", &self.calls.len())
             .field("content", &self.content)
             .field("concurrency", &self.concurrency)
+            .field("options", &self.options)
+            .field("key_prefix", &self.key_prefix)
             .finish_non_exhaustive()
     }
 }
 
-impl<'a> Broadcast<'a> {
+impl Broadcast {
     /// At most this many requests in flight (at least 1). Default:
     /// [`DEFAULT_BROADCAST_CONCURRENCY`].
     pub fn concurrency(mut self, limit: usize) -> Self {
@@ -56,41 +76,65 @@ impl<'a> Broadcast<'a> {
 
     /// Use this retry policy for every call of the broadcast instead of the client's.
     pub fn retry_policy(mut self, policy: RetryPolicy) -> Self {
-        self.retry_policy = Some(policy);
+        self.options.retry_policy = Some(policy);
         self
+    }
+
+    /// Time allowed for each attempt of each call instead of the client's; the retry policy's
+    /// total deadline still cuts it.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.options.timeout = Some(timeout);
+        self
+    }
+
+    /// Give each call the idempotency key `{prefix}:{call_sid}` instead of a random one, so
+    /// that running the same broadcast again (after a crash, say) delivers nothing twice:
+    /// Twilio treats requests with the same key as one. Use a prefix that names this one
+    /// broadcast, e.g. `announcement-2026-11-24-1`.
+    pub fn idempotency_key_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.key_prefix = Some(prefix.into());
+        self
+    }
+
+    /// Sends into every call and yields each call's result as it completes (not in input
+    /// order: use [`CallResult::index`]), for progress on large fan-outs. Dropping the
+    /// stream cancels the calls still in flight.
+    pub fn stream(self) -> Result<impl Stream<Item = CallResult> + Send + 'static, Error> {
+        let content = self.content?;
+        let (client, options, prefix) = (self.client, self.options, self.key_prefix);
+        let sends = self
+            .calls
+            .into_iter()
+            .enumerate()
+            .map(move |(index, call)| {
+                let mut options = options.clone();
+                if let (Some(prefix), Ok(call)) = (&prefix, &call) {
+                    options.idempotency_key = Some(format!("{prefix}:{call}"));
+                }
+                let call_sid = call.as_ref().ok().copied();
+                let send = SendMessage::new(client.clone(), call, Ok(content.clone()), options);
+                async move {
+                    CallResult {
+                        index,
+                        call_sid,
+                        result: send.send().await,
+                    }
+                }
+            });
+        Ok(futures_util::stream::iter(sends).buffer_unordered(self.concurrency))
     }
 
     /// Sends the message into every call; the same as awaiting the builder.
     pub async fn send(self) -> Result<BroadcastResults, Error> {
-        let content = self.content?;
-        let (client, policy) = (self.client, self.retry_policy);
-        let mut results: Vec<Option<Result<Message, Error>>> = std::iter::repeat_with(|| None)
-            .take(self.calls.len())
-            .collect();
-        let sends = self.calls.iter().copied().enumerate().map(|(index, call)| {
-            let mut send = SendMessage::new(client, call, Ok(content.clone()));
-            if let Some(policy) = &policy {
-                send = send.retry_policy(policy.clone());
-            }
-            async move { (index, send.send().await) }
-        });
-        let mut in_flight = futures_util::stream::iter(sends).buffer_unordered(self.concurrency);
-        while let Some((index, result)) = in_flight.next().await {
-            results[index] = Some(result);
-        }
-        drop(in_flight); // ends the borrow of `self.calls`
-        Ok(self
-            .calls
-            .into_iter()
-            .zip(results)
-            .map(|(call, result)| (call, result.expect("every send yields one result")))
-            .collect())
+        let mut results: BroadcastResults = self.stream()?.collect().await;
+        results.sort_unstable_by_key(|r| r.index);
+        Ok(results)
     }
 }
 
-impl<'a> IntoFuture for Broadcast<'a> {
+impl IntoFuture for Broadcast {
     type Output = Result<BroadcastResults, Error>;
-    type IntoFuture = Pin<Box<dyn Future<Output = Self::Output> + Send + 'a>>;
+    type IntoFuture = Pin<Box<dyn Future<Output = Self::Output> + Send>>;
 
     fn into_future(self) -> Self::IntoFuture {
         Box::pin(self.send())
@@ -98,7 +142,8 @@ impl<'a> IntoFuture for Broadcast<'a> {
 }
 
 impl Client {
-    /// Sends `content` into every call of `calls`, at most
+    /// Sends `content`, serialized to JSON once, into every call of `calls` (typed SIDs or
+    /// text; a malformed one is that call's own error), at most
     /// [`DEFAULT_BROADCAST_CONCURRENCY`] at a time (see [`Broadcast::concurrency`]).
     ///
     /// ```no_run
@@ -107,25 +152,45 @@ impl Client {
     /// let results = client
     ///     .broadcast(calls, &serde_json::json!({"type": "slide", "n": 7}))
     ///     .concurrency(64)
+    ///     .idempotency_key_prefix("slide-7")
     ///     .await?;
-    /// for (call, result) in results {
-    ///     if let Err(e) = result {
-    ///         eprintln!("{call}: {e}");
+    /// for call in results {
+    ///     if let Err(e) = call.result {
+    ///         eprintln!("call #{} ({:?}): {e}", call.index, call.call_sid);
     ///     }
     /// }
     /// # Ok(()) }
     /// ```
-    pub fn broadcast<T: Serialize + ?Sized>(
+    pub fn broadcast<T: Serialize + ?Sized, C: IntoSid<CallSid>>(
         &self,
-        calls: impl IntoIterator<Item = CallSid>,
+        calls: impl IntoIterator<Item = C>,
         content: &T,
-    ) -> Broadcast<'_> {
+    ) -> Broadcast {
+        self.broadcast_content(calls, MessageContent::to_json(content))
+    }
+
+    /// Like [`broadcast`](Self::broadcast), with JSON text the caller already has (checked
+    /// once, sent as it is).
+    pub fn broadcast_json<C: IntoSid<CallSid>>(
+        &self,
+        calls: impl IntoIterator<Item = C>,
+        json: impl Into<String>,
+    ) -> Broadcast {
+        self.broadcast_content(calls, MessageContent::from_json(json))
+    }
+
+    fn broadcast_content<C: IntoSid<CallSid>>(
+        &self,
+        calls: impl IntoIterator<Item = C>,
+        content: Result<MessageContent, Error>,
+    ) -> Broadcast {
         Broadcast {
-            client: self,
-            calls: calls.into_iter().collect(),
-            content: MessageContent::to_json(content),
+            client: self.clone(),
+            calls: calls.into_iter().map(IntoSid::into_sid).collect(),
+            content,
             concurrency: DEFAULT_BROADCAST_CONCURRENCY,
-            retry_policy: None,
+            options: Options::default(),
+            key_prefix: None,
         }
     }
 }

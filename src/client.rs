@@ -8,6 +8,7 @@ use serde::Serialize;
 use crate::config::ClientBuilder;
 use crate::error::Error;
 use crate::message::{MessageContent, SendMessage};
+use crate::orchestrator::Options;
 use crate::sid::{AccountSid, CallSid, IntoSid};
 use crate::transport::Shared;
 
@@ -75,8 +76,13 @@ impl Client {
         &self,
         call: impl IntoSid<CallSid>,
         content: &T,
-    ) -> SendMessage<'_> {
-        SendMessage::new(self, call, MessageContent::to_json(content))
+    ) -> SendMessage {
+        SendMessage::new(
+            self.clone(),
+            call.into_sid(),
+            MessageContent::to_json(content),
+            Options::default(),
+        )
     }
 
     /// Sends JSON text the caller already has; it is checked to parse as JSON and to be at
@@ -85,7 +91,12 @@ impl Client {
         &self,
         call: impl IntoSid<CallSid>,
         json: impl Into<String>,
-    ) -> SendMessage<'_> {
-        SendMessage::new(self, call, MessageContent::from_json(json))
+    ) -> SendMessage {
+        SendMessage::new(
+            self.clone(),
+            call.into_sid(),
+            MessageContent::from_json(json),
+            Options::default(),
+        )
     }
 }

@@ -11,8 +11,8 @@ use reqwest::header::HeaderValue;
 use crate::client::Client;
 use crate::error::{ConfigError, Error};
 use crate::retry::RetryPolicy;
-use crate::sid::{AccountSid, ApiKeySid};
-use crate::transport::Shared;
+use crate::sid::{AccountSid, ApiKeySid, IntoSid, SidError};
+use crate::transport::{Shared, api_client};
 
 /// Default host: Twilio's US1 region.
 pub const DEFAULT_BASE_URL: &str = "https://api.twilio.com";
@@ -35,7 +35,7 @@ impl fmt::Debug for Secret {
 #[derive(Clone, Debug)]
 enum Credentials {
     AuthToken(Secret),
-    ApiKey { sid: String, secret: Secret },
+    ApiKey { sid: ApiKeySid, secret: Secret },
 }
 
 /// Configures and builds a [`Client`]. Start with [`Client::builder`] or
@@ -45,7 +45,7 @@ enum Credentials {
 pub struct ClientBuilder {
     account_sid: Option<String>,
     auth_token: Option<Secret>,
-    api_key: Option<(String, Secret)>,
+    api_key: Option<(Result<ApiKeySid, SidError>, Secret)>,
     edge: Option<String>,
     region: Option<String>,
     base_url: Option<String>,
@@ -71,8 +71,11 @@ impl ClientBuilder {
 
     /// Authenticate with an API key (`SK…`) and its secret, as Twilio recommends for
     /// production; the account SID is still required for the paths.
-    pub fn api_key(mut self, sid: impl Into<String>, secret: impl Into<String>) -> Self {
-        self.api_key = Some((sid.into(), Secret(secret.into())));
+    ///
+    /// The SID may be an [`ApiKeySid`] or its text; malformed text is reported by
+    /// [`build`](Self::build).
+    pub fn api_key(mut self, sid: impl IntoSid<ApiKeySid>, secret: impl Into<String>) -> Self {
+        self.api_key = Some((sid.into_sid(), Secret(secret.into())));
         self
     }
 
@@ -162,7 +165,7 @@ impl ClientBuilder {
 
         match (var("TWILIO_API_KEY")?, var("TWILIO_API_SECRET")?) {
             (Some(key), Some(secret)) => {
-                check_api_key("TWILIO_API_KEY", &key)?;
+                let key = check_api_key("TWILIO_API_KEY", &key)?;
                 check_secret("TWILIO_API_SECRET", &secret)?;
                 builder = builder.api_key(key, secret);
             }
@@ -221,7 +224,7 @@ impl ClientBuilder {
                 Credentials::AuthToken(token)
             }
             (None, Some((sid, secret))) => {
-                check_api_key("api_key", &sid)?;
+                let sid = sid.map_err(|e| ConfigError::new("api_key", e.to_string()))?;
                 check_secret("api_key secret", &secret.0)?;
                 Credentials::ApiKey { sid, secret }
             }
@@ -265,14 +268,18 @@ impl ClientBuilder {
             None => default_http_client(connect_timeout)?,
         };
 
+        let server_address = reqwest::Url::parse(&base_url)
+            .ok()
+            .and_then(|url| url.host_str().map(str::to_owned))
+            .unwrap_or_default();
+        let authorization = authorization(&account_sid, &credentials)?;
         Ok(Client::from_shared(Arc::new(Shared {
+            api: api_client(&base_url, http, authorization, user_agent),
             base_url,
+            server_address,
             account_sid,
-            authorization: authorization(&account_sid, &credentials)?,
-            user_agent,
             timeout,
             retry: self.retry.unwrap_or_default(),
-            http,
         })))
     }
 }

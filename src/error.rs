@@ -52,6 +52,9 @@ pub enum Error {
     Timeout {
         /// What was being done.
         request: RequestInfo,
+        /// The underlying error (which timeout fired, as reqwest reports it).
+        #[source]
+        source: reqwest::Error,
     },
     /// Twilio, or a proxy in front of it, answered with an error status.
     #[error(transparent)]
@@ -116,7 +119,7 @@ impl Error {
         match self {
             Error::Connect { request, .. }
             | Error::Transport { request, .. }
-            | Error::Timeout { request }
+            | Error::Timeout { request, .. }
             | Error::Decode { request, .. } => Some(request),
             Error::Api(e) => Some(&e.request),
             Error::Config(_) | Error::InvalidInput(_) => None,
@@ -142,14 +145,29 @@ impl Error {
         }
     }
 
-    pub(crate) fn set_attempts(&mut self, attempts: u32) {
+    /// The request details, for the orchestrator to complete when it gives up.
+    pub(crate) fn request_mut(&mut self) -> Option<&mut RequestInfo> {
         match self {
             Error::Connect { request, .. }
             | Error::Transport { request, .. }
-            | Error::Timeout { request }
-            | Error::Decode { request, .. } => request.attempts = attempts,
-            Error::Api(e) => e.request.attempts = attempts,
-            Error::Config(_) | Error::InvalidInput(_) => {}
+            | Error::Timeout { request, .. }
+            | Error::Decode { request, .. } => Some(request),
+            Error::Api(e) => Some(&mut e.request),
+            Error::Config(_) | Error::InvalidInput(_) => None,
+        }
+    }
+
+    /// A short, low-cardinality name of what went wrong, for the span's `error.type`
+    /// (OpenTelemetry: the status code for HTTP errors, else a class of failure).
+    pub(crate) fn type_name(&self) -> &str {
+        match self {
+            Error::Config(_) => "config",
+            Error::InvalidInput(_) => "invalid_input",
+            Error::Connect { .. } => "connect",
+            Error::Transport { .. } => "transport",
+            Error::Timeout { .. } => "timeout",
+            Error::Api(e) => e.status.as_str(),
+            Error::Decode { .. } => "decode",
         }
     }
 
@@ -207,6 +225,10 @@ pub struct ApiError {
     pub message: String,
     /// The documentation link (`more_info`, or the problem document's `type`).
     pub more_info: Option<String>,
+    /// The problem document's `instance`: a URI for this occurrence, if Twilio sent one.
+    pub instance: Option<String>,
+    /// The problem document's `errors`: one object per invalid parameter, as Twilio sent them.
+    pub errors: Vec<serde_json::Map<String, serde_json::Value>>,
     /// The start of a body that was not a Twilio error document, if any.
     pub body_excerpt: Option<String>,
     /// The `Retry-After` the server sent (seconds or an HTTP date), if any.

@@ -15,6 +15,7 @@ mod message;
 #[cfg(feature = "mock")]
 pub mod mock;
 mod model;
+mod orchestrator;
 mod retry;
 mod sid;
 mod subscription;
@@ -34,7 +35,7 @@ mod generated {
     include!(concat!(env!("OUT_DIR"), "/generated.rs"));
 }
 
-pub use broadcast::{Broadcast, BroadcastResults, DEFAULT_BROADCAST_CONCURRENCY};
+pub use broadcast::{Broadcast, BroadcastResults, CallResult, DEFAULT_BROADCAST_CONCURRENCY};
 pub use client::Client;
 pub use config::{ClientBuilder, DEFAULT_BASE_URL, DEFAULT_CONNECT_TIMEOUT, DEFAULT_TIMEOUT};
 pub use error::{ApiError, ConfigError, Error, InputError, RequestInfo};
@@ -44,7 +45,7 @@ pub use retry::{Decision, RetryPolicy};
 pub use sid::{
     AccountSid, ApiKeySid, CallSid, IntoSid, MessageSid, SidError, SidKind, SubscriptionSid,
 };
-pub use subscription::Subscribe;
+pub use subscription::{Subscribe, Unsubscribe};
 pub use transport::MAX_RESPONSE_BYTES;
 pub use webhook::{CallMessageEvent, EventError, SignatureValidator};
 

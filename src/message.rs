@@ -3,23 +3,23 @@
 use std::fmt;
 use std::future::{Future, IntoFuture};
 use std::pin::Pin;
-use std::sync::Arc;
+use std::time::Duration;
 
 use serde::Serialize;
 
 use crate::client::Client;
 use crate::decode::Created;
 use crate::error::{Error, InputError, RequestInfo};
+use crate::generated;
 use crate::generated::types;
 use crate::model::Message;
-use crate::retry::{self, RetryPolicy};
-use crate::sid::{AccountSid, CallSid, IntoSid, SidError};
-use crate::transport;
+use crate::orchestrator::{self, Operation, Options};
+use crate::retry::RetryPolicy;
+use crate::sid::{AccountSid, CallSid, SidError};
+use crate::transport::Generated;
 
 /// The most characters of JSON text Twilio accepts in one message (error 32703 beyond it).
 pub const MAX_CONTENT_CHARS: usize = 10_000;
-
-const OPERATION: &str = "CreateUserDefinedMessage";
 
 /// Message content that is known to be valid JSON text of at most [`MAX_CONTENT_CHARS`].
 ///
@@ -70,109 +70,131 @@ impl fmt::Debug for MessageContent {
     }
 }
 
-/// A message about to be sent: await it, or set options first.
+/// A message about to be sent: await it (or [`send`](Self::send) it), or set options first.
+/// It owns a clone of the client, so the future can be spawned.
 ///
 /// ```no_run
 /// # async fn f(client: twilio_call_messages::Client) -> Result<(), twilio_call_messages::Error> {
 /// let message = client
 ///     .send_message("CAaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", &serde_json::json!({"step": 2}))
 ///     .idempotency_key("order-1234-step-2")
+///     .timeout(std::time::Duration::from_secs(5))
 ///     .await?;
 /// # Ok(()) }
 /// ```
 #[must_use = "a message is sent only when awaited"]
-pub struct SendMessage<'a> {
-    client: &'a Client,
+pub struct SendMessage {
+    client: Client,
     call: Result<CallSid, SidError>,
     content: Result<MessageContent, Error>,
-    idempotency_key: Option<String>,
-    retry_policy: Option<RetryPolicy>,
+    options: Options,
 }
 
-impl fmt::Debug for SendMessage<'_> {
+impl fmt::Debug for SendMessage {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SendMessage")
             .field("call", &self.call)
             .field("content", &self.content)
-            .field("idempotency_key", &self.idempotency_key)
+            .field("options", &self.options)
             .finish_non_exhaustive()
     }
 }
 
-impl<'a> SendMessage<'a> {
+impl SendMessage {
     pub(crate) fn new(
-        client: &'a Client,
-        call: impl IntoSid<CallSid>,
+        client: Client,
+        call: Result<CallSid, SidError>,
         content: Result<MessageContent, Error>,
+        options: Options,
     ) -> Self {
         SendMessage {
             client,
-            call: call.into_sid(),
+            call,
             content,
-            idempotency_key: None,
-            retry_policy: None,
+            options,
         }
     }
 
     /// Use this idempotency key instead of a generated one (a UUID v4). Twilio treats
     /// requests with the same key as one: reuse it only to retry the same message.
     pub fn idempotency_key(mut self, key: impl Into<String>) -> Self {
-        self.idempotency_key = Some(key.into());
+        self.options.idempotency_key = Some(key.into());
         self
     }
 
     /// Use this retry policy for this message instead of the client's.
     pub fn retry_policy(mut self, policy: RetryPolicy) -> Self {
-        self.retry_policy = Some(policy);
+        self.options.retry_policy = Some(policy);
+        self
+    }
+
+    /// Time allowed for each attempt instead of the client's
+    /// [`timeout`](crate::ClientBuilder::timeout); the retry policy's total deadline still
+    /// cuts it.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.options.timeout = Some(timeout);
         self
     }
 
     /// Sends the message; the same as awaiting the builder.
     pub async fn send(self) -> Result<Message, Error> {
-        let call = self.call?;
-        let content = self.content?;
-        let key = idempotency_key(self.idempotency_key)?;
-        let shared = self.client.shared();
-        let body = types::CreateUserDefinedMessageRequest {
-            content: content.0,
-            idempotency_key: Some(key),
-        };
-
-        let policy = self.retry_policy.as_ref().unwrap_or(&shared.retry);
-        let body = Arc::new(body);
-        let (message, request) = transport::in_span(
-            transport::span(OPERATION, &call),
-            retry::run(policy, shared.timeout, |_, timeout| {
-                let (shared, body) = (shared.clone(), body.clone());
-                async move {
-                    let api = transport::operation_client(&shared, timeout);
-                    let result = api
-                        .create_user_defined_message(&shared.account_sid, &call, &body)
-                        .await;
-                    transport::finish(&api, OPERATION, body.idempotency_key.clone(), result).await
-                }
-            }),
-        )
-        .await?;
-        message_from(message, shared.account_sid, call, request)
+        let operation = self.call.map_err(Error::from).and_then(|call| {
+            Ok(Create {
+                call,
+                body: types::CreateUserDefinedMessageRequest {
+                    content: self.content?.0,
+                    idempotency_key: None,
+                },
+            })
+        });
+        orchestrator::run(self.client, self.options, operation).await
     }
 }
 
-impl<'a> IntoFuture for SendMessage<'a> {
+impl IntoFuture for SendMessage {
     type Output = Result<Message, Error>;
-    type IntoFuture = Pin<Box<dyn Future<Output = Self::Output> + Send + 'a>>;
+    type IntoFuture = Pin<Box<dyn Future<Output = Self::Output> + Send>>;
 
     fn into_future(self) -> Self::IntoFuture {
         Box::pin(self.send())
     }
 }
 
-/// The caller's key, checked, or a fresh UUID v4.
-pub(crate) fn idempotency_key(key: Option<String>) -> Result<String, Error> {
-    match key {
-        None => Ok(uuid::Uuid::new_v4().to_string()),
-        Some(key) if key.is_empty() => Err(InputError::IdempotencyKey("must not be empty").into()),
-        Some(key) => Ok(key),
+/// `CreateUserDefinedMessage`.
+struct Create {
+    call: CallSid,
+    body: types::CreateUserDefinedMessageRequest,
+}
+
+impl Operation for Create {
+    const NAME: &'static str = "CreateUserDefinedMessage";
+    const METHOD: &'static str = "POST";
+    type Body = types::UserDefinedMessage;
+    type Output = Message;
+
+    fn call_sid(&self) -> &CallSid {
+        &self.call
+    }
+
+    fn idempotency_key(&mut self) -> Option<&mut Option<String>> {
+        Some(&mut self.body.idempotency_key)
+    }
+
+    fn send<'a>(
+        &'a self,
+        api: &'a generated::Client,
+        account: &'a AccountSid,
+    ) -> impl Future<Output = Generated<Self::Body>> + Send + 'a {
+        api.create_user_defined_message(account, &self.call, &self.body)
+    }
+
+    fn output(
+        self,
+        body: Self::Body,
+        account: AccountSid,
+        request: RequestInfo,
+    ) -> Result<Message, Error> {
+        message_from(body, account, self.call, request)
     }
 }
 

@@ -1,7 +1,7 @@
-//! Safe retries: which outcomes are retried, how long to wait, and the loop that reuses one
-//! idempotency key for every attempt of a logical call.
+//! Safe retries: which outcomes are retried and how long to wait. The loop that applies the
+//! policy, reusing one idempotency key for every attempt, is the orchestrator's.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::error::Error;
 
@@ -22,11 +22,11 @@ use crate::error::Error;
 ///   timeout is cut to what remains.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RetryPolicy {
-    max_attempts: u32,
-    base_delay: Duration,
-    max_delay: Duration,
-    max_retry_after: Duration,
-    total_deadline: Duration,
+    pub(crate) max_attempts: u32,
+    pub(crate) base_delay: Duration,
+    pub(crate) max_delay: Duration,
+    pub(crate) max_retry_after: Duration,
+    pub(crate) total_deadline: Duration,
 }
 
 impl Default for RetryPolicy {
@@ -104,57 +104,15 @@ impl RetryPolicy {
     }
 }
 
-/// The outcome of [`RetryPolicy::decide`].
+/// The outcome of [`RetryPolicy::decide`]. Build one in your own tests as
+/// `Decision::Stop` or `Decision::RetryAfter(duration)`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Decision {
     /// Give up and report the error.
     Stop,
     /// Wait this long, then send the request again.
     RetryAfter(Duration),
-}
-
-/// Runs `attempt(number, timeout)` until it succeeds or the policy stops; every error carries
-/// the number of attempts made.
-pub(crate) async fn run<T, F, Fut>(
-    policy: &RetryPolicy,
-    per_attempt: Duration,
-    mut attempt: F,
-) -> Result<T, Error>
-where
-    // A closure returning an owned future (not an async closure), so the caller's future
-    // stays `Send` for every lifetime.
-    F: FnMut(u32, Duration) -> Fut,
-    Fut: std::future::Future<Output = Result<T, Error>>,
-{
-    let start = Instant::now();
-    let mut number = 1;
-    loop {
-        let remaining = policy.total_deadline.saturating_sub(start.elapsed());
-        let mut error = match attempt(number, per_attempt.min(remaining)).await {
-            Ok(value) => {
-                tracing::Span::current().record("attempts", number);
-                return Ok(value);
-            }
-            Err(e) => e,
-        };
-        error.set_attempts(number);
-        match policy.decide(number, &error, start.elapsed(), fastrand::f64()) {
-            Decision::Stop => {
-                let span = tracing::Span::current();
-                span.record("attempts", number);
-                if let Some(status) = error.status() {
-                    span.record("status", status.as_u16());
-                }
-                tracing::debug!(attempt = number, error = %error, "failed");
-                return Err(error);
-            }
-            Decision::RetryAfter(wait) => {
-                tracing::debug!(attempt = number, wait_ms = wait.as_millis() as u64, error = %error, "retrying");
-                tokio::time::sleep(wait).await;
-                number += 1;
-            }
-        }
-    }
 }
 
 #[cfg(test)]
@@ -180,12 +138,19 @@ mod tests {
             more_info: None,
             body_excerpt: None,
             retry_after: retry_after.map(Duration::from_secs),
+            instance: None,
+            errors: Vec::new(),
             request: request(),
         }))
     }
 
     fn timeout() -> Error {
-        Error::Timeout { request: request() }
+        // Only the variant matters to the policy; any reqwest error stands in for the source.
+        let source = reqwest::Client::new().get("not a url").build().unwrap_err();
+        Error::Timeout {
+            request: request(),
+            source,
+        }
     }
 
     const MS: fn(u64) -> Duration = Duration::from_millis;

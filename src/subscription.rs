@@ -4,56 +4,42 @@
 use std::fmt;
 use std::future::{Future, IntoFuture};
 use std::pin::Pin;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use crate::client::Client;
 use crate::decode::Created;
-use crate::error::{Error, InputError};
-use crate::generated::types;
-use crate::message::idempotency_key;
+use crate::error::{Error, InputError, RequestInfo};
+use crate::generated::{self, types};
 use crate::model::{CallbackMethod, Subscription};
-use crate::retry::{self, RetryPolicy};
+use crate::orchestrator::{self, Operation, Options};
+use crate::retry::RetryPolicy;
+use crate::sid::AccountSid;
 use crate::sid::{CallSid, IntoSid, SidError, SubscriptionSid};
-use crate::transport;
+use crate::transport::Generated;
 
-const CREATE: &str = "CreateUserDefinedMessageSubscription";
-const DELETE: &str = "DeleteUserDefinedMessageSubscription";
-
-/// A subscription about to be created: await it, or set options first.
+/// A subscription about to be created: await it (or [`send`](Self::send) it), or set options
+/// first. It owns a clone of the client, so the future can be spawned.
 #[must_use = "a subscription is created only when awaited"]
-pub struct Subscribe<'a> {
-    client: &'a Client,
+pub struct Subscribe {
+    client: Client,
     call: Result<CallSid, SidError>,
     callback: Result<String, InputError>,
     method: Option<CallbackMethod>,
-    idempotency_key: Option<String>,
-    retry_policy: Option<RetryPolicy>,
+    options: Options,
 }
 
-impl fmt::Debug for Subscribe<'_> {
+impl fmt::Debug for Subscribe {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Subscribe")
             .field("call", &self.call)
             .field("callback", &self.callback)
             .field("method", &self.method)
-            .field("idempotency_key", &self.idempotency_key)
+            .field("options", &self.options)
             .finish_non_exhaustive()
     }
 }
 
-impl<'a> Subscribe<'a> {
-    pub(crate) fn new(client: &'a Client, call: impl IntoSid<CallSid>, callback: &str) -> Self {
-        Subscribe {
-            client,
-            call: call.into_sid(),
-            callback: check_callback_url(callback),
-            method: None,
-            idempotency_key: None,
-            retry_policy: None,
-        }
-    }
-
+impl Subscribe {
     /// The method Twilio should use to call the callback. Unset, the field is left out and
     /// Twilio uses `POST`.
     pub fn method(mut self, method: CallbackMethod) -> Self {
@@ -63,75 +49,94 @@ impl<'a> Subscribe<'a> {
 
     /// Use this retry policy for this request instead of the client's.
     pub fn retry_policy(mut self, policy: RetryPolicy) -> Self {
-        self.retry_policy = Some(policy);
+        self.options.retry_policy = Some(policy);
+        self
+    }
+
+    /// Time allowed for each attempt instead of the client's; the retry policy's total
+    /// deadline still cuts it.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.options.timeout = Some(timeout);
         self
     }
 
     /// Use this idempotency key instead of a generated one (a UUID v4).
     pub fn idempotency_key(mut self, key: impl Into<String>) -> Self {
-        self.idempotency_key = Some(key.into());
+        self.options.idempotency_key = Some(key.into());
         self
     }
 
     /// Creates the subscription; the same as awaiting the builder.
     pub async fn send(self) -> Result<Subscription, Error> {
-        let call = self.call?;
-        let callback = self.callback?;
-        let key = idempotency_key(self.idempotency_key)?;
-        let shared = self.client.shared();
-        let body = types::CreateUserDefinedMessageSubscriptionRequest {
-            callback,
-            idempotency_key: Some(key),
-            method: self.method.map(|m| match m {
-                CallbackMethod::Get => {
-                    types::CreateUserDefinedMessageSubscriptionRequestMethod::Get
-                }
-                CallbackMethod::Post => {
-                    types::CreateUserDefinedMessageSubscriptionRequestMethod::Post
-                }
-            }),
-        };
-        let policy = self.retry_policy.as_ref().unwrap_or(&shared.retry);
-        let body = Arc::new(body);
-        let (created, request) = transport::in_span(
-            transport::span(CREATE, &call),
-            retry::run(policy, shared.timeout, |_, timeout| {
-                let (shared, body) = (shared.clone(), body.clone());
-                async move {
-                    let api = transport::operation_client(&shared, timeout);
-                    let result = api
-                        .create_user_defined_message_subscription(&shared.account_sid, &call, &body)
-                        .await;
-                    transport::finish(&api, CREATE, body.idempotency_key.clone(), result).await
-                }
-            }),
-        )
-        .await?;
-
-        let reader = Created {
-            body: &created,
-            request: &request,
-            accepted: "the subscription exists",
-        };
-        Ok(Subscription {
-            sid: reader.required("sid", created.sid.as_deref())?,
-            account_sid: reader.echoed(
-                "account_sid",
-                created.account_sid.as_deref(),
-                shared.account_sid,
-            )?,
-            call_sid: reader.echoed("call_sid", created.call_sid.as_deref(), call)?,
-            date_created: created.date_created.as_ref().map(|d| d.0),
-            uri: created.uri,
-            idempotency_key: request.idempotency_key.unwrap_or_default(),
-            request_id: request.request_id,
-        })
+        let method = self.method.map(|m| match m {
+            CallbackMethod::Get => types::CreateUserDefinedMessageSubscriptionRequestMethod::Get,
+            CallbackMethod::Post => types::CreateUserDefinedMessageSubscriptionRequestMethod::Post,
+        });
+        let operation = self.call.map_err(Error::from).and_then(|call| {
+            Ok(Create {
+                call,
+                body: types::CreateUserDefinedMessageSubscriptionRequest {
+                    callback: self.callback?,
+                    idempotency_key: None,
+                    method,
+                },
+            })
+        });
+        orchestrator::run(self.client, self.options, operation).await
     }
 }
 
-impl<'a> IntoFuture for Subscribe<'a> {
+impl IntoFuture for Subscribe {
     type Output = Result<Subscription, Error>;
-    type IntoFuture = Pin<Box<dyn Future<Output = Self::Output> + Send + 'a>>;
+    type IntoFuture = Pin<Box<dyn Future<Output = Self::Output> + Send>>;
+
+    fn into_future(self) -> Self::IntoFuture {
+        Box::pin(self.send())
+    }
+}
+
+/// A subscription about to be deleted: await it (or [`send`](Self::send) it), or set options
+/// first.
+#[must_use = "a subscription is deleted only when awaited"]
+pub struct Unsubscribe {
+    client: Client,
+    operation: Result<Delete, Error>,
+    options: Options,
+}
+
+impl fmt::Debug for Unsubscribe {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let sids = self.operation.as_ref().map(|d| (d.call, d.subscription));
+        f.debug_struct("Unsubscribe")
+            .field("sids", &sids)
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Unsubscribe {
+    /// Use this retry policy for this request instead of the client's.
+    pub fn retry_policy(mut self, policy: RetryPolicy) -> Self {
+        self.options.retry_policy = Some(policy);
+        self
+    }
+
+    /// Time allowed for each attempt instead of the client's; the retry policy's total
+    /// deadline still cuts it.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.options.timeout = Some(timeout);
+        self
+    }
+
+    /// Deletes the subscription; the same as awaiting the builder.
+    pub async fn send(self) -> Result<(), Error> {
+        orchestrator::run(self.client, self.options, self.operation).await
+    }
+}
+
+impl IntoFuture for Unsubscribe {
+    type Output = Result<(), Error>;
+    type IntoFuture = Pin<Box<dyn Future<Output = Self::Output> + Send>>;
 
     fn into_future(self) -> Self::IntoFuture {
         Box::pin(self.send())
@@ -144,54 +149,124 @@ impl Client {
     ///
     /// The URL is checked before anything is sent: an absolute `http`/`https` URL with a valid
     /// host name (no underscores, Twilio's rule) and no credentials in it.
-    pub fn subscribe(&self, call: impl IntoSid<CallSid>, callback_url: &str) -> Subscribe<'_> {
-        Subscribe::new(self, call, callback_url)
+    pub fn subscribe(&self, call: impl IntoSid<CallSid>, callback_url: &str) -> Subscribe {
+        Subscribe {
+            client: self.clone(),
+            call: call.into_sid(),
+            callback: check_callback_url(callback_url),
+            method: None,
+            options: Options::default(),
+        }
     }
 
-    /// Deletes a subscription. `Ok(())` when Twilio answers 204.
+    /// Deletes a subscription: `Ok(())` when Twilio answers 204. Await it, or set options
+    /// first.
     ///
     /// A subscription that no longer exists (it was deleted already, or its call ended) is an
     /// [`Error::Api`] for which [`Error::is_not_found`] is true: if all you wanted was for it to
-    /// be gone, treat that as success.
-    pub async fn unsubscribe(
+    /// be gone, treat that as success. After an attempt that may have deleted it (a timeout, a
+    /// 5xx), a retry answered "not found" is success.
+    pub fn unsubscribe(
         &self,
         call: impl IntoSid<CallSid>,
         subscription: impl IntoSid<SubscriptionSid>,
-    ) -> Result<(), Error> {
-        let call = call.into_sid()?;
-        let subscription = subscription.into_sid()?;
-        let shared = self.shared();
-        // After an attempt that may have deleted it, "not found" means it is gone: success.
-        let maybe_deleted = Arc::new(AtomicBool::new(false));
-        transport::in_span(
-            transport::span(DELETE, &call),
-            retry::run(&shared.retry, shared.timeout, |_, timeout| {
-                let (shared, maybe_deleted) = (shared.clone(), maybe_deleted.clone());
-                async move {
-                    let api = transport::operation_client(&shared, timeout);
-                    let result = api
-                        .delete_user_defined_message_subscription(
-                            &shared.account_sid,
-                            &call,
-                            &subscription,
-                        )
-                        .await;
-                    match transport::finish(&api, DELETE, None, result).await {
-                        Ok(_) => Ok(()),
-                        Err(e) if e.is_not_found() && maybe_deleted.load(Ordering::Relaxed) => {
-                            Ok(())
-                        }
-                        Err(e) => {
-                            if e.may_have_been_processed() {
-                                maybe_deleted.store(true, Ordering::Relaxed);
-                            }
-                            Err(e)
-                        }
-                    }
-                }
-            }),
-        )
-        .await
+    ) -> Unsubscribe {
+        let operation = call.into_sid().and_then(|call| {
+            Ok(Delete {
+                call,
+                subscription: subscription.into_sid()?,
+            })
+        });
+        Unsubscribe {
+            client: self.clone(),
+            operation: operation.map_err(Error::from),
+            options: Options::default(),
+        }
+    }
+}
+
+/// `CreateUserDefinedMessageSubscription`.
+struct Create {
+    call: CallSid,
+    body: types::CreateUserDefinedMessageSubscriptionRequest,
+}
+
+impl Operation for Create {
+    const NAME: &'static str = "CreateUserDefinedMessageSubscription";
+    const METHOD: &'static str = "POST";
+    type Body = types::UserDefinedMessageSubscription;
+    type Output = Subscription;
+
+    fn call_sid(&self) -> &CallSid {
+        &self.call
+    }
+
+    fn idempotency_key(&mut self) -> Option<&mut Option<String>> {
+        Some(&mut self.body.idempotency_key)
+    }
+
+    fn send<'a>(
+        &'a self,
+        api: &'a generated::Client,
+        account: &'a AccountSid,
+    ) -> impl Future<Output = Generated<Self::Body>> + Send + 'a {
+        api.create_user_defined_message_subscription(account, &self.call, &self.body)
+    }
+
+    fn output(
+        self,
+        created: Self::Body,
+        account: AccountSid,
+        request: RequestInfo,
+    ) -> Result<Subscription, Error> {
+        let reader = Created {
+            body: &created,
+            request: &request,
+            accepted: "the subscription exists",
+        };
+        Ok(Subscription {
+            sid: reader.required("sid", created.sid.as_deref())?,
+            account_sid: reader.echoed("account_sid", created.account_sid.as_deref(), account)?,
+            call_sid: reader.echoed("call_sid", created.call_sid.as_deref(), self.call)?,
+            date_created: created.date_created.as_ref().map(|d| d.0),
+            uri: created.uri,
+            idempotency_key: request.idempotency_key.unwrap_or_default(),
+            request_id: request.request_id,
+        })
+    }
+}
+
+/// `DeleteUserDefinedMessageSubscription`.
+struct Delete {
+    call: CallSid,
+    subscription: SubscriptionSid,
+}
+
+impl Operation for Delete {
+    const NAME: &'static str = "DeleteUserDefinedMessageSubscription";
+    const METHOD: &'static str = "DELETE";
+    type Body = ();
+    type Output = ();
+
+    fn call_sid(&self) -> &CallSid {
+        &self.call
+    }
+
+    fn send<'a>(
+        &'a self,
+        api: &'a generated::Client,
+        account: &'a AccountSid,
+    ) -> impl Future<Output = Generated<Self::Body>> + Send + 'a {
+        api.delete_user_defined_message_subscription(account, &self.call, &self.subscription)
+    }
+
+    /// After an attempt that may have deleted it, "not found" means it is gone.
+    fn recover(error: &Error) -> Option<()> {
+        error.is_not_found().then_some(())
+    }
+
+    fn output(self, (): (), _: AccountSid, _: RequestInfo) -> Result<(), Error> {
+        Ok(())
     }
 }
 

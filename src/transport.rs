@@ -1,16 +1,16 @@
-//! The handwritten side of the generated client: what every request carries (auth, user
-//! agent, timeout) and how the generated client's outcomes become this crate's [`Error`].
+//! The hook side of the generated client: what every request carries (auth, user agent, this
+//! attempt's timeout), what the hook records of each response, and how a generated outcome
+//! becomes this crate's result or [`Error`].
 //!
-//! Each operation gets its own generated client whose `inner` is a [`CallContext`]; the
-//! context remembers the response status and request id, which progenitor drops when a body
-//! does not decode.
+//! One generated client serves every request of a [`Client`](crate::Client). What differs per
+//! attempt (its timeout in, the response's status and headers out) travels in a task-local
+//! [`Attempt`] scoped around the generated call: no lock, no per-attempt client. The record
+//! matters because progenitor drops the status when a body does not decode.
 
+use std::cell::RefCell;
 use std::fmt;
 use std::future::Future;
-
-use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
-use tracing::Instrument as _;
 
 use progenitor_client::{ClientHooks, ClientInfo, OperationInfo};
 use reqwest::StatusCode;
@@ -19,7 +19,7 @@ use reqwest::header::{AUTHORIZATION, HeaderName, HeaderValue, RETRY_AFTER, USER_
 use crate::error::{ApiError, Error, InputError, RequestInfo};
 use crate::generated;
 use crate::retry::RetryPolicy;
-use crate::sid::{AccountSid, CallSid};
+use crate::sid::AccountSid;
 
 // Header names as constants: parsing them from text on every request shows in profiles.
 const API_VERSION: HeaderName = HeaderName::from_static("api-version");
@@ -32,16 +32,20 @@ const EXCERPT_CHARS: usize = 200;
 /// a few hundred bytes; the cap keeps a broken or hostile server from exhausting memory.
 pub const MAX_RESPONSE_BYTES: usize = 64 * 1024;
 
+/// What one generated call returns.
+pub(crate) type Generated<T> =
+    Result<progenitor_client::ResponseValue<T>, generated::Error<generated::types::TwilioError>>;
+
 /// Settings shared by every request of one [`Client`](crate::Client), behind one `Arc`.
 pub struct Shared {
     pub(crate) base_url: String,
+    /// The host of `base_url`, for the span's `server.address`.
+    pub(crate) server_address: String,
     pub(crate) account_sid: AccountSid,
-    /// Basic credentials, built once and marked sensitive.
-    pub(crate) authorization: HeaderValue,
-    pub(crate) user_agent: HeaderValue,
     pub(crate) timeout: Duration,
     pub(crate) retry: RetryPolicy,
-    pub(crate) http: reqwest::Client,
+    /// The one generated client; its hooks add the credentials.
+    pub(crate) api: generated::Client,
 }
 
 impl fmt::Debug for Shared {
@@ -50,66 +54,143 @@ impl fmt::Debug for Shared {
             .field("base_url", &self.base_url)
             .field("account_sid", &self.account_sid)
             .field("authorization", &"<redacted>")
-            .field("user_agent", &self.user_agent)
+            .field("user_agent", &self.api.inner().user_agent)
             .field("timeout", &self.timeout)
             .field("retry", &self.retry)
             .finish_non_exhaustive()
     }
 }
 
-/// The generated client's inner value for one operation.
-#[derive(Debug)]
+/// The generated client's inner value: the headers every request carries.
+#[derive(Clone)]
 pub struct CallContext {
-    shared: Arc<Shared>,
-    /// This attempt's timeout: the client's, cut to what the total deadline leaves.
-    timeout: Duration,
-    response: Mutex<Option<ResponseMeta>>,
+    /// Basic credentials, built once and marked sensitive.
+    authorization: HeaderValue,
+    user_agent: HeaderValue,
 }
 
+impl fmt::Debug for CallContext {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CallContext")
+            .field("authorization", &"<redacted>")
+            .field("user_agent", &self.user_agent)
+            .finish()
+    }
+}
+
+/// The generated client for `base_url`, over `http`'s connection pool.
+pub(crate) fn api_client(
+    base_url: &str,
+    http: reqwest::Client,
+    authorization: HeaderValue,
+    user_agent: HeaderValue,
+) -> generated::Client {
+    generated::Client::new_with_client(
+        base_url,
+        http,
+        CallContext {
+            authorization,
+            user_agent,
+        },
+    )
+}
+
+/// What the hook saw of a response.
 #[derive(Clone, Debug)]
-struct ResponseMeta {
-    status: StatusCode,
-    request_id: Option<String>,
-    retry_after: Option<Duration>,
+pub(crate) struct ResponseMeta {
+    pub(crate) status: StatusCode,
+    pub(crate) request_id: Option<String>,
+    pub(crate) retry_after: Option<Duration>,
     /// The body was longer than [`MAX_RESPONSE_BYTES`] and was cut.
     truncated: bool,
 }
 
-impl Clone for CallContext {
-    fn clone(&self) -> Self {
-        CallContext::new(self.shared.clone(), self.timeout)
-    }
-}
-
-impl CallContext {
-    fn new(shared: Arc<Shared>, timeout: Duration) -> Self {
-        CallContext {
-            shared,
-            timeout,
-            response: Mutex::new(None),
+impl ResponseMeta {
+    fn of(response: &reqwest::Response) -> Self {
+        let header = |name| response.headers().get(name);
+        ResponseMeta {
+            status: response.status(),
+            request_id: header(TWILIO_REQUEST_ID)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned),
+            retry_after: header(RETRY_AFTER).and_then(parse_retry_after),
+            truncated: false,
         }
     }
-
-    fn set_meta(&self, meta: ResponseMeta) {
-        *self.response.lock().unwrap_or_else(PoisonError::into_inner) = Some(meta);
-    }
-
-    fn meta(&self) -> Option<ResponseMeta> {
-        self.response
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
-    }
 }
 
-/// A generated client for one attempt of an operation, sharing the connection pool of
-/// `shared`.
-pub(crate) fn operation_client(shared: &Arc<Shared>, timeout: Duration) -> generated::Client {
-    generated::Client::new_with_client(
-        &shared.base_url,
-        shared.http.clone(),
-        CallContext::new(shared.clone(), timeout),
-    )
+/// One attempt's side of the hook: its timeout in, what the response said out.
+struct Attempt {
+    timeout: Duration,
+    /// Copy the request URL out (only when a span will record it).
+    want_url: bool,
+    url: Option<String>,
+    response: Option<ResponseMeta>,
+}
+
+tokio::task_local! {
+    static ATTEMPT: RefCell<Attempt>;
+}
+
+/// The outcome of one attempt.
+pub(crate) struct Attempted<T> {
+    pub(crate) result: Result<T, Error>,
+    /// What the hook saw of the response, if one arrived.
+    pub(crate) response: Option<ResponseMeta>,
+    /// The request URL, when asked for.
+    pub(crate) url: Option<String>,
+}
+
+/// Runs one generated call of `operation` with `timeout`, and turns its outcome into this
+/// crate's result. Errors carry the operation and request id; the orchestrator adds the
+/// idempotency key and the attempt count when it gives up.
+pub(crate) async fn attempt<T>(
+    operation: &'static str,
+    timeout: Duration,
+    want_url: bool,
+    call: impl Future<Output = Generated<T>>,
+) -> Attempted<T> {
+    let context = RefCell::new(Attempt {
+        timeout,
+        want_url,
+        url: None,
+        response: None,
+    });
+    ATTEMPT
+        .scope(context, async move {
+            let result = call.await;
+            let (response, url) = ATTEMPT.with(|a| {
+                let mut a = a.borrow_mut();
+                (a.response.take(), a.url.take())
+            });
+            let result = match result {
+                Ok(value) => Ok(value.into_inner()),
+                Err(e) => Err(error_of(e, operation, response.as_ref()).await),
+            };
+            Attempted {
+                result,
+                response,
+                url,
+            }
+        })
+        .await
+}
+
+/// Called inside the hook: this attempt's timeout and whether the URL is wanted.
+fn attempt_settings(request: &reqwest::Request) -> Duration {
+    ATTEMPT
+        .try_with(|a| {
+            let mut a = a.borrow_mut();
+            if a.want_url {
+                a.url = Some(request.url().as_str().to_owned());
+            }
+            a.timeout
+        })
+        .unwrap_or(crate::config::DEFAULT_TIMEOUT)
+}
+
+fn record_response(meta: ResponseMeta) {
+    let _ = ATTEMPT.try_with(|a| a.borrow_mut().response = Some(meta));
 }
 
 impl ClientHooks<CallContext> for generated::Client {
@@ -119,44 +200,33 @@ impl ClientHooks<CallContext> for generated::Client {
         _info: &OperationInfo,
     ) -> reqwest::Result<reqwest::Response> {
         let ctx = self.inner();
+        let timeout = attempt_settings(&request);
         let headers = request.headers_mut();
         // progenitor adds `api-version: <info.version>`; Twilio has no such header.
         headers.remove(API_VERSION);
         // Set on every request rather than as client defaults, so that a caller's own
         // `reqwest::Client` gets exactly the same treatment.
-        headers.insert(AUTHORIZATION, ctx.shared.authorization.clone());
-        headers.insert(USER_AGENT, ctx.shared.user_agent.clone());
-        *request.timeout_mut() = Some(ctx.timeout);
+        headers.insert(AUTHORIZATION, ctx.authorization.clone());
+        headers.insert(USER_AGENT, ctx.user_agent.clone());
+        *request.timeout_mut() = Some(timeout);
 
         let response = self.client().execute(request).await?;
         // Recorded before the body is read, so a failure while reading keeps the status.
-        let mut meta = ResponseMeta {
-            status: response.status(),
-            request_id: response
-                .headers()
-                .get(TWILIO_REQUEST_ID)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_owned),
-            retry_after: response
-                .headers()
-                .get(RETRY_AFTER)
-                .and_then(parse_retry_after),
-            truncated: false,
-        };
+        let mut meta = ResponseMeta::of(&response);
         // A declared length within the cap is enforced by hyper: the generated code may read
         // the body itself, with no copy here. Otherwise read at most the cap.
         if response
             .content_length()
             .is_some_and(|n| n <= MAX_RESPONSE_BYTES as u64)
         {
-            ctx.set_meta(meta);
+            record_response(meta);
             return Ok(response);
         }
-        ctx.set_meta(meta.clone());
+        record_response(meta.clone());
         let (response, truncated) = read_capped(response).await?;
         if truncated {
             meta.truncated = true;
-            ctx.set_meta(meta);
+            record_response(meta);
         }
         Ok(response)
     }
@@ -164,69 +234,47 @@ impl ClientHooks<CallContext> for generated::Client {
 
 /// Runs `operation` inside `span`, or plainly when no subscriber wants the span (entering a
 /// disabled span on every poll still shows in profiles).
-pub(crate) async fn in_span<T>(span: tracing::Span, operation: impl Future<Output = T>) -> T {
+pub(crate) async fn in_span<T>(span: &tracing::Span, operation: impl Future<Output = T>) -> T {
+    use tracing::Instrument as _;
     if span.is_disabled() {
         operation.await
     } else {
-        operation.instrument(span).await
+        operation.instrument(span.clone()).await
     }
 }
 
-/// The one span of an operation; `attempts`, `status` and `request_id` are recorded as they
-/// become known. Message content is never recorded.
-pub(crate) fn span(operation: &'static str, call: &CallSid) -> tracing::Span {
-    tracing::debug_span!(
-        "twilio_call_messages",
+/// The request an error is about, before the orchestrator adds key and attempts.
+fn request_info(operation: &'static str, meta: Option<&ResponseMeta>) -> RequestInfo {
+    RequestInfo {
         operation,
-        call_sid = %call,
-        attempts = tracing::field::Empty,
-        status = tracing::field::Empty,
-        request_id = tracing::field::Empty,
-    )
-}
-
-/// Turns the outcome of a generated call into this crate's result.
-pub(crate) async fn finish<T>(
-    api: &generated::Client,
-    operation: &'static str,
-    idempotency_key: Option<String>,
-    result: Result<
-        progenitor_client::ResponseValue<T>,
-        generated::Error<generated::types::TwilioError>,
-    >,
-) -> Result<(T, RequestInfo), Error> {
-    let meta = api.inner().meta();
-    if let Some(meta) = &meta {
-        let span = tracing::Span::current();
-        span.record("status", meta.status.as_u16());
-        if let Some(id) = &meta.request_id {
-            span.record("request_id", id.as_str());
-        }
-    }
-    let request = RequestInfo {
-        operation,
-        idempotency_key,
-        request_id: meta.as_ref().and_then(|m| m.request_id.clone()),
+        idempotency_key: None,
+        request_id: meta.and_then(|m| m.request_id.clone()),
         attempts: 1,
-    };
-    match result {
-        Ok(value) => Ok((value.into_inner(), request)),
-        Err(_) if meta.as_ref().is_some_and(|m| m.truncated) => {
-            let status = meta.as_ref().map(|m| m.status).unwrap_or_default();
-            let retry_after = meta.and_then(|m| m.retry_after);
+    }
+}
+
+/// A failed generated call as this crate's error.
+async fn error_of(
+    error: generated::Error<generated::types::TwilioError>,
+    operation: &'static str,
+    meta: Option<&ResponseMeta>,
+) -> Error {
+    let request = request_info(operation, meta);
+    match meta {
+        Some(meta) if meta.truncated => {
             let reason = format!("the body is longer than the {MAX_RESPONSE_BYTES}-byte cap");
-            Err(if status.is_success() {
+            if meta.status.is_success() {
                 Error::Decode {
                     request,
-                    status,
+                    status: meta.status,
                     reason,
                     body_excerpt: String::new(),
                 }
             } else {
-                api_error(status, None, Some(reason), retry_after, request)
-            })
+                api_error(meta.status, None, Some(reason), meta.retry_after, request)
+            }
         }
-        Err(e) => Err(map_error(e, meta.as_ref(), request).await),
+        _ => map_error(error, meta, request).await,
     }
 }
 
@@ -296,7 +344,7 @@ fn transport_error(e: reqwest::Error, status: Option<StatusCode>, request: Reque
     if e.is_connect() {
         Error::Connect { request, source: e }
     } else if e.is_timeout() {
-        Error::Timeout { request }
+        Error::Timeout { request, source: e }
     } else {
         Error::Transport {
             request,
@@ -332,6 +380,8 @@ fn api_error(
         code: body.code,
         message,
         more_info: body.more_info.or(body.type_),
+        instance: body.instance,
+        errors: body.errors.unwrap_or_default(),
         body_excerpt: body_excerpt.filter(|b| !b.is_empty()),
         retry_after,
         request,

@@ -94,9 +94,11 @@ async fn results_keep_input_order_and_failures_stay_apart() {
 
     assert_eq!(results.len(), 100);
     let mut keys = HashSet::new();
-    for ((call, result), expected) in results.iter().zip(&calls) {
+    for (index, (outcome, expected)) in results.iter().zip(&calls).enumerate() {
+        assert_eq!(outcome.index, index);
+        let call = outcome.call_sid.as_ref().unwrap();
         assert_eq!(call, expected, "input order");
-        match result {
+        match &outcome.result {
             Ok(message) => {
                 assert!(!call.as_str().ends_with('0'));
                 assert_eq!(message.call_sid, *call);
@@ -112,7 +114,7 @@ async fn results_keep_input_order_and_failures_stay_apart() {
         }
     }
     assert_eq!(
-        results.iter().filter(|(_, r)| r.is_err()).count(),
+        results.iter().filter(|r| r.result.is_err()).count(),
         7,
         "calls 0x00, 0x10 … 0x60"
     );
