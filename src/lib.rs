@@ -9,8 +9,6 @@ mod config;
 mod date;
 mod decode;
 mod error;
-#[doc(hidden)]
-pub mod internals;
 mod message;
 #[cfg(feature = "mock")]
 pub mod mock;
@@ -48,6 +46,12 @@ pub use sid::{
 pub use subscription::{Subscribe, Unsubscribe};
 pub use transport::MAX_RESPONSE_BYTES;
 pub use webhook::{CallMessageEvent, EventError, SignatureValidator};
+
+/// Entry points for the crate's own benchmarks and fuzz targets: not public API, no stability
+/// promise, hidden from the docs.
+#[doc(hidden)]
+#[path = "private.rs"]
+pub mod __private;
 
 /// The HTTP client type accepted by [`ClientBuilder::http_client`].
 pub use reqwest;

@@ -1,7 +1,7 @@
 //! Any status and error body decodes to an `Error` that keeps the status, without panicking.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use twilio_call_messages::internals::decode_error_response;
+use twilio_call_messages::__private::decode_error_response;
 
 fuzz_target!(|data: &[u8]| {
     let (status, body) = match data {

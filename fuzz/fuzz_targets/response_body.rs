@@ -1,7 +1,7 @@
 //! Any 201 body decodes to a `Message` or a `Decode` error, without panicking.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use twilio_call_messages::internals::decode_message_response;
+use twilio_call_messages::__private::decode_message_response;
 
 fuzz_target!(|data: &[u8]| {
     let account = "ACaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa".parse().unwrap();
