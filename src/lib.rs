@@ -9,6 +9,7 @@ mod config;
 mod date;
 mod decode;
 mod error;
+mod flow;
 #[doc(hidden)]
 pub mod internals;
 mod message;
@@ -38,6 +39,7 @@ pub use broadcast::{Broadcast, BroadcastResults, DEFAULT_BROADCAST_CONCURRENCY};
 pub use client::Client;
 pub use config::{ClientBuilder, DEFAULT_BASE_URL, DEFAULT_CONNECT_TIMEOUT, DEFAULT_TIMEOUT};
 pub use error::{ApiError, ConfigError, Error, InputError, RequestInfo};
+pub use flow::{ConcurrencyLimit, DEFAULT_INITIAL_CONCURRENCY, DEFAULT_MAX_CONCURRENCY, FlowStats};
 pub use message::{MAX_CONTENT_CHARS, MessageContent, SendMessage};
 pub use model::{CallbackMethod, Message, Subscription};
 pub use retry::{Decision, RetryPolicy};
