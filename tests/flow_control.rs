@@ -68,7 +68,7 @@ fn reconcile(results: &BroadcastResults, served: &HashSet<String>) -> (usize, us
 async fn the_stand_in_enforces_its_limit_and_speaks_twilio() {
     let server = LimitedTwilio::start(Limits {
         limit: 2,
-        latency: Duration::from_millis(200),
+        latency: Duration::from_millis(500),
         concurrency_header: true,
     })
     .await;
@@ -84,9 +84,11 @@ async fn the_stand_in_enforces_its_limit_and_speaks_twilio() {
             .form(&[("Content", "{}"), ("IdempotencyKey", key)]);
         async move { request.send().await.unwrap() }
     };
-    // Two are served (200 ms each); a third, sent while they are, is beyond the limit.
+    // Two are served (500 ms each); a third, sent once both arrived, is beyond the limit.
     let (a, b, c) = tokio::join!(send("k1"), send("k2"), async {
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        while server.counts().requests < 2 {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
         send("k3").await
     });
     assert_eq!(c.status(), 429);
