@@ -9,6 +9,7 @@ mod config;
 mod date;
 mod decode;
 mod error;
+mod flow;
 mod message;
 #[cfg(feature = "mock")]
 pub mod mock;
@@ -37,6 +38,7 @@ pub use broadcast::{Broadcast, BroadcastResults, CallResult, DEFAULT_BROADCAST_C
 pub use client::Client;
 pub use config::{ClientBuilder, DEFAULT_BASE_URL, DEFAULT_CONNECT_TIMEOUT, DEFAULT_TIMEOUT};
 pub use error::{ApiError, ConfigError, Error, InputError, RequestInfo};
+pub use flow::{ConcurrencyLimit, DEFAULT_INITIAL_CONCURRENCY, DEFAULT_MAX_CONCURRENCY, FlowStats};
 pub use message::{MAX_CONTENT_CHARS, MessageContent, SendMessage};
 pub use model::{CallbackMethod, Message, Subscription};
 pub use retry::{Decision, RetryPolicy};

@@ -1,0 +1,282 @@
+//! The retry budget: a client-wide token bucket that every retry of a fault pays from, so that
+//! when everything fails (every request 503, connections refused) retries stop multiplying the
+//! load.
+//!
+//! The semantics and constants are those of the AWS SDKs' standard retry mode ("retry quota"),
+//! as implemented by smithy-rs (`aws-smithy-runtime`, `client/retries/token_bucket.rs` and
+//! `strategy/standard.rs`) and aws-sdk-go-v2 (`aws/retry/standard.go`):
+//! - the bucket holds [`DEFAULT_CAPACITY`] = 500 tokens (`DEFAULT_CAPACITY`,
+//!   `DefaultRetryRateTokens`);
+//! - a retry costs [`RETRY_COST`] = 5 tokens, a retry after a timeout [`TIMEOUT_RETRY_COST`] =
+//!   10 (`LEGACY_RETRY_COST`, `LEGACY_RETRY_TIMEOUT_COST`; Go's `DefaultRetryCost`,
+//!   `DefaultRetryTimeoutCost`) — a timeout may have left work running at the server, so it is
+//!   the more expensive guess;
+//! - a retry that succeeds gets its cost back, one that fails loses it (Go: "If you retry, and
+//!   you succeed, you get a refund. But if the retry fails you lose the tokens");
+//! - a call that succeeds at its first attempt adds [`SUCCESS_REFILL`] = 1 token, up to the
+//!   capacity (`PERMIT_REGENERATION_AMOUNT`, `DefaultNoRetryIncrement`);
+//! - an empty bucket means no retry: the error is returned at once.
+//!
+//! So a healthy client keeps a full bucket, and a failing one gets 100 retries (50 after
+//! timeouts) before it stops retrying; from then on it sends each call once, until successes
+//! refill the bucket.
+//!
+//! Throttling (429 / 20429) does not pay from this bucket, unlike in smithy-rs: Twilio never
+//! processed a throttled request, and the concurrency limiter already paces those retries to
+//! what the account accepts (issue 11: "a throttled request keeps trying until the total
+//! deadline").
+
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// Tokens in a full bucket.
+pub(crate) const DEFAULT_CAPACITY: usize = 500;
+/// What a retry after an error answer or a connection failure costs.
+pub(crate) const RETRY_COST: usize = 5;
+/// What a retry after a timeout costs.
+pub(crate) const TIMEOUT_RETRY_COST: usize = 10;
+/// What a call that succeeded at its first attempt adds back.
+pub(crate) const SUCCESS_REFILL: usize = 1;
+
+/// Why a retry is wanted; it sets the price.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum RetryKind {
+    /// A retryable error answer (500/502/503/504) or a connection failure.
+    Error,
+    /// A timeout: the request may still be running at Twilio.
+    Timeout,
+}
+
+impl RetryKind {
+    fn cost(self) -> usize {
+        match self {
+            RetryKind::Error => RETRY_COST,
+            RetryKind::Timeout => TIMEOUT_RETRY_COST,
+        }
+    }
+}
+
+/// The client-wide retry budget; clones share one bucket.
+#[derive(Clone)]
+pub(crate) struct RetryBudget {
+    /// `None`: unlimited (every retry is allowed and nothing is counted).
+    inner: Option<Arc<Bucket>>,
+}
+
+struct Bucket {
+    tokens: AtomicUsize,
+    capacity: usize,
+}
+
+impl fmt::Debug for RetryBudget {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.inner {
+            Some(b) => f
+                .debug_struct("RetryBudget")
+                .field("tokens", &b.tokens.load(Ordering::Relaxed))
+                .field("capacity", &b.capacity)
+                .finish(),
+            None => f.write_str("RetryBudget(unlimited)"),
+        }
+    }
+}
+
+impl Default for RetryBudget {
+    fn default() -> Self {
+        RetryBudget::new(DEFAULT_CAPACITY)
+    }
+}
+
+impl RetryBudget {
+    /// A full bucket of `capacity` tokens (0: no retries at all).
+    pub(crate) fn new(capacity: usize) -> Self {
+        RetryBudget {
+            inner: Some(Arc::new(Bucket {
+                tokens: AtomicUsize::new(capacity),
+                capacity,
+            })),
+        }
+    }
+
+    /// No budget: retries are limited only by the retry policy.
+    pub(crate) fn unlimited() -> Self {
+        RetryBudget { inner: None }
+    }
+
+    /// Tokens left; `None` when unlimited.
+    pub(crate) fn available(&self) -> Option<usize> {
+        self.inner
+            .as_ref()
+            .map(|b| b.tokens.load(Ordering::Relaxed))
+    }
+
+    /// Pays for one retry, or says there is no budget left for it. A call keeps the token
+    /// until its next attempt is over: [`RetryToken::refund`] if it succeeded; dropping the
+    /// token (the attempt failed too) keeps the tokens spent.
+    pub(crate) fn try_acquire(&self, kind: RetryKind) -> Option<RetryToken> {
+        let Some(bucket) = &self.inner else {
+            return Some(RetryToken {
+                bucket: None,
+                cost: 0,
+            });
+        };
+        let cost = kind.cost();
+        bucket
+            .tokens
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |t| t.checked_sub(cost))
+            .ok()?;
+        Some(RetryToken {
+            bucket: Some(bucket.clone()),
+            cost,
+        })
+    }
+
+    /// A call succeeded at its first attempt: one token back, up to the capacity.
+    pub(crate) fn on_first_attempt_success(&self) {
+        if let Some(bucket) = &self.inner {
+            bucket.add(SUCCESS_REFILL);
+        }
+    }
+}
+
+impl Bucket {
+    fn add(&self, n: usize) {
+        let _ = self
+            .tokens
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |t| {
+                Some(t.saturating_add(n).min(self.capacity))
+            });
+    }
+}
+
+/// Payment for one retry. Dropped: spent (the retry failed, or the call ended).
+#[must_use = "refund the token when the retry succeeds; dropping it spends it"]
+pub(crate) struct RetryToken {
+    bucket: Option<Arc<Bucket>>,
+    cost: usize,
+}
+
+impl fmt::Debug for RetryToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RetryToken")
+            .field("cost", &self.cost)
+            .finish()
+    }
+}
+
+impl RetryToken {
+    /// The retry this token paid for succeeded: its cost goes back to the bucket.
+    pub(crate) fn refund(self) {
+        if let Some(bucket) = &self.bucket {
+            bucket.add(self.cost);
+        }
+    }
+
+    /// Tokens this retry cost.
+    pub(crate) fn cost(&self) -> usize {
+        self.cost
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failing_client_gets_a_hundred_retries_then_none() {
+        let budget = RetryBudget::default();
+        let mut granted = 0;
+        while let Some(token) = budget.try_acquire(RetryKind::Error) {
+            drop(token); // the retry failed too: spent
+            granted += 1;
+            assert!(granted <= DEFAULT_CAPACITY, "the bucket must drain");
+        }
+        assert_eq!(granted, DEFAULT_CAPACITY / RETRY_COST);
+        assert_eq!(budget.available(), Some(0));
+        assert!(budget.try_acquire(RetryKind::Timeout).is_none());
+    }
+
+    #[test]
+    fn timeouts_cost_twice_as_much() {
+        let budget = RetryBudget::new(30);
+        let t = budget.try_acquire(RetryKind::Timeout).unwrap();
+        assert_eq!(t.cost(), TIMEOUT_RETRY_COST);
+        assert_eq!(budget.available(), Some(20));
+        drop(t);
+        let e = budget.try_acquire(RetryKind::Error).unwrap();
+        assert_eq!(e.cost(), RETRY_COST);
+        assert_eq!(budget.available(), Some(15));
+        drop(e);
+        assert!(budget.try_acquire(RetryKind::Timeout).is_some());
+        assert_eq!(budget.available(), Some(5));
+        assert!(
+            budget.try_acquire(RetryKind::Timeout).is_none(),
+            "5 left, a timeout retry costs 10"
+        );
+        assert_eq!(budget.available(), Some(5), "a refused retry costs nothing");
+        assert!(budget.try_acquire(RetryKind::Error).is_some());
+    }
+
+    #[test]
+    fn a_successful_retry_is_refunded_and_first_attempt_successes_refill() {
+        let budget = RetryBudget::new(100);
+        let token = budget.try_acquire(RetryKind::Error).unwrap();
+        assert_eq!(budget.available(), Some(95));
+        token.refund();
+        assert_eq!(budget.available(), Some(100));
+
+        for _ in 0..10 {
+            drop(budget.try_acquire(RetryKind::Timeout).unwrap());
+        }
+        assert_eq!(budget.available(), Some(0));
+        for _ in 0..7 {
+            budget.on_first_attempt_success();
+        }
+        assert_eq!(budget.available(), Some(7));
+        assert!(budget.try_acquire(RetryKind::Error).is_some());
+        for _ in 0..1000 {
+            budget.on_first_attempt_success();
+        }
+        assert_eq!(budget.available(), Some(100), "never above the capacity");
+    }
+
+    #[test]
+    fn clones_share_one_bucket_and_unlimited_never_refuses() {
+        let budget = RetryBudget::new(10);
+        let clone = budget.clone();
+        drop(clone.try_acquire(RetryKind::Timeout).unwrap());
+        assert!(budget.try_acquire(RetryKind::Error).is_none());
+
+        let unlimited = RetryBudget::unlimited();
+        for _ in 0..10_000 {
+            drop(unlimited.try_acquire(RetryKind::Timeout).unwrap());
+        }
+        assert_eq!(unlimited.available(), None);
+        assert!(RetryBudget::new(0).try_acquire(RetryKind::Error).is_none());
+    }
+
+    /// The issue's outage: every request fails. With the default 4 attempts, requests sent stay
+    /// within 1.1× the logical calls once the budget is spent.
+    #[test]
+    fn an_outage_is_not_amplified() {
+        let budget = RetryBudget::default();
+        let calls = 2_000;
+        let max_attempts = 4;
+        let mut sent = 0;
+        for _ in 0..calls {
+            sent += 1; // the first attempt is never refused by the budget
+            for _ in 1..max_attempts {
+                match budget.try_acquire(RetryKind::Error) {
+                    Some(token) => {
+                        sent += 1;
+                        drop(token); // 503 again
+                    }
+                    None => break,
+                }
+            }
+        }
+        assert_eq!(sent, calls + DEFAULT_CAPACITY / RETRY_COST);
+        assert!(sent as f64 <= 1.1 * calls as f64, "{sent} requests");
+    }
+}

@@ -1,0 +1,465 @@
+//! A deterministic simulation of clients against an account that serves at most `capacity`
+//! requests at once and throttles the rest: the limiter's convergence and fairness, with no
+//! clock and no network. Time is in milliseconds of simulated time.
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+
+use super::{ConcurrencyLimit, ConcurrencyLimiter, Permit};
+
+/// How a simulated account answers.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Account {
+    pub capacity: usize,
+    /// Service time of an admitted request, ± `jitter`.
+    pub latency: u64,
+    pub jitter: u64,
+    /// Time to answer a throttled request.
+    pub throttle_latency: u64,
+    /// What answers carry as `Twilio-Concurrent-Requests`.
+    pub header: Header,
+    /// Whether a throttled message waits before it is tried again, as the orchestrator's
+    /// retry policy makes it (full jitter, from 100 ms doubling, at most 3 s); otherwise it
+    /// goes back to the queue at once and the limiter alone paces it.
+    pub backoff: bool,
+}
+
+impl Account {
+    pub fn new(capacity: usize) -> Self {
+        Account {
+            capacity,
+            latency: 40,
+            jitter: 5,
+            throttle_latency: 2,
+            header: Header::None,
+            backoff: true,
+        }
+    }
+}
+
+/// The `Twilio-Concurrent-Requests` a simulated account sends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Header {
+    None,
+    /// The account's requests in flight, this one included (on a 429: those being served).
+    Load,
+    /// A value that means something else and never moves.
+    Constant(u32),
+}
+
+impl Header {
+    fn value(self, serving: usize) -> Option<u32> {
+        match self {
+            Header::None => None,
+            Header::Load => Some(serving as u32),
+            Header::Constant(v) => Some(v),
+        }
+    }
+}
+
+/// One client: a limiter and its work.
+struct Client {
+    limiter: ConcurrencyLimiter,
+    /// Fresh messages not yet sent.
+    fresh: usize,
+    /// Throttled messages ready to be sent again, with the attempts they made.
+    retries: std::collections::VecDeque<u32>,
+    delivered: usize,
+    /// Time-integral of this client's requests in flight at the account.
+    in_flight_ms: u64,
+    in_flight: usize,
+    /// Time-integral of the limit.
+    limit_ms: u64,
+}
+
+/// What a run measured.
+#[derive(Debug)]
+pub(super) struct Report {
+    /// When the last message was delivered (or the time limit).
+    pub elapsed: u64,
+    pub delivered: Vec<usize>,
+    pub sent: u64,
+    pub throttled: u64,
+    /// Average requests in flight per client over the measured span.
+    pub mean_in_flight: Vec<f64>,
+    /// Average limit per client over the measured span.
+    pub mean_limit: Vec<f64>,
+    /// Final limit per client.
+    pub final_limit: Vec<usize>,
+}
+
+impl Report {
+    /// Jain's fairness index of the clients' mean in-flight counts: 1 is equal shares,
+    /// `1/n` is one client taking everything.
+    pub fn fairness(&self) -> f64 {
+        let n = self.mean_in_flight.len() as f64;
+        let sum: f64 = self.mean_in_flight.iter().sum();
+        let squares: f64 = self.mean_in_flight.iter().map(|x| x * x).sum();
+        sum * sum / (n * squares)
+    }
+
+    pub fn throttle_share(&self) -> f64 {
+        self.throttled as f64 / self.sent as f64
+    }
+}
+
+struct Event {
+    at: u64,
+    order: u64,
+    client: usize,
+    kind: Kind,
+}
+
+enum Kind {
+    /// The account answers an attempt (number `attempt` of its message).
+    Answer {
+        permit: Permit,
+        throttled: bool,
+        concurrent: Option<u32>,
+        attempt: u32,
+    },
+    /// A throttled message's backoff is over.
+    Ready { attempts: u32 },
+}
+
+impl PartialEq for Event {
+    fn eq(&self, other: &Self) -> bool {
+        (self.at, self.order) == (other.at, other.order)
+    }
+}
+impl Eq for Event {}
+impl PartialOrd for Event {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Event {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        (self.at, self.order).cmp(&(other.at, other.order))
+    }
+}
+
+/// Runs `clients` (each with `messages` to deliver, `usize::MAX` for endless) against
+/// `account` until all are delivered or `until` ms pass; averages are taken from `measure_from`
+/// ms on.
+pub(super) fn run(
+    account: Account,
+    settings: &[ConcurrencyLimit],
+    messages: usize,
+    until: u64,
+    measure_from: u64,
+    seed: u64,
+) -> Report {
+    let mut rng = fastrand::Rng::with_seed(seed);
+    let mut clients: Vec<Client> = settings
+        .iter()
+        .map(|&s| Client {
+            limiter: ConcurrencyLimiter::new(s),
+            fresh: messages,
+            retries: Default::default(),
+            delivered: 0,
+            in_flight_ms: 0,
+            in_flight: 0,
+            limit_ms: 0,
+        })
+        .collect();
+    let mut events = BinaryHeap::new();
+    let (mut now, mut order, mut sent, mut throttled_count) = (0u64, 0u64, 0u64, 0u64);
+    let mut serving = 0usize;
+    let mut first = 0usize; // round-robin start, so no client always goes first
+    let mut finished_at = until;
+    loop {
+        // Send: one request per client per pass, until nobody can.
+        loop {
+            let mut any = false;
+            for i in 0..clients.len() {
+                let c = (first + i) % clients.len();
+                let client = &mut clients[c];
+                if client.fresh == 0 && client.retries.is_empty() {
+                    continue;
+                }
+                let Some(permit) = client.limiter.try_acquire() else {
+                    continue;
+                };
+                any = true;
+                let attempt = match client.retries.pop_front() {
+                    Some(made) => made + 1,
+                    None => {
+                        client.fresh -= 1;
+                        1
+                    }
+                };
+                sent += 1;
+                order += 1;
+                let admitted = serving < account.capacity;
+                let at = if admitted {
+                    serving += 1;
+                    client.in_flight += 1;
+                    now + account.latency - account.jitter + rng.u64(0..=2 * account.jitter)
+                } else {
+                    now + account.throttle_latency
+                };
+                let event = Event {
+                    at,
+                    order,
+                    client: c,
+                    kind: Kind::Answer {
+                        permit,
+                        throttled: !admitted,
+                        concurrent: account.header.value(serving),
+                        attempt,
+                    },
+                };
+                events.push(Reverse(event));
+            }
+            if !any {
+                break;
+            }
+        }
+        first = (first + 1) % clients.len();
+
+        let Some(Reverse(next)) = events.pop() else {
+            finished_at = now;
+            break;
+        };
+        if next.at >= until {
+            break;
+        }
+        // Account for the time that passes until the next event.
+        if next.at > now && now >= measure_from {
+            let dt = next.at - now;
+            for client in &mut clients {
+                client.in_flight_ms += client.in_flight as u64 * dt;
+                client.limit_ms += client.limiter.stats().limit.unwrap_or(0) as u64 * dt;
+            }
+        }
+        now = next.at;
+        let client = &mut clients[next.client];
+        match next.kind {
+            Kind::Ready { attempts } => client.retries.push_back(attempts),
+            Kind::Answer {
+                permit,
+                throttled: true,
+                concurrent,
+                attempt,
+            } => {
+                throttled_count += 1;
+                permit.throttled(concurrent);
+                if account.backoff {
+                    let cap = (100u64 << (attempt - 1).min(10)).min(3000);
+                    order += 1;
+                    events.push(Reverse(Event {
+                        at: now + rng.u64(0..=cap),
+                        order,
+                        client: next.client,
+                        kind: Kind::Ready { attempts: attempt },
+                    }));
+                } else {
+                    client.retries.push_back(attempt);
+                }
+            }
+            Kind::Answer {
+                permit, concurrent, ..
+            } => {
+                serving -= 1;
+                client.in_flight -= 1;
+                client.delivered += 1;
+                permit.success(concurrent);
+            }
+        }
+    }
+    let span = finished_at.saturating_sub(measure_from).max(1) as f64;
+    Report {
+        elapsed: finished_at,
+        delivered: clients.iter().map(|c| c.delivered).collect(),
+        sent,
+        throttled: throttled_count,
+        mean_in_flight: clients
+            .iter()
+            .map(|c| c.in_flight_ms as f64 / span)
+            .collect(),
+        mean_limit: clients.iter().map(|c| c.limit_ms as f64 / span).collect(),
+        final_limit: clients
+            .iter()
+            .map(|c| c.limiter.stats().limit.unwrap_or(0))
+            .collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::flow::{DEFAULT_INITIAL_CONCURRENCY, DEFAULT_MAX_CONCURRENCY};
+
+    const DEFAULT: ConcurrencyLimit = ConcurrencyLimit::Adaptive {
+        initial: DEFAULT_INITIAL_CONCURRENCY,
+        max: DEFAULT_MAX_CONCURRENCY,
+    };
+    const MESSAGES: usize = 2_000;
+
+    fn account(capacity: usize, header: Header) -> Account {
+        Account {
+            header,
+            ..Account::new(capacity)
+        }
+    }
+
+    /// Simulated time for 2,000 messages over the ideal `messages × latency / capacity`.
+    fn slowdown(report: &Report, capacity: usize) -> f64 {
+        report.elapsed as f64 / (MESSAGES as f64 * 40.0 / capacity as f64)
+    }
+
+    #[test]
+    fn the_simulated_account_throttles_a_client_without_a_limit() {
+        // The yardstick: with no limit every message is sent at once and most are throttled.
+        let r = run(
+            account(8, Header::None),
+            &[ConcurrencyLimit::Off],
+            MESSAGES,
+            1_000_000,
+            0,
+            1,
+        );
+        assert_eq!(r.delivered, vec![MESSAGES]);
+        assert!(r.throttle_share() > 0.5, "{r:?}");
+    }
+
+    #[test]
+    fn one_client_converges_near_the_account_limit() {
+        for (capacity, seed) in [(4, 1), (8, 2), (20, 3), (64, 4)] {
+            let r = run(
+                account(capacity, Header::None),
+                &[DEFAULT],
+                MESSAGES,
+                1_000_000,
+                0,
+                seed,
+            );
+            assert_eq!(r.delivered, vec![MESSAGES], "N = {capacity}");
+            let slowdown = slowdown(&r, capacity);
+            // The budget of the issue is 1.2× the ideal on real machines; the model leaves room.
+            let bound = if capacity >= 64 { 1.2 } else { 1.12 };
+            assert!(
+                slowdown <= bound,
+                "N = {capacity}: {slowdown:.3}× ideal, {r:?}"
+            );
+            let limit = r.final_limit[0] as f64;
+            assert!(
+                (0.6 * capacity as f64..=1.3 * capacity as f64).contains(&limit),
+                "N = {capacity}: {r:?}"
+            );
+            if capacity >= 8 {
+                assert!(r.throttle_share() < 0.08, "N = {capacity}: {r:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn the_load_header_cuts_throttles_and_time() {
+        for (capacity, seed) in [(8, 5), (20, 6), (64, 7)] {
+            let plain = run(
+                account(capacity, Header::None),
+                &[DEFAULT],
+                MESSAGES,
+                1_000_000,
+                0,
+                seed,
+            );
+            let r = run(
+                account(capacity, Header::Load),
+                &[DEFAULT],
+                MESSAGES,
+                1_000_000,
+                0,
+                seed,
+            );
+            assert_eq!(r.delivered, vec![MESSAGES]);
+            assert!(slowdown(&r, capacity) <= 1.12, "N = {capacity}: {r:?}");
+            assert!(r.throttle_share() < 0.01, "N = {capacity}: {r:?}");
+            assert!(
+                r.throttled < plain.throttled,
+                "N = {capacity}: {r:?} vs {plain:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_header_that_means_something_else_degrades_to_plain_aimd() {
+        for constant in [1, 20, 1000] {
+            let r = run(
+                account(20, Header::Constant(constant)),
+                &[DEFAULT],
+                MESSAGES,
+                1_000_000,
+                0,
+                8,
+            );
+            assert_eq!(r.delivered, vec![MESSAGES]);
+            assert!(slowdown(&r, 20) <= 1.12, "header {constant}: {r:?}");
+        }
+    }
+
+    #[test]
+    fn three_clients_share_one_account_fairly() {
+        for (capacity, header, seed) in [
+            (8, Header::None, 9),
+            (20, Header::None, 10),
+            (64, Header::None, 11),
+            (20, Header::Load, 12),
+            (64, Header::Load, 13),
+        ] {
+            // Endless work for 60 s; shares measured over the last 50 s.
+            let r = run(
+                account(capacity, header),
+                &[DEFAULT; 3],
+                usize::MAX,
+                60_000,
+                10_000,
+                seed,
+            );
+            let total: f64 = r.mean_in_flight.iter().sum();
+            assert!(r.fairness() >= 0.95, "N = {capacity} {header:?}: {r:?}");
+            assert!(
+                total >= 0.85 * capacity as f64,
+                "N = {capacity} {header:?}: {r:?}"
+            );
+            let share = capacity as f64 / 3.0;
+            for mean in &r.mean_in_flight {
+                assert!(
+                    (0.6 * share..=1.4 * share).contains(mean),
+                    "N = {capacity} {header:?}: {r:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn unequal_starts_converge_to_equal_shares() {
+        // One client starts at 60, the others at 1: after 20 s they share about equally.
+        let settings = [
+            ConcurrencyLimit::Adaptive {
+                initial: 60,
+                max: 100,
+            },
+            ConcurrencyLimit::Adaptive {
+                initial: 1,
+                max: 100,
+            },
+            ConcurrencyLimit::Adaptive {
+                initial: 1,
+                max: 100,
+            },
+        ];
+        for header in [Header::None, Header::Load] {
+            let r = run(
+                account(30, header),
+                &settings,
+                usize::MAX,
+                60_000,
+                20_000,
+                14,
+            );
+            assert!(r.fairness() >= 0.95, "{header:?}: {r:?}");
+        }
+    }
+}
