@@ -71,7 +71,7 @@ impl Row {
 }
 
 fn delivered(results: &BroadcastResults) -> usize {
-    results.iter().filter(|(_, r)| r.is_ok()).count()
+    results.iter().filter(|r| r.result.is_ok()).count()
 }
 
 fn limits(limit: usize, header: bool) -> Limits {

@@ -17,9 +17,10 @@ use crate::orchestrator::Options;
 use crate::retry::RetryPolicy;
 use crate::sid::{CallSid, IntoSid, SidError};
 
-/// Requests in flight at once unless [`Broadcast::concurrency`] says otherwise: enough to keep
-/// a connection pool busy without tripping Twilio's per-account concurrency limits.
-pub const DEFAULT_BROADCAST_CONCURRENCY: usize = 32;
+/// The most requests one broadcast has in flight unless [`Broadcast::concurrency`] says
+/// otherwise. It is an upper bound: every request also waits for a slot under the client's
+/// concurrency limit, which adapts to the account's ([`ConcurrencyLimit`](crate::ConcurrencyLimit)).
+pub const DEFAULT_BROADCAST_CONCURRENCY: usize = crate::flow::DEFAULT_MAX_CONCURRENCY;
 
 /// One call's outcome in a broadcast.
 #[derive(Debug)]
@@ -67,8 +68,8 @@ impl fmt::Debug for Broadcast {
 }
 
 impl Broadcast {
-    /// At most this many requests in flight (at least 1). Default:
-    /// [`DEFAULT_BROADCAST_CONCURRENCY`].
+    /// At most this many requests of this broadcast in flight (at least 1), under the
+    /// client's concurrency limit. Default: [`DEFAULT_BROADCAST_CONCURRENCY`].
     pub fn concurrency(mut self, limit: usize) -> Self {
         self.concurrency = limit.max(1);
         self

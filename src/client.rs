@@ -7,6 +7,7 @@ use serde::Serialize;
 
 use crate::config::ClientBuilder;
 use crate::error::Error;
+use crate::flow::FlowStats;
 use crate::message::{MessageContent, SendMessage};
 use crate::orchestrator::Options;
 use crate::sid::{AccountSid, CallSid, IntoSid};
@@ -63,6 +64,13 @@ impl Client {
     /// The base URL requests go to, e.g. `https://api.twilio.com`.
     pub fn base_url(&self) -> &str {
         &self.shared.base_url
+    }
+
+    /// The client's flow control now: the concurrency limit it has learned (or was given),
+    /// requests in flight and waiting, how many were throttled, and the retry budget left.
+    /// Shared by every clone.
+    pub fn flow_stats(&self) -> FlowStats {
+        self.shared.flow.stats()
     }
 
     /// Sends `content`, serialized to JSON, into the active call `call` (a [`CallSid`] or its

@@ -10,6 +10,7 @@ use reqwest::header::HeaderValue;
 
 use crate::client::Client;
 use crate::error::{ConfigError, Error};
+use crate::flow::{ConcurrencyLimit, FlowControl, RetryBudget};
 use crate::retry::RetryPolicy;
 use crate::sid::{AccountSid, ApiKeySid, IntoSid, SidError};
 use crate::transport::{Shared, api_client};
@@ -54,6 +55,8 @@ pub struct ClientBuilder {
     user_agent_extensions: Vec<String>,
     http_client: Option<reqwest::Client>,
     retry: Option<RetryPolicy>,
+    concurrency: Option<ConcurrencyLimit>,
+    retry_budget: Option<Option<usize>>,
 }
 
 impl ClientBuilder {
@@ -124,6 +127,32 @@ impl ClientBuilder {
     /// client is built. [`RetryPolicy::none`] turns retries off.
     pub fn retry_policy(mut self, policy: RetryPolicy) -> Self {
         self.retry = Some(policy);
+        self
+    }
+
+    /// How many requests the client (all its clones, every operation) keeps in flight to
+    /// Twilio at once. Default: [`ConcurrencyLimit::default`], adaptive: it learns the
+    /// account's limit from Twilio's 429s, so that requests wait for a slot instead of being
+    /// throttled, and several processes sharing the account converge to fair shares.
+    pub fn concurrency_limit(mut self, limit: ConcurrencyLimit) -> Self {
+        self.concurrency = Some(limit);
+        self
+    }
+
+    /// A fixed limit of `n` requests in flight at once (at least 1): the same as
+    /// `.concurrency_limit(ConcurrencyLimit::Fixed(n))`.
+    pub fn max_in_flight(self, n: usize) -> Self {
+        self.concurrency_limit(ConcurrencyLimit::Fixed(n))
+    }
+
+    /// The client's retry budget, shared by every clone: `Some(tokens)` (default 500), or
+    /// `None` for no budget. A retry after a fault (5xx, connection failure) costs 5 tokens,
+    /// after a timeout 10; a retry that succeeds gets its tokens back, and a call that succeeds
+    /// at once returns 1. When the bucket is empty, faults are not retried, so an outage is not
+    /// multiplied by retries (smithy-rs's standard retry strategy works the same way).
+    /// Throttled requests (429) never spend the budget.
+    pub fn retry_budget(mut self, tokens: Option<usize>) -> Self {
+        self.retry_budget = Some(tokens);
         self
     }
 
@@ -280,6 +309,14 @@ impl ClientBuilder {
             account_sid,
             timeout,
             retry: self.retry.unwrap_or_default(),
+            flow: FlowControl::new(
+                self.concurrency.unwrap_or_default().normalized(),
+                match self.retry_budget {
+                    None => RetryBudget::default(),
+                    Some(Some(tokens)) => RetryBudget::new(tokens),
+                    Some(None) => RetryBudget::unlimited(),
+                },
+            ),
         })))
     }
 }

@@ -43,7 +43,7 @@ impl<B: Serialize> Created<'_, B> {
 
     fn error(&self, reason: String) -> Error {
         Error::Decode {
-            request: self.request.clone(),
+            request: Box::new(self.request.clone()),
             status: StatusCode::CREATED,
             reason: format!("{reason} (Twilio accepted the request: {})", self.accepted),
             body_excerpt: serde_json::to_string(self.body).unwrap_or_default(),

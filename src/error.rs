@@ -7,7 +7,8 @@ use reqwest::StatusCode;
 
 use crate::sid::SidError;
 
-/// Everything that can go wrong, from a bad SID to a 503 from a proxy.
+/// Everything that can go wrong, from a bad SID to a 503 from a proxy. The request details are
+/// boxed, so that a `Result<_, Error>` stays small.
 ///
 /// Which variant tells whether the request reached Twilio:
 ///
@@ -15,6 +16,7 @@ use crate::sid::SidError;
 /// | --- | --- |
 /// | [`Config`](Error::Config), [`InvalidInput`](Error::InvalidInput) | no: rejected before any request |
 /// | [`Connect`](Error::Connect) | no: the connection was never established |
+/// | [`Deadline`](Error::Deadline) | no: the deadline passed while it waited for a slot |
 /// | [`Timeout`](Error::Timeout), [`Transport`](Error::Transport) | maybe: retry only with the same idempotency key |
 /// | [`Api`](Error::Api) | yes, and refused (or a proxy answered for Twilio) |
 /// | [`Decode`](Error::Decode) | yes; with a 2xx status Twilio **accepted** it |
@@ -31,7 +33,7 @@ pub enum Error {
     #[error("{request}: could not connect: {source}")]
     Connect {
         /// What was being done.
-        request: RequestInfo,
+        request: Box<RequestInfo>,
         /// The underlying error.
         #[source]
         source: reqwest::Error,
@@ -40,7 +42,7 @@ pub enum Error {
     #[error("{request}: connection failed, the request may have been processed: {source}")]
     Transport {
         /// What was being done.
-        request: RequestInfo,
+        request: Box<RequestInfo>,
         /// The status line received before the failure, if any.
         status: Option<StatusCode>,
         /// The underlying error.
@@ -51,10 +53,17 @@ pub enum Error {
     #[error("{request}: timed out, the request may have been processed")]
     Timeout {
         /// What was being done.
-        request: RequestInfo,
+        request: Box<RequestInfo>,
         /// The underlying error (which timeout fired, as reqwest reports it).
         #[source]
         source: reqwest::Error,
+    },
+    /// The total deadline passed before the request could be sent: it waited for a slot under
+    /// the client's concurrency limit the whole time. Nothing was sent.
+    #[error("{request}: the total deadline passed while waiting to send; nothing was sent")]
+    Deadline {
+        /// What was being done.
+        request: Box<RequestInfo>,
     },
     /// Twilio, or a proxy in front of it, answered with an error status.
     #[error(transparent)]
@@ -64,7 +73,7 @@ pub enum Error {
     #[error("{request}: HTTP {status}, but the response body could not be decoded: {reason}")]
     Decode {
         /// What was being done.
-        request: RequestInfo,
+        request: Box<RequestInfo>,
         /// The HTTP status of the response.
         status: StatusCode,
         /// Why decoding failed.
@@ -97,10 +106,19 @@ impl Error {
     /// connection failures, timeouts, 429 (never processed by Twilio) and 500/502/503/504.
     pub fn is_retryable(&self) -> bool {
         match self {
-            Error::Connect { .. } | Error::Timeout { .. } | Error::Transport { .. } => true,
+            Error::Connect { .. }
+            | Error::Timeout { .. }
+            | Error::Transport { .. }
+            | Error::Deadline { .. } => true,
             Error::Api(e) => is_retryable_status(e.status) || e.code == Some(20429),
             Error::Config(_) | Error::InvalidInput(_) | Error::Decode { .. } => false,
         }
+    }
+
+    /// Whether Twilio throttled the request (HTTP 429 or error 20429): the account had too many
+    /// requests in flight, and Twilio did not process this one.
+    pub fn is_throttled(&self) -> bool {
+        matches!(self, Error::Api(e) if e.status == StatusCode::TOO_MANY_REQUESTS || e.code == Some(20429))
     }
 
     /// Whether the request may have reached Twilio and been processed although no success
@@ -120,7 +138,8 @@ impl Error {
             Error::Connect { request, .. }
             | Error::Transport { request, .. }
             | Error::Timeout { request, .. }
-            | Error::Decode { request, .. } => Some(request),
+            | Error::Decode { request, .. }
+            | Error::Deadline { request } => Some(request),
             Error::Api(e) => Some(&e.request),
             Error::Config(_) | Error::InvalidInput(_) => None,
         }
@@ -151,7 +170,8 @@ impl Error {
             Error::Connect { request, .. }
             | Error::Transport { request, .. }
             | Error::Timeout { request, .. }
-            | Error::Decode { request, .. } => Some(request),
+            | Error::Decode { request, .. }
+            | Error::Deadline { request } => Some(request),
             Error::Api(e) => Some(&mut e.request),
             Error::Config(_) | Error::InvalidInput(_) => None,
         }
@@ -166,6 +186,7 @@ impl Error {
             Error::Connect { .. } => "connect",
             Error::Transport { .. } => "transport",
             Error::Timeout { .. } => "timeout",
+            Error::Deadline { .. } => "deadline",
             Error::Api(e) => e.status.as_str(),
             Error::Decode { .. } => "decode",
         }
@@ -194,6 +215,42 @@ pub struct RequestInfo {
     pub request_id: Option<String>,
     /// How many attempts were made (retries included).
     pub attempts: u32,
+    /// Why no further attempt was made, when the error was one a retry could have fixed.
+    pub gave_up: Option<GaveUp>,
+}
+
+/// Why a retryable failure was not retried again.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum GaveUp {
+    /// The retry policy's attempts were all used.
+    Attempts,
+    /// The next wait (the server's `Retry-After`, or the backoff) would end past the total
+    /// deadline.
+    Deadline {
+        /// The wait that was due.
+        wait: std::time::Duration,
+        /// What was left of the deadline.
+        remaining: std::time::Duration,
+    },
+    /// The client's retry budget is spent: so many requests are failing that retrying them
+    /// would multiply the load on a service in trouble.
+    RetryBudget,
+}
+
+impl fmt::Display for GaveUp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            GaveUp::Attempts => f.write_str("no attempts left"),
+            GaveUp::Deadline { wait, remaining } => write!(
+                f,
+                "the next try was due in {:.1} s but only {:.1} s of the deadline remained",
+                wait.as_secs_f64(),
+                remaining.as_secs_f64()
+            ),
+            GaveUp::RetryBudget => f.write_str("the client's retry budget is spent"),
+        }
+    }
 }
 
 impl fmt::Display for RequestInfo {
@@ -204,6 +261,9 @@ impl fmt::Display for RequestInfo {
         }
         if self.attempts > 1 {
             write!(f, " after {} attempts", self.attempts)?;
+        }
+        if let Some(reason) = &self.gave_up {
+            write!(f, " (not retried: {reason})")?;
         }
         Ok(())
     }

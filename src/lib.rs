@@ -37,7 +37,7 @@ mod generated {
 pub use broadcast::{Broadcast, BroadcastResults, CallResult, DEFAULT_BROADCAST_CONCURRENCY};
 pub use client::Client;
 pub use config::{ClientBuilder, DEFAULT_BASE_URL, DEFAULT_CONNECT_TIMEOUT, DEFAULT_TIMEOUT};
-pub use error::{ApiError, ConfigError, Error, InputError, RequestInfo};
+pub use error::{ApiError, ConfigError, Error, GaveUp, InputError, RequestInfo};
 pub use flow::{ConcurrencyLimit, DEFAULT_INITIAL_CONCURRENCY, DEFAULT_MAX_CONCURRENCY, FlowStats};
 pub use message::{MAX_CONTENT_CHARS, MessageContent, SendMessage};
 pub use model::{CallbackMethod, Message, Subscription};

@@ -11,9 +11,10 @@ use std::future::Future;
 use std::time::{Duration, Instant};
 
 use crate::client::Client;
-use crate::error::{Error, InputError, RequestInfo};
+use crate::error::{Error, GaveUp, InputError, RequestInfo};
+use crate::flow::{RetryKind, RetryToken};
 use crate::generated;
-use crate::retry::{Decision, RetryPolicy};
+use crate::retry::RetryPolicy;
 use crate::sid::{AccountSid, CallSid};
 use crate::transport::{self, Generated};
 
@@ -83,8 +84,8 @@ pub(crate) async fn run<O: Operation>(
     }
     let shared = client.shared();
     let span = span::<O>(operation.call_sid(), &shared.server_address);
-    let attempts = attempts(&client, &options, &operation, &span);
-    let (body, request_id, attempts) = match transport::in_span(&span, attempts).await {
+    let attempts = transport::in_span(&span, attempts(&client, &options, &operation, &span)).await;
+    let (body, request_id, attempts) = match attempts {
         Ok(done) => done,
         Err((mut error, attempts)) => {
             let key = operation.idempotency_key().and_then(Option::take);
@@ -101,6 +102,7 @@ pub(crate) async fn run<O: Operation>(
         idempotency_key: operation.idempotency_key().and_then(Option::take),
         request_id,
         attempts,
+        gave_up: None,
     };
     operation
         .output(body, shared.account_sid, request)
@@ -111,6 +113,11 @@ pub(crate) async fn run<O: Operation>(
 
 /// The retry loop: the body, Twilio's request id and the attempts made; or the last error and
 /// the attempts made.
+///
+/// Each attempt first waits for a slot under the client's concurrency limit and tells the
+/// limit what it learned. A throttled attempt (429 / 20429, never processed by Twilio) is tried
+/// again until the deadline without spending the policy's attempts; any other retry also
+/// needs a token from the client's retry budget.
 async fn attempts<O: Operation>(
     client: &Client,
     options: &Options,
@@ -118,49 +125,125 @@ async fn attempts<O: Operation>(
     span: &tracing::Span,
 ) -> Result<(O::Body, Option<String>, u32), (Error, u32)> {
     let shared = client.shared();
+    let flow = &shared.flow;
     let policy = options.retry_policy.as_ref().unwrap_or(&shared.retry);
     let per_attempt = options.timeout.unwrap_or(shared.timeout);
     let start = Instant::now();
-    let mut number = 1;
+    let (mut sent, mut faults, mut throttles) = (0, 0, 0);
+    let mut retry_token: Option<RetryToken> = None;
     let mut may_have_been_processed = false;
+    let mut last_error: Option<Error> = None;
     loop {
         let remaining = policy.total_deadline.saturating_sub(start.elapsed());
-        let want_url = number == 1 && !span.is_disabled();
+        let Ok(permit) = tokio::time::timeout(remaining, flow.limiter.acquire()).await else {
+            let error = match last_error {
+                Some(mut error) => {
+                    if let Some(request) = error.request_mut() {
+                        request.gave_up = Some(GaveUp::Deadline {
+                            wait: remaining,
+                            remaining,
+                        });
+                    }
+                    error
+                }
+                None => Error::Deadline {
+                    request: Box::new(RequestInfo {
+                        operation: O::NAME,
+                        idempotency_key: None,
+                        request_id: None,
+                        attempts: 0,
+                        gave_up: None,
+                    }),
+                },
+            };
+            return Err((error, sent));
+        };
+        sent += 1;
+        if !span.is_disabled() {
+            let stats = flow.limiter.stats();
+            span.record("twilio.concurrency_limit", stats.limit);
+            span.record("twilio.waiting", stats.waiting);
+        }
         let attempt = transport::attempt(
             O::NAME,
-            per_attempt.min(remaining),
-            want_url,
-            operation.send(&shared.api, &shared.account_sid),
+            per_attempt.min(policy.total_deadline.saturating_sub(start.elapsed())),
+            sent == 1 && !span.is_disabled(),
+            || operation.send(&shared.api, &shared.account_sid),
         )
         .await;
         if let Some(url) = &attempt.url {
             span.record("url.full", url.as_str());
         }
+        let mut concurrent_requests = None;
         let request_id = attempt.response.and_then(|meta| {
             span.record("http.response.status_code", meta.status.as_u16());
             if let Some(id) = &meta.request_id {
                 span.record("twilio.request_id", id.as_str());
             }
+            concurrent_requests = meta.concurrent_requests;
             meta.request_id
         });
         let error = match attempt.result {
-            Ok(body) => return Ok((body, request_id, number)),
+            Ok(body) => {
+                permit.success(concurrent_requests);
+                match retry_token.take() {
+                    Some(token) => token.refund(),
+                    None if faults == 0 => flow.budget.on_first_attempt_success(),
+                    None => {}
+                }
+                return Ok((body, request_id, sent));
+            }
             Err(error) => error,
         };
+        let throttled = error.is_throttled();
+        if throttled {
+            permit.throttled(concurrent_requests);
+            throttles += 1;
+            span.record("twilio.throttled", throttles);
+        } else if matches!(&error, Error::Api(api) if api.status.is_client_error()) {
+            // Twilio admitted the request and answered about it: the account had room.
+            permit.success(concurrent_requests);
+        } else {
+            permit.ignore();
+        }
         if may_have_been_processed && let Some(body) = O::recover(&error) {
-            return Ok((body, request_id, number));
+            return Ok((body, request_id, sent));
         }
         may_have_been_processed |= error.may_have_been_processed();
-        match policy.decide(number, &error, start.elapsed(), fastrand::f64()) {
-            Decision::RetryAfter(wait) => {
-                tracing::debug!(attempt = number, wait_ms = wait.as_millis() as u64, error = %error, "retrying");
-                tokio::time::sleep(wait).await;
-                span.record("http.request.resend_count", number);
-                number += 1;
+        let count = if throttled { throttles } else { faults + 1 };
+        let mut gave_up = match policy.next(count, &error, start.elapsed(), fastrand::f64()) {
+            Ok(wait) if throttled => Ok(wait),
+            Ok(wait) => {
+                faults += 1;
+                let kind = match error {
+                    Error::Timeout { .. } | Error::Transport { .. } => RetryKind::Timeout,
+                    _ => RetryKind::Error,
+                };
+                // Replacing the token spends the last one: that retry failed.
+                match flow.budget.try_acquire(kind) {
+                    Some(token) => {
+                        retry_token = Some(token);
+                        Ok(wait)
+                    }
+                    None => Err(Some(GaveUp::RetryBudget)),
+                }
             }
-            Decision::Stop => {
-                tracing::debug!(attempt = number, error = %error, "failed");
-                return Err((error, number));
+            Err(reason) => Err(reason),
+        };
+        match &mut gave_up {
+            Ok(wait) => {
+                tracing::debug!(attempt = sent, wait_ms = wait.as_millis() as u64, error = %error, "retrying");
+                tokio::time::sleep(*wait).await;
+                span.record("http.request.resend_count", sent);
+                last_error = Some(error);
+            }
+            Err(reason) => {
+                let mut error = error;
+                if let Some(request) = error.request_mut() {
+                    request.gave_up = reason.take();
+                }
+                tracing::debug!(attempt = sent, error = %error, "failed");
+                return Err((error, sent));
             }
         }
     }
@@ -190,5 +273,8 @@ fn span<O: Operation>(call: &CallSid, server: &str) -> tracing::Span {
         "http.request.resend_count" = tracing::field::Empty,
         "error.type" = tracing::field::Empty,
         "twilio.request_id" = tracing::field::Empty,
+        "twilio.concurrency_limit" = tracing::field::Empty,
+        "twilio.waiting" = tracing::field::Empty,
+        "twilio.throttled" = tracing::field::Empty,
     )
 }

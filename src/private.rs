@@ -14,6 +14,7 @@ fn request() -> RequestInfo {
         idempotency_key: Some("key".to_owned()),
         request_id: None,
         attempts: 1,
+        gave_up: None,
     }
 }
 
@@ -35,7 +36,7 @@ pub fn decode_message_response(
 ) -> Result<Message, Error> {
     let parsed: types::UserDefinedMessage =
         serde_json::from_slice(body).map_err(|e| Error::Decode {
-            request: request(),
+            request: Box::new(request()),
             status: reqwest::StatusCode::CREATED,
             reason: e.to_string(),
             body_excerpt: String::new(),

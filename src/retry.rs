@@ -3,21 +3,29 @@
 
 use std::time::Duration;
 
-use crate::error::Error;
+use crate::error::{Error, GaveUp};
 
 /// When and how often a failed request is sent again.
 ///
-/// Retried: 429 (Twilio never processed it), 500/502/503/504 (often a proxy), connection
-/// failures and timeouts. Create requests are safe to retry because every attempt carries the
-/// same `IdempotencyKey`; deletes are idempotent by nature. Nothing else is retried: a 4xx is
-/// an answer, and an undecodable success was accepted.
+/// Retried: 429 / 20429 (throttled: Twilio's error page says such requests "aren't processed
+/// and are safe to retry after backing off"), 500/502/503/504 (often a proxy), connection
+/// failures and timeouts. A retried create after a timeout or a 5xx relies on Twilio treating
+/// requests with the same `IdempotencyKey` as one: every attempt carries the same key. Deletes
+/// are idempotent by nature. Nothing else is retried: a 4xx is an answer, and an undecodable
+/// success was accepted.
+///
+/// A throttled request does not spend the attempts: it keeps trying, paced by the client's
+/// concurrency limit and by backoff or `Retry-After`, until the total deadline
+/// ([`retry_throttled`](Self::retry_throttled)). Other retries also need the client's retry
+/// budget, so that an outage is not multiplied by retries.
 ///
 /// Defaults, and why:
-/// - 4 attempts (3 retries): rides out a short burst of 429s or a proxy restart without
-///   holding a caller for long;
+/// - 4 attempts (3 retries) for faults: rides out a proxy restart without holding a caller
+///   for long;
 /// - full-jitter exponential backoff from 100 ms, each wait capped at 3 s (the figures of
 ///   Twilio's Node library), so many clients retrying at once spread out;
-/// - `Retry-After` (seconds or an HTTP date) is honoured, capped at 10 s;
+/// - `Retry-After` (seconds or an HTTP date) is honoured, capped at 10 s; a `Retry-After`
+///   longer than what remains of the deadline stops at once;
 /// - a total deadline of 60 s: no wait starts that would end past it, and the last attempt's
 ///   timeout is cut to what remains.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -27,6 +35,7 @@ pub struct RetryPolicy {
     pub(crate) max_delay: Duration,
     pub(crate) max_retry_after: Duration,
     pub(crate) total_deadline: Duration,
+    pub(crate) retry_throttled: bool,
 }
 
 impl Default for RetryPolicy {
@@ -37,17 +46,28 @@ impl Default for RetryPolicy {
             max_delay: Duration::from_secs(3),
             max_retry_after: Duration::from_secs(10),
             total_deadline: Duration::from_secs(60),
+            retry_throttled: true,
         }
     }
 }
 
 impl RetryPolicy {
-    /// One attempt, no retries (the total deadline still applies).
+    /// One attempt, no retries, not even of a throttled request (the total deadline still
+    /// applies).
     pub fn none() -> Self {
         RetryPolicy {
             max_attempts: 1,
+            retry_throttled: false,
             ..RetryPolicy::default()
         }
+    }
+
+    /// Whether a throttled request (429 / 20429) keeps trying until the total deadline without
+    /// spending [`max_attempts`](Self::max_attempts) (default `true`). With `false`, a throttled
+    /// attempt counts like any other.
+    pub fn retry_throttled(mut self, retry: bool) -> Self {
+        self.retry_throttled = retry;
+        self
     }
 
     /// Attempts in all, the first included (at least 1).
@@ -83,24 +103,54 @@ impl RetryPolicy {
     /// What to do after attempt number `attempt` (from 1) failed with `error`, `elapsed`
     /// after the call started. `jitter` is a random number in `[0, 1)`. Pure: no clock, no
     /// randomness of its own.
+    ///
+    /// For a throttled error, `attempt` counts the throttled attempts (the backoff grows with
+    /// it) and, with [`retry_throttled`](Self::retry_throttled), the attempt cap does not
+    /// apply; for any other error it counts the other attempts.
     pub fn decide(&self, attempt: u32, error: &Error, elapsed: Duration, jitter: f64) -> Decision {
-        if !error.is_retryable() || attempt >= self.max_attempts {
-            return Decision::Stop;
+        match self.next(attempt, error, elapsed, jitter) {
+            Ok(wait) => Decision::RetryAfter(wait),
+            Err(_) => Decision::Stop,
         }
+    }
+
+    /// [`decide`](Self::decide), saying why it stops (`None`: the error is not retryable).
+    pub(crate) fn next(
+        &self,
+        attempt: u32,
+        error: &Error,
+        elapsed: Duration,
+        jitter: f64,
+    ) -> Result<Duration, Option<GaveUp>> {
+        if !error.is_retryable() {
+            return Err(None);
+        }
+        let uncapped = self.retry_throttled && error.is_throttled();
+        if !uncapped && attempt >= self.max_attempts {
+            return Err(Some(GaveUp::Attempts));
+        }
+        let remaining = self.total_deadline.saturating_sub(elapsed);
         let wait = match error.retry_after() {
+            // The server says no sooner: if that is past the deadline, stop now.
+            Some(after) if after >= remaining => {
+                return Err(Some(GaveUp::Deadline {
+                    wait: after,
+                    remaining,
+                }));
+            }
             Some(after) => after.min(self.max_retry_after),
             None => {
                 let exp = self
                     .base_delay
-                    .saturating_mul(1u32 << (attempt - 1).min(20));
+                    .saturating_mul(1u32 << attempt.saturating_sub(1).min(20));
                 exp.min(self.max_delay).mul_f64(jitter.clamp(0.0, 1.0))
             }
         };
         // A retry needs time to wait and then to try.
-        if elapsed.saturating_add(wait) >= self.total_deadline {
-            return Decision::Stop;
+        if wait >= remaining {
+            return Err(Some(GaveUp::Deadline { wait, remaining }));
         }
-        Decision::RetryAfter(wait)
+        Ok(wait)
     }
 }
 
@@ -127,6 +177,7 @@ mod tests {
             idempotency_key: None,
             request_id: None,
             attempts: 1,
+            gave_up: None,
         }
     }
 
@@ -148,7 +199,7 @@ mod tests {
         // Only the variant matters to the policy; any reqwest error stands in for the source.
         let source = reqwest::Client::new().get("not a url").build().unwrap_err();
         Error::Timeout {
-            request: request(),
+            request: Box::new(request()),
             source,
         }
     }
@@ -178,10 +229,18 @@ mod tests {
             (
                 "Retry-After capped",
                 1,
-                api(503, Some(3600)),
+                api(503, Some(30)),
                 MS(0),
                 0.5,
                 Decision::RetryAfter(MS(10_000)),
+            ),
+            (
+                "Retry-After past the deadline stops at once",
+                1,
+                api(503, Some(3600)),
+                MS(0),
+                0.5,
+                Decision::Stop,
             ),
             (
                 "500",
@@ -245,10 +304,18 @@ mod tests {
             (
                 "attempts exhausted",
                 4,
-                api(429, None),
+                api(503, None),
                 MS(0),
                 0.5,
                 Decision::Stop,
+            ),
+            (
+                "throttling does not spend attempts",
+                9,
+                api(429, None),
+                MS(0),
+                0.5,
+                Decision::RetryAfter(MS(1500)),
             ),
             (
                 "deadline would be overrun",
@@ -285,6 +352,12 @@ mod tests {
         );
         assert_eq!(
             RetryPolicy::none().decide(1, &api(429, None), MS(0), 0.5),
+            Decision::Stop
+        );
+        assert_eq!(
+            RetryPolicy::default()
+                .retry_throttled(false)
+                .decide(4, &api(429, None), MS(0), 0.5),
             Decision::Stop
         );
         assert_eq!(RetryPolicy::default().max_attempts(0).max_attempts, 1);

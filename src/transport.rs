@@ -17,6 +17,7 @@ use reqwest::StatusCode;
 use reqwest::header::{AUTHORIZATION, HeaderName, HeaderValue, RETRY_AFTER, USER_AGENT};
 
 use crate::error::{ApiError, Error, InputError, RequestInfo};
+use crate::flow::FlowControl;
 use crate::generated;
 use crate::retry::RetryPolicy;
 use crate::sid::AccountSid;
@@ -24,6 +25,8 @@ use crate::sid::AccountSid;
 // Header names as constants: parsing them from text on every request shows in profiles.
 const API_VERSION: HeaderName = HeaderName::from_static("api-version");
 const TWILIO_REQUEST_ID: HeaderName = HeaderName::from_static("twilio-request-id");
+const TWILIO_CONCURRENT_REQUESTS: HeaderName =
+    HeaderName::from_static("twilio-concurrent-requests");
 
 /// Longest body excerpt kept in an error.
 const EXCERPT_CHARS: usize = 200;
@@ -44,6 +47,8 @@ pub struct Shared {
     pub(crate) account_sid: AccountSid,
     pub(crate) timeout: Duration,
     pub(crate) retry: RetryPolicy,
+    /// The concurrency limit and retry budget every request of the client shares.
+    pub(crate) flow: FlowControl,
     /// The one generated client; its hooks add the credentials.
     pub(crate) api: generated::Client,
 }
@@ -57,6 +62,7 @@ impl fmt::Debug for Shared {
             .field("user_agent", &self.api.inner().user_agent)
             .field("timeout", &self.timeout)
             .field("retry", &self.retry)
+            .field("flow", &self.flow)
             .finish_non_exhaustive()
     }
 }
@@ -101,6 +107,8 @@ pub(crate) struct ResponseMeta {
     pub(crate) status: StatusCode,
     pub(crate) request_id: Option<String>,
     pub(crate) retry_after: Option<Duration>,
+    /// `Twilio-Concurrent-Requests`: the account's requests in flight, as Twilio counts them.
+    pub(crate) concurrent_requests: Option<u32>,
     /// The body was longer than [`MAX_RESPONSE_BYTES`] and was cut.
     truncated: bool,
 }
@@ -114,6 +122,8 @@ impl ResponseMeta {
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_owned),
             retry_after: header(RETRY_AFTER).and_then(parse_retry_after),
+            concurrent_requests: header(TWILIO_CONCURRENT_REQUESTS)
+                .and_then(|v| v.to_str().ok()?.trim().parse().ok()),
             truncated: false,
         }
     }
@@ -141,39 +151,44 @@ pub(crate) struct Attempted<T> {
     pub(crate) url: Option<String>,
 }
 
-/// Runs one generated call of `operation` with `timeout`, and turns its outcome into this
-/// crate's result. Errors carry the operation and request id; the orchestrator adds the
-/// idempotency key and the attempt count when it gives up.
-pub(crate) async fn attempt<T>(
+/// Runs one generated call of `operation` (made by `call`) with `timeout`, and turns its
+/// outcome into this crate's result. Errors carry the operation and request id; the
+/// orchestrator adds the idempotency key and the attempt count when it gives up.
+///
+/// Not an `async fn`, and the call is made inside: an `async fn` keeps its arguments beside
+/// what it awaits, and the generated future is the largest part of a request's state.
+pub(crate) fn attempt<T, F, Fut>(
     operation: &'static str,
     timeout: Duration,
     want_url: bool,
-    call: impl Future<Output = Generated<T>>,
-) -> Attempted<T> {
+    call: F,
+) -> impl Future<Output = Attempted<T>>
+where
+    F: FnOnce() -> Fut,
+    Fut: Future<Output = Generated<T>>,
+{
     let context = RefCell::new(Attempt {
         timeout,
         want_url,
         url: None,
         response: None,
     });
-    ATTEMPT
-        .scope(context, async move {
-            let result = call.await;
-            let (response, url) = ATTEMPT.with(|a| {
-                let mut a = a.borrow_mut();
-                (a.response.take(), a.url.take())
-            });
-            let result = match result {
-                Ok(value) => Ok(value.into_inner()),
-                Err(e) => Err(error_of(e, operation, response.as_ref()).await),
-            };
-            Attempted {
-                result,
-                response,
-                url,
-            }
-        })
-        .await
+    ATTEMPT.scope(context, async move {
+        let result = call().await;
+        let (response, url) = ATTEMPT.with(|a| {
+            let mut a = a.borrow_mut();
+            (a.response.take(), a.url.take())
+        });
+        let result = match result {
+            Ok(value) => Ok(value.into_inner()),
+            Err(e) => Err(error_of(e, operation, response.as_ref()).await),
+        };
+        Attempted {
+            result,
+            response,
+            url,
+        }
+    })
 }
 
 /// Called inside the hook: this attempt's timeout and whether the URL is wanted.
@@ -233,13 +248,18 @@ impl ClientHooks<CallContext> for generated::Client {
 }
 
 /// Runs `operation` inside `span`, or plainly when no subscriber wants the span (entering a
-/// disabled span on every poll still shows in profiles).
-pub(crate) async fn in_span<T>(span: &tracing::Span, operation: impl Future<Output = T>) -> T {
+/// disabled span on every poll still shows in profiles). Not an `async fn`, so the operation's
+/// state is not held twice.
+pub(crate) fn in_span<F: Future>(
+    span: &tracing::Span,
+    operation: F,
+) -> impl Future<Output = F::Output> {
+    use futures_util::future::Either;
     use tracing::Instrument as _;
     if span.is_disabled() {
-        operation.await
+        Either::Left(operation)
     } else {
-        operation.instrument(span.clone()).await
+        Either::Right(operation.instrument(span.clone()))
     }
 }
 
@@ -250,6 +270,7 @@ fn request_info(operation: &'static str, meta: Option<&ResponseMeta>) -> Request
         idempotency_key: None,
         request_id: meta.and_then(|m| m.request_id.clone()),
         attempts: 1,
+        gave_up: None,
     }
 }
 
@@ -265,7 +286,7 @@ async fn error_of(
             let reason = format!("the body is longer than the {MAX_RESPONSE_BYTES}-byte cap");
             if meta.status.is_success() {
                 Error::Decode {
-                    request,
+                    request: request.into(),
                     status: meta.status,
                     reason,
                     body_excerpt: String::new(),
@@ -297,14 +318,14 @@ async fn map_error(
                 api_error(status, None, Some(excerpt(&bytes)), retry_after, request)
             }
             Some(status) => Error::Decode {
-                request,
+                request: request.into(),
                 status,
                 reason: e.to_string(),
                 body_excerpt: excerpt(&bytes),
             },
             // Unreachable in practice: a payload implies `exec` saw a response.
             None => Error::Decode {
-                request,
+                request: request.into(),
                 status: StatusCode::OK,
                 reason: e.to_string(),
                 body_excerpt: excerpt(&bytes),
@@ -319,7 +340,7 @@ async fn map_error(
                 .unwrap_or_default();
             if status.is_success() {
                 Error::Decode {
-                    request,
+                    request: request.into(),
                     status,
                     reason: format!("unexpected success status {}", status.as_u16()),
                     body_excerpt: body,
@@ -342,12 +363,18 @@ async fn map_error(
 
 fn transport_error(e: reqwest::Error, status: Option<StatusCode>, request: RequestInfo) -> Error {
     if e.is_connect() {
-        Error::Connect { request, source: e }
+        Error::Connect {
+            request: request.into(),
+            source: e,
+        }
     } else if e.is_timeout() {
-        Error::Timeout { request, source: e }
+        Error::Timeout {
+            request: request.into(),
+            source: e,
+        }
     } else {
         Error::Transport {
-            request,
+            request: request.into(),
             status,
             source: e,
         }

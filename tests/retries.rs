@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use httpmock::{HttpMockRequest, HttpMockResponse, MockServer};
 use serde_json::json;
-use twilio_call_messages::{Client, Error, RetryPolicy};
+use twilio_call_messages::{Client, Error, GaveUp, RetryPolicy};
 
 const ACCOUNT: &str = "ACaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
 const CALL: &str = "CAbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
@@ -119,7 +119,8 @@ async fn each_retryable_status_and_body_is_retried_to_the_limit() {
                     then.respond_with(recording(&keys, status, headers, body));
                 })
                 .await;
-            let err = client(&server, fast().max_attempts(3))
+            // Throttling does not spend attempts by default; here it does, to test the cap.
+            let err = client(&server, fast().max_attempts(3).retry_throttled(false))
                 .send_message(CALL, &json!({}))
                 .idempotency_key("same-key")
                 .await
@@ -167,12 +168,13 @@ async fn retry_after_is_honoured_and_none_turns_retries_off() {
         })
         .await;
     let started = std::time::Instant::now();
-    let err = client(&server, fast().max_attempts(2))
+    let err = client(&server, fast().max_attempts(2).retry_throttled(false))
         .send_message(CALL, &json!({}))
         .await
         .unwrap_err();
     mock.assert_calls_async(2).await;
     assert_eq!(err.retry_after(), Some(Duration::from_secs(1)));
+    assert_eq!(err.request().unwrap().gave_up, Some(GaveUp::Attempts));
     assert!(
         started.elapsed() >= Duration::from_secs(1),
         "waited for Retry-After"
@@ -198,6 +200,55 @@ async fn retry_after_is_honoured_and_none_turns_retries_off() {
         .await
         .unwrap_err();
     mock.assert_calls_async(2).await;
+}
+
+#[tokio::test]
+async fn a_throttled_request_keeps_trying_until_the_deadline_without_spending_attempts() {
+    let server = MockServer::start_async().await;
+    let keys = Arc::new(Mutex::new(Vec::new()));
+    let throttled = server
+        .mock_async(|when, then| {
+            when.path(messages());
+            then.respond_with(recording(
+                &keys,
+                429,
+                &[("content-type", "application/json")],
+                r#"{"code":20429,"message":"Too Many Requests","status":429}"#,
+            ));
+        })
+        .await;
+    let policy = fast()
+        .max_attempts(2)
+        .total_deadline(Duration::from_millis(400));
+    let err = client(&server, policy)
+        .send_message(CALL, &json!({}))
+        .idempotency_key("throttled-key")
+        .await
+        .unwrap_err();
+    let calls = throttled.calls_async().await;
+    assert!(calls > 2, "429s do not spend the 2 attempts: {calls} calls");
+    assert!(err.is_throttled() && err.code() == Some(20429), "{err:?}");
+    assert_eq!(err.request().unwrap().attempts as usize, calls);
+    assert!(
+        matches!(
+            err.request().unwrap().gave_up,
+            Some(GaveUp::Deadline { .. })
+        ),
+        "{err:?}"
+    );
+    assert!(keys.lock().unwrap().iter().all(|k| k == "throttled-key"));
+
+    // Once Twilio has room, the same key goes through.
+    throttled.delete_async().await;
+    server
+        .mock_async(|when, then| {
+            when.path(messages());
+            then.status(201).body(CREATED);
+        })
+        .await;
+    let client = client(&server, fast());
+    client.send_message(CALL, &json!({})).await.unwrap();
+    assert_eq!(client.flow_stats().throttled, 0, "a fresh client");
 }
 
 #[tokio::test]

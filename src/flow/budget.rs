@@ -174,6 +174,7 @@ impl RetryToken {
     }
 
     /// Tokens this retry cost.
+    #[cfg(test)]
     pub(crate) fn cost(&self) -> usize {
         self.cost
     }

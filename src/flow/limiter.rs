@@ -157,6 +157,7 @@ impl ConcurrencyLimiter {
     }
 
     /// Takes a slot if one is free now.
+    #[cfg(test)]
     pub(crate) fn try_acquire(&self) -> Option<Permit> {
         let slot = match &self.inner.semaphore {
             None => None,

@@ -9,19 +9,16 @@
 //! sending into a 429 ([`limiter`]), and it keeps an outage from being multiplied by retries
 //! ([`budget`]).
 //!
-//! Not yet called by any operation: the request path's orchestrator wires it in (issue 11).
-// The orchestrator that calls this lands separately; until then only the tests use most of it.
-#![allow(dead_code)]
+//! The orchestrator (`src/orchestrator.rs`) takes a permit before every attempt, reports each
+//! outcome to it, and asks the budget before every retry of a fault.
 
 pub(crate) mod budget;
 pub(crate) mod limiter;
 #[cfg(test)]
 mod sim;
 
-#[allow(unused_imports)] // the orchestrator's vocabulary, used once it calls flow control
 pub(crate) use budget::{RetryBudget, RetryKind, RetryToken};
-#[allow(unused_imports)]
-pub(crate) use limiter::{ConcurrencyLimiter, Permit};
+pub(crate) use limiter::ConcurrencyLimiter;
 
 /// The starting limit of [`ConcurrencyLimit::Adaptive`] by default.
 ///

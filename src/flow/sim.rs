@@ -5,7 +5,8 @@
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
-use super::{ConcurrencyLimit, ConcurrencyLimiter, Permit};
+use super::limiter::Permit;
+use super::{ConcurrencyLimit, ConcurrencyLimiter};
 
 /// How a simulated account answers.
 #[derive(Clone, Copy, Debug)]
@@ -82,8 +83,6 @@ pub(super) struct Report {
     pub throttled: u64,
     /// Average requests in flight per client over the measured span.
     pub mean_in_flight: Vec<f64>,
-    /// Average limit per client over the measured span.
-    pub mean_limit: Vec<f64>,
     /// Final limit per client.
     pub final_limit: Vec<usize>,
 }
@@ -278,7 +277,6 @@ pub(super) fn run(
             .iter()
             .map(|c| c.in_flight_ms as f64 / span)
             .collect(),
-        mean_limit: clients.iter().map(|c| c.limit_ms as f64 / span).collect(),
         final_limit: clients
             .iter()
             .map(|c| c.limiter.stats().limit.unwrap_or(0))
