@@ -8,12 +8,13 @@
 //! `compute_signature`, `get_signature_algorithm`) and twilio-node 6.2 `lib/webhooks/webhooks.js`
 //! (`validateRequest`, `validateIncomingRequest`), read, not copied.
 
+use std::borrow::Cow;
 use std::fmt;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use hmac::{Hmac, Mac};
-use http::HeaderMap;
+use http::{HeaderMap, HeaderName};
 use http::header::CONTENT_TYPE;
 use sha1::Sha1;
 use sha2::{Digest, Sha256};
@@ -21,7 +22,7 @@ use subtle::ConstantTimeEq;
 
 use super::error::{SignatureError, Unverifiable, bounded};
 use super::params::{canonical, form_params, json_params};
-use super::settings::{Algorithm, SIGNATURE_SETTINGS_HEADER, Settings};
+use super::settings::{Algorithm, Settings};
 use super::url_variants;
 
 /// The request header that carries Twilio's signature.
@@ -29,6 +30,10 @@ pub const SIGNATURE_HEADER: &str = "X-Twilio-Signature";
 
 /// The query parameter that carries the hex SHA-256 of a body signed with the URL alone.
 pub const BODY_SHA256_PARAM: &str = "bodySHA256";
+
+// Lowercase, built once: a `&str` name is parsed and lowercased on every lookup.
+const SIGNATURE: HeaderName = HeaderName::from_static("x-twilio-signature");
+const SETTINGS: HeaderName = HeaderName::from_static("x-twilio-webhooks-signature-settings");
 
 type HmacSha1 = Hmac<Sha1>;
 type HmacSha256 = Hmac<Sha256>;
@@ -214,9 +219,9 @@ impl SignatureValidator {
         body: &[u8],
     ) -> Result<(), SignatureError> {
         let signature = headers
-            .get(SIGNATURE_HEADER)
+            .get(SIGNATURE)
             .ok_or(SignatureError::MissingSignature)?;
-        let settings = headers.get(SIGNATURE_SETTINGS_HEADER).map(|v| v.as_bytes());
+        let settings = headers.get(SETTINGS).map(|v| v.as_bytes());
         let content_type = headers.get(CONTENT_TYPE).map(|v| v.as_bytes());
         self.verify_parts(url, signature.as_bytes(), settings, content_type, body)
     }
@@ -231,7 +236,7 @@ impl SignatureValidator {
         headers: &HeaderMap,
         body: &[u8],
     ) -> Result<String, SignatureError> {
-        let settings = headers.get(SIGNATURE_SETTINGS_HEADER).map(|v| v.as_bytes());
+        let settings = headers.get(SETTINGS).map(|v| v.as_bytes());
         let content_type = headers.get(CONTENT_TYPE).map(|v| v.as_bytes());
         let (algorithm, mut keys) = self.keys_for(settings)?;
         let signed = signed_content(url, content_type, body)?;
@@ -388,18 +393,11 @@ impl SignatureValidator {
                 .any(|k| k.verifies(algorithm, candidate, suffix, expected))
         };
         let received = url_variants::as_received(url);
-        if received
-            .iter()
-            .flatten()
-            .any(|candidate| try_url(candidate))
-        {
+        // Lazily: the first variant is the URL itself in the common case, and matches.
+        if received.clone().any(|candidate| try_url(&candidate)) {
             return true;
         }
-        let mut tried: Vec<String> = received
-            .into_iter()
-            .flatten()
-            .map(|c| c.into_owned())
-            .collect();
+        let mut tried: Vec<String> = received.map(Cow::into_owned).collect();
         for candidate in url_variants::normalized(url) {
             if tried.contains(&candidate) {
                 continue;
@@ -451,7 +449,10 @@ fn signed_content(
     let params = if body.is_empty() {
         Vec::new()
     } else {
-        let content_type = content_type.map(String::from_utf8_lossy);
+        let content_type = content_type.map(|ct| match std::str::from_utf8(ct) {
+            Ok(text) => Cow::Borrowed(text),
+            Err(_) => String::from_utf8_lossy(ct),
+        });
         match content_type.as_deref() {
             None => form_params(body),
             Some(ct) if is_media_type(ct, "application/x-www-form-urlencoded") => form_params(body),
@@ -500,12 +501,27 @@ fn with_body_hash(url: &str, body: &[u8]) -> String {
 /// The raw signature bytes (20 for SHA-1, 32 for SHA-256), or `None` for anything that is not
 /// canonical standard base64 of at most 32 bytes. Comparing decoded bytes equals comparing the
 /// text, since the decoder refuses non-canonical forms.
-fn decode_signature(signature: &[u8]) -> Option<Vec<u8>> {
+fn decode_signature(signature: &[u8]) -> Option<Signature> {
     let signature = signature.trim_ascii();
     if signature.is_empty() || signature.len() > 44 {
         return None;
     }
-    STANDARD.decode(signature).ok()
+    let mut bytes = [0u8; 33];
+    let len = STANDARD.decode_slice(signature, &mut bytes).ok()?;
+    Some(Signature { bytes, len })
+}
+
+/// Decoded signature bytes, on the stack.
+struct Signature {
+    bytes: [u8; 33],
+    len: usize,
+}
+
+impl std::ops::Deref for Signature {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &self.bytes[..self.len]
+    }
 }
 
 /// The query string of a URL, without the fragment.

@@ -13,15 +13,20 @@
 
 use std::borrow::Cow;
 
-/// Step 1: the URL as received, without and with the port (equal strings are not repeated).
-pub(crate) fn as_received(url: &str) -> [Option<Cow<'_, str>>; 2] {
-    let without = remove_port(url);
-    let with = add_port(url);
-    if with == without {
-        [Some(without), None]
-    } else {
-        [Some(without), Some(with)]
-    }
+/// Step 1: the URL as received, without and with the port (equal strings are not repeated),
+/// each built only when the previous one did not match.
+pub(crate) fn as_received(url: &str) -> impl Iterator<Item = Cow<'_, str>> + Clone {
+    let mut step = 0;
+    std::iter::from_fn(move || {
+        step += 1;
+        match step {
+            1 => Some(remove_port(url)),
+            // Adding a port changes a URL only when it has none, so then it differs from step 1;
+            // when it has one, step 1 removed it and adding gives the URL back, also different.
+            2 => Some(add_port(url)).filter(|with| *with != remove_port(url)),
+            _ => None,
+        }
+    })
 }
 
 /// Step 2: the normalized forms; empty when the URL does not parse (twilio-node throws there).
