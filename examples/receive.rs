@@ -256,9 +256,9 @@ fn header_map(pairs: &[(&'static str, &str)]) -> HeaderMap {
 
 /// Adds the `X-Twilio-Signature` Twilio would send, with the key the other headers select.
 fn sign(signer: &SignatureValidator, url: &str, headers: &mut HeaderMap, body: &[u8]) {
-    if let Ok(signature) = signer.sign_request(url, headers, body) {
-        if let Ok(value) = HeaderValue::from_str(&signature) {
-            headers.insert("x-twilio-signature", value);
-        }
+    if let Ok(signature) = signer.sign_request(url, headers, body)
+        && let Ok(value) = HeaderValue::from_str(&signature)
+    {
+        headers.insert("x-twilio-signature", value);
     }
 }

@@ -295,7 +295,7 @@ impl WebhookConfig {
         match store.claim(event.message_sid.as_str(), *window).await {
             Ok(true) => Ok(()),
             Ok(false) => Err(WebhookRejection::Duplicate {
-                sid: event.message_sid.clone(),
+                sid: event.message_sid,
             }),
             Err(e) => Err(WebhookRejection::Store(e)),
         }
