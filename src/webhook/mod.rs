@@ -1,20 +1,34 @@
-//! The server side of receiving call messages: verify Twilio's `X-Twilio-Signature` and parse
-//! the callback it posts to a subscription's `Callback` URL.
+//! The server side of receiving call messages: verify Twilio's webhook signature and parse the
+//! callback it posts to a subscription's `Callback` URL.
 //!
-//! - [`SignatureValidator`] checks a signature for a form body, a JSON body (the `bodySHA256`
-//!   scheme) or either ([`SignatureValidator::validate_request`]), framework-independent.
+//! - [`SignatureValidator::verify`] checks a request (URL, headers, raw body) the way Twilio
+//!   signs it: form fields, flat JSON fields, `bodySHA256`, auth tokens with HMAC-SHA1 or shared
+//!   keys with HMAC-SHA256, URL variants. It is framework-independent and says why it refused
+//!   ([`SignatureError`]).
 //! - [`CallMessageEvent`] is the parsed callback; [`EventError`] names the field at fault.
-//! - With the `axum` feature, `axum::VerifiedCallMessage`
-//!   does both in an extractor, and rejects a request before the handler runs.
+//! - [`DeliveryStore`] remembers which messages were accepted, to answer Twilio's redeliveries
+//!   without handling them twice.
+//! - With the `axum` feature, `axum::VerifiedCallMessage` does it all in an extractor, and
+//!   rejects a request before the handler runs.
 //!
 //! Verify first, parse second: an unsigned body is not worth parsing.
 
+mod dedup;
+mod error;
 mod event;
+#[cfg(feature = "axum")]
+mod forwarded;
+mod params;
+mod settings;
 mod signature;
+mod url_variants;
 
 #[cfg(feature = "axum")]
 #[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
 pub mod axum;
 
+pub use dedup::{DeliveryStore, MemoryDeliveryStore, StoreError, StoreFuture};
+pub use error::{SignatureError, Unverifiable};
 pub use event::{CallMessageEvent, EventError};
+pub use settings::{Algorithm, SIGNATURE_SETTINGS_HEADER};
 pub use signature::{BODY_SHA256_PARAM, SIGNATURE_HEADER, SignatureValidator};
