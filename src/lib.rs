@@ -39,7 +39,7 @@ pub use client::Client;
 pub use config::{ClientBuilder, DEFAULT_BASE_URL, DEFAULT_CONNECT_TIMEOUT, DEFAULT_TIMEOUT};
 pub use error::{ApiError, ConfigError, Error, InputError, RequestInfo};
 pub use message::{MAX_CONTENT_CHARS, MessageContent, SendMessage};
-pub use model::{CallbackMethod, Message, Subscription};
+pub use model::{CallbackMethod, CallbackMethodError, Message, Subscription};
 pub use retry::{Decision, RetryPolicy};
 pub use sid::{
     AccountSid, ApiKeySid, CallSid, IntoSid, MessageSid, SidError, SidKind, SubscriptionSid,
