@@ -1,5 +1,8 @@
-//! Twilio's RFC 2822 dates (`Wed, 18 Dec 2019 20:02:01 +0000`), which no generator understands
-//! by itself. The fragment's `Rfc2822DateTime` schema is mapped onto [`Rfc2822DateTime`] here.
+//! Dates. Twilio writes RFC 2822 (`Wed, 18 Dec 2019 20:02:01 +0000`), which no generator
+//! understands by itself: the fragment's `Rfc2822DateTime` schema is mapped onto
+//! [`Rfc2822DateTime`] here. The serde and schemars helpers for the public types' dates live
+//! here too: [`rfc2822`] for Twilio's wire types (`CallMessageEvent`), RFC 3339 (time's own
+//! `time::serde::rfc3339`, described by [`Rfc3339`]) for the SDK's results.
 
 use std::fmt;
 
@@ -43,6 +46,95 @@ impl<'de> serde::Deserialize<'de> for Rfc2822DateTime {
     }
 }
 
+/// `#[serde(with = "crate::date::rfc2822")]` for an `OffsetDateTime` that travels as Twilio
+/// writes it, through [`Rfc2822DateTime`]'s own (de)serializer.
+pub(crate) mod rfc2822 {
+    use time::OffsetDateTime;
+
+    use super::Rfc2822DateTime;
+
+    pub(crate) fn serialize<S: serde::Serializer>(
+        at: &OffsetDateTime,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        serde::Serialize::serialize(&Rfc2822DateTime(*at), s)
+    }
+
+    pub(crate) fn deserialize<'de, D: serde::Deserializer<'de>>(
+        d: D,
+    ) -> Result<OffsetDateTime, D::Error> {
+        <Rfc2822DateTime as serde::Deserialize>::deserialize(d).map(|date| date.0)
+    }
+}
+
+/// The shape of the dates Twilio writes and [`format`] produces: optional day of the week, day,
+/// month, four-digit year, time with optional seconds, numeric zone. For schemas only: parsing
+/// is `time`'s RFC 2822 parser.
+#[cfg(feature = "schemars")]
+pub(crate) const RFC2822_PATTERN: &str = concat!(
+    r"^(?:(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun), )?",
+    r"(?:0?[1-9]|[12][0-9]|3[01]) ",
+    r"(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) ",
+    r"[0-9]{4} ",
+    r"(?:[01][0-9]|2[0-3]):[0-5][0-9](?::(?:[0-5][0-9]|60))? ",
+    r"[+-](?:[01][0-9]|2[0-3])[0-5][0-9]$",
+);
+
+/// A string in RFC 2822 form. `format` is the name Twilio's own OpenAPI description gives these
+/// dates (`date-time-rfc-2822`; validators ignore formats they do not know), `pattern` makes it
+/// checkable.
+#[cfg(feature = "schemars")]
+impl schemars::JsonSchema for Rfc2822DateTime {
+    fn inline_schema() -> bool {
+        true
+    }
+
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Rfc2822DateTime".into()
+    }
+
+    fn schema_id() -> std::borrow::Cow<'static, str> {
+        concat!(module_path!(), "::Rfc2822DateTime").into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "type": "string",
+            "format": "date-time-rfc-2822",
+            "pattern": RFC2822_PATTERN,
+            "examples": ["Wed, 18 Dec 2019 20:02:01 +0000"],
+        })
+    }
+}
+
+/// The schema of an `OffsetDateTime` serialized with `time::serde::rfc3339`: JSON Schema's own
+/// `date-time` format (RFC 3339), which validators check. Never constructed.
+#[cfg(feature = "schemars")]
+pub(crate) enum Rfc3339 {}
+
+#[cfg(feature = "schemars")]
+impl schemars::JsonSchema for Rfc3339 {
+    fn inline_schema() -> bool {
+        true
+    }
+
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "DateTime".into()
+    }
+
+    fn schema_id() -> std::borrow::Cow<'static, str> {
+        concat!(module_path!(), "::Rfc3339").into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "type": "string",
+            "format": "date-time",
+            "examples": ["2019-12-18T20:02:01Z"],
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -60,5 +152,19 @@ mod tests {
     fn rejects_other_formats() {
         assert!(parse("2019-12-18T20:02:01Z").is_err());
         assert!(serde_json::from_str::<Rfc2822DateTime>("\"yesterday\"").is_err());
+    }
+
+    #[test]
+    fn rfc2822_module_round_trips() {
+        #[derive(serde::Serialize, serde::Deserialize, PartialEq, Debug)]
+        struct At(#[serde(with = "rfc2822")] OffsetDateTime);
+        let at: At = serde_json::from_str("\"Wed, 18 Dec 2019 21:02:01 +0100\"").unwrap();
+        assert_eq!(at.0.unix_timestamp(), 1_576_699_321);
+        // The offset is kept: the date is written back as it came.
+        assert_eq!(
+            serde_json::to_string(&at).unwrap(),
+            "\"Wed, 18 Dec 2019 21:02:01 +0100\""
+        );
+        assert!(serde_json::from_str::<At>("\"2019-12-18T20:02:01Z\"").is_err());
     }
 }

@@ -40,7 +40,7 @@ pub use config::{ClientBuilder, DEFAULT_BASE_URL, DEFAULT_CONNECT_TIMEOUT, DEFAU
 pub use error::{ApiError, ConfigError, Error, GaveUp, InputError, RequestInfo};
 pub use flow::{ConcurrencyLimit, DEFAULT_INITIAL_CONCURRENCY, DEFAULT_MAX_CONCURRENCY, FlowStats};
 pub use message::{MAX_CONTENT_CHARS, MessageContent, SendMessage};
-pub use model::{CallbackMethod, Message, Subscription};
+pub use model::{CallbackMethod, CallbackMethodError, Message, Subscription};
 pub use retry::{Decision, RetryPolicy};
 pub use sid::{
     AccountSid, ApiKeySid, CallSid, IntoSid, MessageSid, SidError, SidKind, SubscriptionSid,

@@ -1,12 +1,26 @@
 //! The public data types the operations return: what Twilio created, with the request that
 //! created it.
+//!
+//! They implement `Serialize` and `Deserialize` (and `JsonSchema` with the `schemars` feature)
+//! so that a service can pass them through its own APIs, queues and logs. The serialized form
+//! is the SDK's, not Twilio's response body: Twilio's field names, SIDs always present, dates in
+//! RFC 3339 (what JSON APIs and JSON Schema's `date-time` expect), plus the request's
+//! `idempotency_key` and `request_id`.
+
+use std::fmt;
+use std::str::FromStr;
 
 use time::OffsetDateTime;
 
 use crate::sid::{AccountSid, CallSid, MessageSid, SubscriptionSid};
 
 /// A message Twilio accepted into a call.
-#[derive(Clone, Debug, PartialEq, Eq)]
+///
+/// Serialized with Twilio's field names (`sid`, `account_sid`, `call_sid`, `date_created`) and
+/// the request's `idempotency_key` and `request_id`. `date_created` is RFC 3339
+/// (`2019-12-18T20:02:01Z`), not Twilio's RFC 2822; a missing date or request id is `null`.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[non_exhaustive]
 pub struct Message {
     /// The message's SID (`KX…`).
@@ -16,15 +30,24 @@ pub struct Message {
     /// The call the message was sent into.
     pub call_sid: CallSid,
     /// When Twilio created the message (Twilio may leave it out).
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    #[cfg_attr(feature = "schemars", schemars(with = "Option<crate::date::Rfc3339>"))]
     pub date_created: Option<OffsetDateTime>,
     /// The `IdempotencyKey` that was sent with the message.
     pub idempotency_key: String,
     /// Twilio's request id (`Twilio-Request-Id`), if the response had one.
+    #[serde(default)]
     pub request_id: Option<String>,
 }
 
 /// The HTTP method Twilio uses to call a subscription's callback URL.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+///
+/// Written `GET` or `POST` by `Display` and serde, as Twilio's `Method` parameter spells it.
+/// `FromStr` ignores ASCII case (`"post"` from a configuration file is `Post`); serde does not,
+/// so a serialized value always matches the schema's `enum`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
+#[serde(rename_all = "UPPERCASE")]
 pub enum CallbackMethod {
     /// `GET`.
     Get,
@@ -32,8 +55,54 @@ pub enum CallbackMethod {
     Post,
 }
 
-/// An active subscription: Twilio posts the call's messages to its callback URL.
+impl CallbackMethod {
+    /// The method as Twilio's `Method` parameter spells it: `"GET"` or `"POST"`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            CallbackMethod::Get => "GET",
+            CallbackMethod::Post => "POST",
+        }
+    }
+}
+
+impl fmt::Display for CallbackMethod {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for CallbackMethod {
+    type Err = CallbackMethodError;
+
+    /// `GET` or `POST`, in any ASCII case.
+    fn from_str(s: &str) -> Result<Self, CallbackMethodError> {
+        [CallbackMethod::Get, CallbackMethod::Post]
+            .into_iter()
+            .find(|m| m.as_str().eq_ignore_ascii_case(s))
+            .ok_or(CallbackMethodError(()))
+    }
+}
+
+/// A string that is not `GET` or `POST` was parsed as a [`CallbackMethod`].
+///
+/// The value itself is not repeated, as with [`SidError`](crate::SidError): a misplaced secret
+/// must not end up in a log.
 #[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CallbackMethodError(());
+
+impl fmt::Display for CallbackMethodError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("invalid callback method: expected GET or POST")
+    }
+}
+
+impl std::error::Error for CallbackMethodError {}
+
+/// An active subscription: Twilio posts the call's messages to its callback URL.
+///
+/// Serialized like [`Message`], with `uri` (`null` when Twilio left it out).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
 #[non_exhaustive]
 pub struct Subscription {
     /// The subscription's SID (`ZY…`); pass it to [`Client::unsubscribe`](crate::Client::unsubscribe).
@@ -43,11 +112,45 @@ pub struct Subscription {
     /// The call whose messages are delivered.
     pub call_sid: CallSid,
     /// When Twilio created the subscription (Twilio may leave it out).
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    #[cfg_attr(feature = "schemars", schemars(with = "Option<crate::date::Rfc3339>"))]
     pub date_created: Option<OffsetDateTime>,
     /// The resource's path, relative to `https://api.twilio.com`.
+    #[serde(default)]
     pub uri: Option<String>,
     /// The `IdempotencyKey` that was sent.
     pub idempotency_key: String,
     /// Twilio's request id (`Twilio-Request-Id`), if the response had one.
+    #[serde(default)]
     pub request_id: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn callback_method_text() {
+        for (method, text) in [(CallbackMethod::Get, "GET"), (CallbackMethod::Post, "POST")] {
+            assert_eq!(method.to_string(), text);
+            assert_eq!(text.parse::<CallbackMethod>(), Ok(method));
+            assert_eq!(text.to_lowercase().parse::<CallbackMethod>(), Ok(method));
+            let json = serde_json::to_string(&method).unwrap();
+            assert_eq!(json, format!("\"{text}\""));
+            assert_eq!(
+                serde_json::from_str::<CallbackMethod>(&json).unwrap(),
+                method
+            );
+        }
+        assert_eq!(CallbackMethod::from_str("Post"), Ok(CallbackMethod::Post));
+        for bad in ["", "PUT", "POST ", "PÖST", "my-secret-token"] {
+            let err = bad.parse::<CallbackMethod>().unwrap_err();
+            assert_eq!(
+                err.to_string(),
+                "invalid callback method: expected GET or POST"
+            );
+        }
+        // serde keeps to Twilio's spelling.
+        assert!(serde_json::from_str::<CallbackMethod>("\"post\"").is_err());
+    }
 }

@@ -207,7 +207,40 @@ macro_rules! sid_type {
                 s.parse().map_err(serde::de::Error::custom)
             }
         }
+
+        /// A string of exactly this SID's shape: `pattern` (the one Twilio's OpenAPI description
+        /// gives it) and a length of 34, so a validator rejects what `parse` rejects.
+        #[cfg(feature = "schemars")]
+        impl schemars::JsonSchema for $name {
+            fn schema_name() -> std::borrow::Cow<'static, str> {
+                stringify!($name).into()
+            }
+
+            fn schema_id() -> std::borrow::Cow<'static, str> {
+                concat!("twilio_call_messages::", stringify!($name)).into()
+            }
+
+            fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+                $kind.json_schema()
+            }
+        }
     };
+}
+
+#[cfg(feature = "schemars")]
+impl SidKind {
+    /// The JSON Schema of this kind's SIDs.
+    fn json_schema(self) -> schemars::Schema {
+        let (name, prefix) = (self.name(), self.prefix());
+        schemars::json_schema!({
+            "type": "string",
+            "description": format!("A Twilio {name} SID: {prefix} + 32 hexadecimal digits."),
+            "pattern": format!("^{prefix}[0-9a-fA-F]{{32}}$"),
+            "minLength": SID_LEN,
+            "maxLength": SID_LEN,
+            "examples": [format!("{prefix}{}", "a".repeat(SID_LEN - 2))],
+        })
+    }
 }
 
 sid_type!(
@@ -238,13 +271,20 @@ sid_type!(
 );
 
 /// A SID argument given as a typed SID (by value or reference) or as text; text is checked
-/// before anything is sent. Implemented for `S`, `&S`, `&str` and `&String` for every SID type.
+/// before anything is sent. Implemented for `S`, `&S`, `&str`, `String` and `&String` for every
+/// SID type.
 pub trait IntoSid<S> {
     /// Parses (or copies) the SID.
     fn into_sid(self) -> Result<S, SidError>;
 }
 
 impl<S: FromStr<Err = SidError>> IntoSid<S> for &str {
+    fn into_sid(self) -> Result<S, SidError> {
+        self.parse()
+    }
+}
+
+impl<S: FromStr<Err = SidError>> IntoSid<S> for String {
     fn into_sid(self) -> Result<S, SidError> {
         self.parse()
     }
@@ -329,6 +369,8 @@ mod tests {
         assert_eq!(via(&|| typed.into_sid()).unwrap(), typed);
         assert_eq!(via(&|| CALL.into_sid()).unwrap(), typed);
         assert_eq!(via(&|| (&CALL.to_string()).into_sid()).unwrap(), typed);
+        assert_eq!(via(&|| CALL.to_string().into_sid()).unwrap(), typed);
+        assert!(via(&|| String::from("CA1").into_sid()).is_err());
         assert!(via(&|| "CA1".into_sid()).is_err());
     }
 }

@@ -22,22 +22,38 @@ const SID: &str = "Sid";
 /// One message sent by a call's client SDK, as Twilio delivers it to your callback.
 ///
 /// `Debug` shows the content's length, not the content: it is your users' data.
-#[derive(Clone, PartialEq, Eq)]
+///
+/// `Serialize` writes the event as Twilio sends it: Twilio's field names, every value a string
+/// (`SequenceNumber` too, `Timestamp` in RFC 2822), so what one worker serializes another reads
+/// back with `Deserialize` or [`CallMessageEvent::from_json`]. `Deserialize` accepts what
+/// [`from_json`](Self::from_json) accepts: a sequence number as a string or a number, `Content`
+/// as JSON text (or embedded JSON, kept as text), unknown fields ignored. Reading a request
+/// Twilio sent is still [`parse`](Self::parse)'s job, after the signature is checked.
+#[derive(Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "schemars", derive(schemars::JsonSchema))]
+#[serde(rename_all = "PascalCase")]
 #[non_exhaustive]
 pub struct CallMessageEvent {
     /// `ContentType`: the media type of [`content`](Self::content) (`application/json` today).
     pub content_type: String,
     /// `Content`: the message as sent by the client SDK, as raw JSON text.
+    #[serde(deserialize_with = "content_text")]
+    #[cfg_attr(feature = "schemars", schemars(with = "ContentSchema"))]
     pub content: String,
     /// `SequenceNumber`: the order of the call's messages, from 0.
+    #[serde(with = "sequence_number_text")]
+    #[cfg_attr(feature = "schemars", schemars(with = "SequenceNumberSchema"))]
     pub sequence_number: u64,
     /// `CallSid`: the call the message was sent in.
     pub call_sid: CallSid,
     /// `AccountSid`: the account that owns the call.
     pub account_sid: AccountSid,
     /// `Sid`: the message's own SID (`KX…`).
+    #[serde(rename = "Sid")]
     pub message_sid: MessageSid,
     /// `Timestamp`: when the message was sent (RFC 2822 on the wire).
+    #[serde(with = "crate::date::rfc2822")]
+    #[cfg_attr(feature = "schemars", schemars(with = "crate::date::Rfc2822DateTime"))]
     pub timestamp: OffsetDateTime,
 }
 
@@ -237,6 +253,102 @@ fn kind(value: &Value) -> &'static str {
         Value::String(_) => "a string",
         Value::Array(_) => "an array",
         Value::Object(_) => "an object",
+    }
+}
+
+/// serde for `Content`: JSON text, or (as in [`CallMessageEvent::from_json`]) a JSON value kept
+/// as its text.
+fn content_text<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    match <Value as serde::Deserialize>::deserialize(d)? {
+        Value::String(text) => Ok(text),
+        Value::Null => Err(serde::de::Error::custom("expected JSON text, got null")),
+        value => Ok(value.to_string()),
+    }
+}
+
+/// serde for `SequenceNumber`: written as text, as Twilio documents it (its docs' example and
+/// its Voice SDK end-to-end tests show `"0"`, `"1"`); read from text or a number, as in
+/// [`CallMessageEvent::from_json`].
+mod sequence_number_text {
+    use std::fmt;
+
+    pub(super) fn serialize<S: serde::Serializer>(n: &u64, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(n)
+    }
+
+    pub(super) fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+        d.deserialize_any(Visitor)
+    }
+
+    struct Visitor;
+
+    impl serde::de::Visitor<'_> for Visitor {
+        type Value = u64;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a non-negative integer, as text or a number")
+        }
+
+        fn visit_u64<E: serde::de::Error>(self, n: u64) -> Result<u64, E> {
+            Ok(n)
+        }
+
+        fn visit_i64<E: serde::de::Error>(self, n: i64) -> Result<u64, E> {
+            u64::try_from(n).map_err(|_| E::custom("expected a non-negative integer"))
+        }
+
+        fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<u64, E> {
+            text.trim()
+                .parse()
+                .map_err(|_| E::custom("expected a non-negative integer"))
+        }
+    }
+}
+
+/// The schema of `Content`: a string holding a JSON document.
+#[cfg(feature = "schemars")]
+enum ContentSchema {}
+
+#[cfg(feature = "schemars")]
+impl schemars::JsonSchema for ContentSchema {
+    fn inline_schema() -> bool {
+        true
+    }
+
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "JsonText".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({"type": "string", "contentMediaType": "application/json"})
+    }
+}
+
+/// The schema of `SequenceNumber`: digits as text when serialized; when deserialized, a
+/// number is accepted too.
+#[cfg(feature = "schemars")]
+enum SequenceNumberSchema {}
+
+#[cfg(feature = "schemars")]
+impl schemars::JsonSchema for SequenceNumberSchema {
+    fn inline_schema() -> bool {
+        true
+    }
+
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "SequenceNumber".into()
+    }
+
+    fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        if generator.contract().is_serialize() {
+            schemars::json_schema!({"type": "string", "pattern": "^[0-9]+$"})
+        } else {
+            schemars::json_schema!({
+                "type": ["string", "integer"],
+                "pattern": "^[0-9]+$",
+                "minimum": 0,
+            })
+        }
     }
 }
 

@@ -2,7 +2,7 @@
 //! `main.rs` parses the command line and prints what these return.
 
 pub mod build_cost;
-pub mod json_schema;
+pub mod example_schema;
 pub mod oas;
 pub mod spec_diff;
 pub mod spec_lint;

@@ -10,7 +10,7 @@ use std::sync::LazyLock;
 use regex::Regex;
 use serde_json::Value;
 
-use crate::json_schema::{self, Wire};
+use crate::example_schema::{self, Wire};
 use crate::oas::{self, show};
 
 /// The shared SID schemas and the prefix each must require.
@@ -287,7 +287,7 @@ impl Examples<'_> {
 
     fn check(&mut self, at: &str, schema: &Value, example: &Value, wire: Wire) {
         self.lint.examples += 1;
-        for problem in json_schema::validate(self.doc, schema, example, wire) {
+        for problem in example_schema::validate(self.doc, schema, example, wire) {
             self.lint.problems.push(format!("{at}: {problem}"));
         }
     }

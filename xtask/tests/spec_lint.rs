@@ -32,7 +32,7 @@ const BROKEN: [&str; 6] = [
     "components.schemas.CallSid: pattern is ^CB[0-9a-fA-F]{32}$, expected ^CA[0-9a-fA-F]{32}$",
     "CreateUserDefinedMessage: request example: IdempotencyKey: a form field is a string, found 1",
     "CreateUserDefinedMessage: response 201 example: date_created: \"2019-12-18T20:02:01Z\" \
-     is not an RFC 2822 date-time (like \"Wed, 18 Dec 2019 20:02:01 +0000\")",
+     is not a \"date-time-rfc-2822\"",
     "5 problems in the fragment",
 ];
 
@@ -101,7 +101,7 @@ fn other_problems() {
     let missing_content = text.replacen("              Content: '{\"key\":\"value\"}'\n", "", 1);
     assert_eq!(
         lint(&missing_content),
-        ["CreateUserDefinedMessage: request example: missing required property Content"]
+        ["CreateUserDefinedMessage: request example: \"Content\" is a required property"]
     );
 
     let bad_error_example = text.replace(
@@ -110,7 +110,36 @@ fn other_problems() {
     );
     assert_eq!(
         lint(&bad_error_example),
-        ["components.responses.Error example: code: expected type integer, found \"not-a-number\""]
+        ["components.responses.Error example: code: \"not-a-number\" is not of type \"integer\""]
+    );
+
+    // What the real validator adds: enums, formats, nullable, types inside form fields.
+    let bad_examples = text
+        .replace(
+            "              Method: POST\n",
+            "              Method: PUT\n",
+        )
+        .replace(
+            "              Callback: http://www.example.com\n",
+            "              Callback: not a url\n",
+        )
+        .replacen(
+            "                call_sid: CAaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\n",
+            "                call_sid: null\n", // allowed: the property is nullable
+            1,
+        )
+        .replacen(
+            "                sid: ZYaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\n",
+            "                sid: 7\n",
+            1,
+        );
+    assert_eq!(
+        lint(&bad_examples),
+        [
+            "CreateUserDefinedMessageSubscription: request example: Callback: \"not a url\" is not a \"uri\"",
+            "CreateUserDefinedMessageSubscription: request example: Method: \"PUT\" is not one of \"GET\" or \"POST\"",
+            "CreateUserDefinedMessageSubscription: response 201 example: sid: 7 is not of type \"string\"",
+        ]
     );
 
     assert_eq!(
