@@ -47,7 +47,7 @@ pub use sid::{
 };
 pub use subscription::{Subscribe, Unsubscribe};
 pub use transport::MAX_RESPONSE_BYTES;
-pub use webhook::{CallMessageEvent, EventError, SignatureValidator};
+pub use webhook::{CallMessageEvent, EventError, SignatureError, SignatureValidator};
 
 /// Entry points for the crate's own benchmarks and fuzz targets: not public API, no stability
 /// promise, hidden from the docs.

@@ -125,6 +125,63 @@ pub struct Subscription {
     pub request_id: Option<String>,
 }
 
+// The structs are `#[non_exhaustive]` (Twilio may add fields); these constructors let a
+// service build them in its own tests.
+impl Message {
+    /// A message with these SIDs and key and nothing else known, e.g. for a service's own
+    /// tests; set the other fields on the value.
+    ///
+    /// ```
+    /// use twilio_call_messages::Message;
+    ///
+    /// let mut message = Message::new(
+    ///     "KXaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa".parse()?,
+    ///     "ACaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa".parse()?,
+    ///     "CAaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa".parse()?,
+    ///     "key-1",
+    /// );
+    /// message.request_id = Some("RQ1".into());
+    /// assert_eq!(message.date_created, None);
+    /// # Ok::<(), twilio_call_messages::SidError>(())
+    /// ```
+    pub fn new(
+        sid: MessageSid,
+        account_sid: AccountSid,
+        call_sid: CallSid,
+        idempotency_key: impl Into<String>,
+    ) -> Self {
+        Message {
+            sid,
+            account_sid,
+            call_sid,
+            date_created: None,
+            idempotency_key: idempotency_key.into(),
+            request_id: None,
+        }
+    }
+}
+
+impl Subscription {
+    /// A subscription with these SIDs and key and nothing else known, e.g. for a service's
+    /// own tests; set the other fields on the value.
+    pub fn new(
+        sid: SubscriptionSid,
+        account_sid: AccountSid,
+        call_sid: CallSid,
+        idempotency_key: impl Into<String>,
+    ) -> Self {
+        Subscription {
+            sid,
+            account_sid,
+            call_sid,
+            date_created: None,
+            uri: None,
+            idempotency_key: idempotency_key.into(),
+            request_id: None,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
