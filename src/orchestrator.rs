@@ -135,7 +135,12 @@ async fn attempts<O: Operation>(
     let mut last_error: Option<Error> = None;
     loop {
         let remaining = policy.total_deadline.saturating_sub(start.elapsed());
-        let Ok(permit) = tokio::time::timeout(remaining, flow.limiter.acquire()).await else {
+        // A free slot is taken at once; only waiting needs a timer for the deadline.
+        let permit = match flow.limiter.try_acquire() {
+            Some(permit) => Ok(permit),
+            None => tokio::time::timeout(remaining, flow.limiter.acquire()).await,
+        };
+        let Ok(permit) = permit else {
             let error = match last_error {
                 Some(mut error) => {
                     if let Some(request) = error.request_mut() {
@@ -210,7 +215,14 @@ async fn attempts<O: Operation>(
             return Ok((body, request_id, sent));
         }
         may_have_been_processed |= error.may_have_been_processed();
-        let count = if throttled { throttles } else { faults + 1 };
+        // Under a client limit, the limit (cut by this throttle) paces the retry: the backoff
+        // stays at its first step instead of doubling, so a throttled message is not left
+        // far behind the others. Without a limit, the backoff grows as for faults.
+        let count = match (throttled, flow.limiter.is_limiting()) {
+            (true, true) => 1,
+            (true, false) => throttles,
+            (false, _) => faults + 1,
+        };
         let mut gave_up = match policy.next(count, &error, start.elapsed(), fastrand::f64()) {
             Ok(wait) if throttled => Ok(wait),
             Ok(wait) => {

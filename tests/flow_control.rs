@@ -179,21 +179,32 @@ async fn three_clients_share_one_account() {
                 .broadcast(calls(1000, i * 1000), &json!({"slide": 2}))
                 .await
                 .unwrap();
-            (results, client.flow_stats())
+            (results, client.flow_stats(), started.elapsed())
         }
     });
     let all = futures_util::future::join_all(runs).await;
     let counts = server.counts();
     let served: HashSet<String> = server.served_keys().into_keys().collect();
-    for (results, _) in &all {
+    for (results, _, _) in &all {
         assert_eq!(reconcile(results, &served), 1000, "0 failed");
     }
+    // Equal work at equal shares finishes together; a client that took most of the account
+    // would finish in about a third of the others' time.
+    let finished: Vec<Duration> = all.iter().map(|(_, _, at)| *at).collect();
+    let (first, last) = (
+        finished.iter().min().unwrap(),
+        finished.iter().max().unwrap(),
+    );
+    assert!(
+        first.as_secs_f64() >= 0.5 * last.as_secs_f64(),
+        "unfair shares: finished at {finished:?}"
+    );
     assert!(counts.max_concurrency <= 20, "{counts:?}");
     assert_eq!(counts.duplicates, 0);
     assert_eq!(counts.served, 3000);
-    let limits: Vec<_> = all.iter().map(|(_, stats)| stats.limit).collect();
+    let limits: Vec<_> = all.iter().map(|(_, stats, _)| stats.limit).collect();
     eprintln!(
-        "3 clients × 1,000 calls, N = 20: {counts:?}, limits at the end {limits:?}, {:.2?} ({:.2}× the ideal)",
+        "3 clients × 1,000 calls, N = 20: {counts:?}, limits at the end {limits:?}, finished at {finished:?}, {:.2?} ({:.2}× the ideal)",
         started.elapsed(),
         started.elapsed().as_secs_f64() / ideal(3000, 20).as_secs_f64()
     );
