@@ -139,7 +139,9 @@ struct Attempt {
 }
 
 tokio::task_local! {
-    static ATTEMPT: RefCell<Attempt>;
+    // Boxed: the task-local is swapped in and out of the thread on every poll, so it should
+    // be one pointer, not the whole record.
+    static ATTEMPT: Box<RefCell<Attempt>>;
 }
 
 /// The outcome of one attempt.
@@ -167,12 +169,12 @@ where
     F: FnOnce() -> Fut,
     Fut: Future<Output = Generated<T>>,
 {
-    let context = RefCell::new(Attempt {
+    let context = Box::new(RefCell::new(Attempt {
         timeout,
         want_url,
         url: None,
         response: None,
-    });
+    }));
     ATTEMPT.scope(context, async move {
         let result = call().await;
         let (response, url) = ATTEMPT.with(|a| {
