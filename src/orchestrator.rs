@@ -215,14 +215,9 @@ async fn attempts<O: Operation>(
             return Ok((body, request_id, sent));
         }
         may_have_been_processed |= error.may_have_been_processed();
-        // Under a client limit, the limit (cut by this throttle) paces the retry: the backoff
-        // stays at its first step instead of doubling, so a throttled message is not left
-        // far behind the others. Without a limit, the backoff grows as for faults.
-        let count = match (throttled, flow.limiter.is_limiting()) {
-            (true, true) => 1,
-            (true, false) => throttles,
-            (false, _) => faults + 1,
-        };
+        // Throttles back off on their own count (the limit, cut by each throttle, paces them
+        // too): a persistent 429 without `Retry-After` must not become a tight loop.
+        let count = if throttled { throttles } else { faults + 1 };
         let mut gave_up = match policy.next(count, &error, start.elapsed(), fastrand::f64()) {
             Ok(wait) if throttled => Ok(wait),
             Ok(wait) => {

@@ -57,7 +57,13 @@ async fn secrets_and_content_never_reach_output() {
         .account_sid(ACCOUNT)
         .auth_token(TOKEN)
         .base_url(server.base_url())
-        .retry_policy(RetryPolicy::default().base_delay(Duration::from_millis(1)))
+        // Throttled requests retry until the deadline: keep it short.
+        .retry_policy(
+            RetryPolicy::default()
+                .base_delay(Duration::from_millis(1))
+                .max_delay(Duration::from_millis(20))
+                .total_deadline(Duration::from_millis(300)),
+        )
         .build()
         .unwrap();
     let key_client = Client::builder()

@@ -156,11 +156,6 @@ impl ConcurrencyLimiter {
         self.admit(slot)
     }
 
-    /// Whether requests wait for slots (every setting but `Off`).
-    pub(crate) fn is_limiting(&self) -> bool {
-        self.inner.semaphore.is_some()
-    }
-
     /// Takes a slot if one is free now (never ahead of a waiter: tokio's semaphore hands
     /// released permits to the queue first).
     pub(crate) fn try_acquire(&self) -> Option<Permit> {
