@@ -2,33 +2,21 @@
 //! `tracing` event of a run that exercises success, API errors, retries and bad input.
 #![cfg(feature = "mock")]
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use httpmock::MockServer;
 use twilio_call_messages::mock::TwilioMock;
 use twilio_call_messages::{Client, RetryPolicy};
 
+mod common;
+
+use common::captured::Captured;
+
 const ACCOUNT: &str = "ACaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
 const CALL: &str = "CAbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
 const TOKEN: &str = "TOKEN-c0ffee-never-print";
 const API_SECRET: &str = "SECRET-d00d-never-print";
 const CONTENT_MARKER: &str = "PRIVATE-user-data-4242";
-
-/// Everything written by the test subscriber.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
 
 #[tokio::test(flavor = "current_thread")]
 async fn secrets_and_content_never_reach_output() {
@@ -102,7 +90,7 @@ async fn secrets_and_content_never_reach_output() {
         .build();
     printed.push(format!("{bad_config:?}"));
 
-    let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let logs = captured.text();
     assert!(
         logs.contains("CreateUserDefinedMessage"),
         "the span was captured:\n{logs}"

@@ -4,14 +4,16 @@
 #![cfg(feature = "mock")]
 
 use std::future::IntoFuture;
-use std::io::Write;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use httpmock::MockServer;
 use serde_json::json;
 use twilio_call_messages::mock::TwilioMock;
 use twilio_call_messages::{Client, RetryPolicy};
+
+mod common;
+
+use common::captured::Captured;
 
 const ACCOUNT: &str = "ACaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
 const CALL: &str = "CAbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
@@ -36,26 +38,6 @@ fn client(base: &str) -> Client {
 async fn spans() {
     the_span_carries_opentelemetry_http_client_fields().await;
     nothing_is_recorded_into_a_span_that_is_not_ours().await;
-}
-
-/// Everything written by a test subscriber.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Captured {
-    fn text(&self) -> String {
-        String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
-    }
 }
 
 fn subscriber(level: tracing::Level, captured: &Captured) -> impl tracing::Subscriber {

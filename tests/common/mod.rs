@@ -1,6 +1,7 @@
 //! A minimal HTTP/1.1 server side for tests that need faults httpmock cannot make: resets,
 //! stalls, truncated and oversized bodies.
 #![allow(dead_code)] // each test crate uses a part
+pub mod captured;
 pub mod limited_twilio;
 
 use std::time::Duration;
