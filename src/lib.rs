@@ -41,7 +41,7 @@ pub use error::{ApiError, ConfigError, Error, GaveUp, InputError, RequestInfo};
 pub use flow::{ConcurrencyLimit, DEFAULT_INITIAL_CONCURRENCY, DEFAULT_MAX_CONCURRENCY, FlowStats};
 pub use message::{MAX_CONTENT_CHARS, MessageContent, SendMessage};
 pub use model::{CallbackMethod, CallbackMethodError, Message, Subscription};
-pub use retry::{Decision, RetryPolicy};
+pub use retry::{Decision, MIN_ATTEMPT_TIME, RetryPolicy};
 pub use sid::{
     AccountSid, ApiKeySid, CallSid, IntoSid, MessageSid, SidError, SidKind, SubscriptionSid,
 };

@@ -5,6 +5,9 @@ use std::time::Duration;
 
 use crate::error::{Error, GaveUp};
 
+/// No retry starts with less than this left of the total deadline for the attempt itself.
+pub const MIN_ATTEMPT_TIME: Duration = Duration::from_millis(100);
+
 /// When and how often a failed request is sent again.
 ///
 /// Retried: 429 / 20429 (throttled: Twilio's error page says such requests "aren't processed
@@ -26,8 +29,9 @@ use crate::error::{Error, GaveUp};
 ///   Twilio's Node library), so many clients retrying at once spread out;
 /// - `Retry-After` (seconds or an HTTP date) is honoured, capped at 10 s; a `Retry-After`
 ///   longer than what remains of the deadline stops at once;
-/// - a total deadline of 60 s: no wait starts that would end past it, and the last attempt's
-///   timeout is cut to what remains.
+/// - a total deadline of 60 s: no retry starts unless its wait ends at least
+///   [`MIN_ATTEMPT_TIME`] (100 ms) before it, and the last attempt's timeout is cut to what
+///   remains.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RetryPolicy {
     pub(crate) max_attempts: u32,
@@ -146,8 +150,10 @@ impl RetryPolicy {
                 exp.min(self.max_delay).mul_f64(jitter.clamp(0.0, 1.0))
             }
         };
-        // A retry needs time to wait and then to try.
-        if wait >= remaining {
+        // A retry needs time to wait and then to try: an attempt cut to a sliver of time would
+        // only time out, and turn a clear answer (a 429, never processed) into a timeout that
+        // may have been processed.
+        if wait.saturating_add(MIN_ATTEMPT_TIME) >= remaining {
             return Err(Some(GaveUp::Deadline { wait, remaining }));
         }
         Ok(wait)
@@ -332,6 +338,14 @@ mod tests {
                 MS(54_000),
                 0.5,
                 Decision::RetryAfter(MS(5000)),
+            ),
+            (
+                "no time left to try after the wait",
+                1,
+                api(429, Some(5)),
+                MS(54_950),
+                0.5,
+                Decision::Stop,
             ),
         ];
         for (name, attempt, error, elapsed, jitter, expected) in cases {
