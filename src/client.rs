@@ -3,6 +3,7 @@
 use std::fmt;
 use std::sync::Arc;
 
+use progenitor_client::ClientInfo as _;
 use serde::Serialize;
 
 use crate::config::ClientBuilder;
@@ -63,7 +64,7 @@ impl Client {
 
     /// The base URL requests go to, e.g. `https://api.twilio.com`.
     pub fn base_url(&self) -> &str {
-        &self.shared.base_url
+        self.shared.api.baseurl()
     }
 
     /// The client's flow control now: the concurrency limit it has learned (or was given),

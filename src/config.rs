@@ -56,6 +56,8 @@ pub struct ClientBuilder {
     http_client: Option<reqwest::Client>,
     retry: Option<RetryPolicy>,
     concurrency: Option<ConcurrencyLimit>,
+    /// `Some(None)`: no budget. The bucket itself is made by `build`, so that two clients
+    /// built from clones of one builder do not share it.
     retry_budget: Option<Option<usize>>,
 }
 
@@ -304,17 +306,15 @@ impl ClientBuilder {
         let authorization = authorization(&account_sid, &credentials)?;
         Ok(Client::from_shared(Arc::new(Shared {
             api: api_client(&base_url, http, authorization, user_agent),
-            base_url,
             server_address,
             account_sid,
             timeout,
             retry: self.retry.unwrap_or_default(),
             flow: FlowControl::new(
-                self.concurrency.unwrap_or_default().normalized(),
+                self.concurrency.unwrap_or_default(),
                 match self.retry_budget {
                     None => RetryBudget::default(),
-                    Some(Some(tokens)) => RetryBudget::new(tokens),
-                    Some(None) => RetryBudget::unlimited(),
+                    Some(tokens) => tokens.map_or_else(RetryBudget::unlimited, RetryBudget::new),
                 },
             ),
         })))

@@ -110,7 +110,7 @@ impl Error {
             | Error::Timeout { .. }
             | Error::Transport { .. }
             | Error::Deadline { .. } => true,
-            Error::Api(e) => is_retryable_status(e.status) || e.code == Some(20429),
+            Error::Api(e) => is_retryable_status(e.status) || self.is_throttled(),
             Error::Config(_) | Error::InvalidInput(_) | Error::Decode { .. } => false,
         }
     }

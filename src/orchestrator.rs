@@ -72,15 +72,15 @@ pub(crate) struct Options {
 /// Runs `operation` to its one result.
 pub(crate) async fn run<O: Operation>(
     client: Client,
-    options: Options,
+    mut options: Options,
     operation: Result<O, Error>,
 ) -> Result<O::Output, Error> {
     let mut operation = operation?;
-    if let Some(slot) = operation.idempotency_key() {
-        *slot = Some(idempotency_key(options.idempotency_key.clone())?);
-    }
     if options.timeout.is_some_and(|t| t.is_zero()) {
         return Err(InputError::Request("the timeout must be longer than zero".into()).into());
+    }
+    if let Some(slot) = operation.idempotency_key() {
+        *slot = Some(idempotency_key(options.idempotency_key.take())?);
     }
     let shared = client.shared();
     let span = span::<O>(operation.call_sid(), &shared.server_address);
@@ -188,7 +188,7 @@ async fn attempts<O: Operation>(
             concurrent_requests = meta.concurrent_requests;
             meta.request_id
         });
-        let error = match attempt.result {
+        let mut error = match attempt.result {
             Ok(body) => {
                 permit.success(concurrent_requests);
                 match retry_token.take() {
@@ -218,7 +218,8 @@ async fn attempts<O: Operation>(
         // Throttles back off on their own count (the limit, cut by each throttle, paces them
         // too): a persistent 429 without `Retry-After` must not become a tight loop.
         let count = if throttled { throttles } else { faults + 1 };
-        let mut gave_up = match policy.next(count, &error, start.elapsed(), fastrand::f64()) {
+        let next = policy.next(count, &error, start.elapsed(), fastrand::f64());
+        let wait = match next {
             Ok(wait) if throttled => Ok(wait),
             Ok(wait) => {
                 faults += 1;
@@ -227,27 +228,24 @@ async fn attempts<O: Operation>(
                     _ => RetryKind::Error,
                 };
                 // Replacing the token spends the last one: that retry failed.
-                match flow.budget.try_acquire(kind) {
-                    Some(token) => {
-                        retry_token = Some(token);
-                        Ok(wait)
-                    }
-                    None => Err(Some(GaveUp::RetryBudget)),
-                }
+                retry_token = flow.budget.try_acquire(kind);
+                retry_token
+                    .as_ref()
+                    .map(|_| wait)
+                    .ok_or(Some(GaveUp::RetryBudget))
             }
             Err(reason) => Err(reason),
         };
-        match &mut gave_up {
+        match wait {
             Ok(wait) => {
                 tracing::debug!(attempt = sent, wait_ms = wait.as_millis() as u64, error = %error, "retrying");
-                tokio::time::sleep(*wait).await;
+                tokio::time::sleep(wait).await;
                 span.record("http.request.resend_count", sent);
                 last_error = Some(error);
             }
             Err(reason) => {
-                let mut error = error;
                 if let Some(request) = error.request_mut() {
-                    request.gave_up = reason.take();
+                    request.gave_up = reason;
                 }
                 tracing::debug!(attempt = sent, error = %error, "failed");
                 return Err((error, sent));

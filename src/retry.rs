@@ -34,12 +34,12 @@ pub const MIN_ATTEMPT_TIME: Duration = Duration::from_millis(100);
 ///   remains.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RetryPolicy {
-    pub(crate) max_attempts: u32,
-    pub(crate) base_delay: Duration,
-    pub(crate) max_delay: Duration,
-    pub(crate) max_retry_after: Duration,
+    max_attempts: u32,
+    base_delay: Duration,
+    max_delay: Duration,
+    max_retry_after: Duration,
     pub(crate) total_deadline: Duration,
-    pub(crate) retry_throttled: bool,
+    retry_throttled: bool,
 }
 
 impl Default for RetryPolicy {

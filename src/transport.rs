@@ -41,7 +41,6 @@ pub(crate) type Generated<T> =
 
 /// Settings shared by every request of one [`Client`](crate::Client), behind one `Arc`.
 pub struct Shared {
-    pub(crate) base_url: String,
     /// The host of `base_url`, for the span's `server.address`.
     pub(crate) server_address: String,
     pub(crate) account_sid: AccountSid,
@@ -56,7 +55,7 @@ pub struct Shared {
 impl fmt::Debug for Shared {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Client")
-            .field("base_url", &self.base_url)
+            .field("base_url", &self.api.baseurl())
             .field("account_sid", &self.account_sid)
             .field("authorization", &"<redacted>")
             .field("user_agent", &self.api.inner().user_agent)
@@ -229,7 +228,7 @@ impl ClientHooks<CallContext> for generated::Client {
 
         let response = self.client().execute(request).await?;
         // Recorded before the body is read, so a failure while reading keeps the status.
-        let mut meta = ResponseMeta::of(&response);
+        let meta = ResponseMeta::of(&response);
         // A declared length within the cap is enforced by hyper: the generated code may read
         // the body itself, with no copy here. Otherwise read at most the cap.
         if response
@@ -239,11 +238,14 @@ impl ClientHooks<CallContext> for generated::Client {
             record_response(meta);
             return Ok(response);
         }
-        record_response(meta.clone());
+        record_response(meta);
         let (response, truncated) = read_capped(response).await?;
         if truncated {
-            meta.truncated = true;
-            record_response(meta);
+            let _ = ATTEMPT.try_with(|a| {
+                if let Some(meta) = &mut a.borrow_mut().response {
+                    meta.truncated = true;
+                }
+            });
         }
         Ok(response)
     }

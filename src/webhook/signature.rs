@@ -475,13 +475,13 @@ fn signed_content(
 /// Lowercase only: both helper libraries compare the hex text exactly, and Twilio sends
 /// lowercase.
 fn body_hash_matches(claimed: &str, body: &[u8]) -> bool {
-    let actual = hex(&Sha256::digest(body));
+    let actual = format!("{:x}", Sha256::digest(body));
     claimed.len() == actual.len() && bool::from(claimed.as_bytes().ct_eq(actual.as_bytes()))
 }
 
 /// The URL with `bodySHA256=<hex of body>` appended to its query (before any fragment).
 fn with_body_hash(url: &str, body: &[u8]) -> String {
-    let hash = hex(&Sha256::digest(body));
+    let hash = format!("{:x}", Sha256::digest(body));
     let (base, fragment) = url
         .split_once('#')
         .map_or((url, None), |(b, f)| (b, Some(f)));
@@ -535,16 +535,6 @@ fn query_values<'a>(url: &'a str, name: &'a str) -> impl Iterator<Item = &'a str
         let (n, v) = pair.split_once('=').unwrap_or((pair, ""));
         (n == name).then_some(v)
     })
-}
-
-fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut out = String::with_capacity(bytes.len() * 2);
-    for byte in bytes {
-        out.push(char::from(DIGITS[usize::from(byte >> 4)]));
-        out.push(char::from(DIGITS[usize::from(byte & 0x0f)]));
-    }
-    out
 }
 
 /// Whether a `Content-Type` value names `media_type` (parameters and case ignored).

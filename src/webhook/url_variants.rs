@@ -122,8 +122,12 @@ fn legacy_querystring(url: &str) -> String {
     }
     let mut fields: Vec<(String, Vec<String>)> = Vec::new();
     for piece in query.split('&').take(1000).filter(|p| !p.is_empty()) {
-        let (name, value) = piece.split_once('=').unwrap_or((piece, ""));
-        let (name, value) = (unescape(name), unescape(value));
+        // One piece, decoded as a form pair: `+` is a space, valid `%XX` decoded, invalid ones
+        // kept, invalid UTF-8 replaced; a piece without `=` has an empty value.
+        let Some((name, value)) = url::form_urlencoded::parse(piece.as_bytes()).next() else {
+            continue;
+        };
+        let (name, value) = (name.into_owned(), value.into_owned());
         match fields.iter_mut().find(|(n, _)| *n == name) {
             Some((_, values)) => values.push(value),
             None => fields.push((name, vec![value])),
@@ -159,32 +163,6 @@ fn array_index(name: &str) -> Option<u64> {
     name.parse::<u64>()
         .ok()
         .filter(|i| *i < u64::from(u32::MAX))
-}
-
-fn unescape(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'+' => out.push(b' '),
-            b'%' if i + 2 < bytes.len() => match hex_pair(bytes[i + 1], bytes[i + 2]) {
-                Some(byte) => {
-                    out.push(byte);
-                    i += 2;
-                }
-                None => out.push(b'%'),
-            },
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-fn hex_pair(high: u8, low: u8) -> Option<u8> {
-    let digit = |b: u8| char::from(b).to_digit(16);
-    u8::try_from(digit(high)? * 16 + digit(low)?).ok()
 }
 
 /// `querystring.escape`: everything but `A-Z a-z 0-9 - _ . ! ~ * ' ( )` as `%XX` of UTF-8.
