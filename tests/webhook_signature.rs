@@ -427,6 +427,10 @@ proptest! {
         prop_assume!(!(chars[at] == '/' && replacement == '\\'));
         chars[at] = replacement;
         let changed: String = chars.into_iter().collect();
+        // The same holds for characters IDNA ignores in a host (U+FE00 after a slash that
+        // WHATWG parsing tolerates, say): whatever parses to the same URL is the same URL.
+        let parsed = |u: &str| url::Url::parse(u).map(String::from).ok();
+        prop_assume!(parsed(&changed) != parsed(&url));
         prop_assert!(!v.validate_form(&changed, &Vec::from_iter(params), &signature));
     }
 
