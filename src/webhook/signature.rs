@@ -21,7 +21,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use super::error::{SignatureError, Unverifiable, bounded};
-use super::params::{canonical, form_params, json_params};
+use super::params::{Param, canonical, form_params, json_params};
 use super::settings::{Algorithm, Settings};
 use super::url_variants;
 
@@ -65,41 +65,33 @@ impl Secret {
     /// Whether this secret with `algorithm` signs `url` + `suffix` as `expected`, compared in
     /// constant time (`verify_slice` also refuses a wrong length).
     fn verifies(&self, algorithm: Algorithm, url: &str, suffix: &[u8], expected: &[u8]) -> bool {
-        if !self.usable {
-            return false;
-        }
-        match algorithm {
-            Algorithm::HmacSha1 => {
-                let mut mac = self.sha1.clone();
-                mac.update(url.as_bytes());
-                mac.update(suffix);
-                mac.verify_slice(expected).is_ok()
+        self.usable
+            && match algorithm {
+                Algorithm::HmacSha1 => keyed(&self.sha1, url, suffix).verify_slice(expected),
+                Algorithm::HmacSha256 => keyed(&self.sha256, url, suffix).verify_slice(expected),
             }
-            Algorithm::HmacSha256 => {
-                let mut mac = self.sha256.clone();
-                mac.update(url.as_bytes());
-                mac.update(suffix);
-                mac.verify_slice(expected).is_ok()
-            }
-        }
+            .is_ok()
     }
 
     fn sign(&self, algorithm: Algorithm, url: &str, suffix: &[u8]) -> String {
         match algorithm {
             Algorithm::HmacSha1 => {
-                let mut mac = self.sha1.clone();
-                mac.update(url.as_bytes());
-                mac.update(suffix);
-                STANDARD.encode(mac.finalize().into_bytes())
+                STANDARD.encode(keyed(&self.sha1, url, suffix).finalize().into_bytes())
             }
             Algorithm::HmacSha256 => {
-                let mut mac = self.sha256.clone();
-                mac.update(url.as_bytes());
-                mac.update(suffix);
-                STANDARD.encode(mac.finalize().into_bytes())
+                STANDARD.encode(keyed(&self.sha256, url, suffix).finalize().into_bytes())
             }
         }
     }
+}
+
+/// The MAC of `url` + `suffix` under a prepared key, for either algorithm: the one place the
+/// signed text is fed in.
+fn keyed<M: Mac + Clone>(key: &M, url: &str, suffix: &[u8]) -> M {
+    let mut mac = key.clone();
+    mac.update(url.as_bytes());
+    mac.update(suffix);
+    mac
 }
 
 #[derive(Clone)]
@@ -254,10 +246,7 @@ impl SignatureValidator {
         N: AsRef<str>,
         V: AsRef<str>,
     {
-        let params = params
-            .iter()
-            .map(|(n, v)| (n.as_ref().into(), v.as_ref().into()))
-            .collect();
+        let params = borrowed(params);
         let Some(expected) = decode_signature(signature.as_bytes()) else {
             return false;
         };
@@ -299,10 +288,7 @@ impl SignatureValidator {
         N: AsRef<str>,
         V: AsRef<str>,
     {
-        let params = params
-            .iter()
-            .map(|(n, v)| (n.as_ref().into(), v.as_ref().into()))
-            .collect();
+        let params = borrowed(params);
         let suffix = canonical(params);
         match self.tokens.first() {
             Some(token) => token.sign(Algorithm::HmacSha1, url, &suffix),
@@ -429,6 +415,14 @@ impl<'a> Iterator for KeyIter<'a> {
             KeyIter::Shared { keys, id } => keys.find(|k| *k.id == **id).map(|k| &k.secret),
         }
     }
+}
+
+/// Caller-given fields as the canonical encoder takes them (borrowed, not copied).
+fn borrowed<N: AsRef<str>, V: AsRef<str>>(params: &[(N, V)]) -> Vec<Param<'_>> {
+    params
+        .iter()
+        .map(|(n, v)| (n.as_ref().into(), v.as_ref().into()))
+        .collect()
 }
 
 /// What the signature covers after the URL, chosen by the URL and the body's content type.
