@@ -1,9 +1,9 @@
 //! Project tasks: `cargo xtask codegen [--check]`, `cargo xtask spec diff <upstream.json>`,
-//! `cargo xtask spec lint`, `cargo xtask build-cost [features]`. The `spec` commands live in the library (src/lib.rs).
+//! `cargo xtask spec lint`, `cargo xtask build-cost [features]`, `cargo xtask module-cycles`. The `spec` commands live in the library (src/lib.rs).
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use xtask::{build_cost, spec_diff, spec_lint};
+use xtask::{build_cost, module_cycles, spec_diff, spec_lint};
 
 include!("../../openapi/generate.rs");
 
@@ -22,6 +22,8 @@ fn main() -> ExitCode {
         ["build-cost"] => print_cost(build_cost::run(&root(), None)),
         ["build-cost", features] => print_cost(build_cost::run(&root(), Some(features))),
         ["spec", "lint"] => report(spec_lint::run(&root().join(SPEC_PATH))),
+        ["module-cycles"] => report(module_cycles::run(&root())),
+        ["module-cycles", crate_root] => report(module_cycles::run(Path::new(crate_root))),
         ["spec", "lint", fragment] => report(spec_lint::run(Path::new(fragment))),
         _ => {
             eprintln!("usage: cargo xtask codegen [--check]");
@@ -30,6 +32,7 @@ fn main() -> ExitCode {
             );
             eprintln!("       cargo xtask spec lint [<fragment.yaml>]");
             eprintln!("       cargo xtask build-cost [<comma-separated SDK features>]");
+            eprintln!("       cargo xtask module-cycles [<crate root>]");
             ExitCode::from(2)
         }
     }
