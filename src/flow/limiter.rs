@@ -15,7 +15,7 @@
 //!   use while the request was in flight (Netflix concurrency-limits' `AIMDLimit`, RFC 7661),
 //!   so a client sending one request at a time does not build up a limit it never tested;
 //! - **`Twilio-Concurrent-Requests`**: Twilio says to watch this header but not exactly what it
-//!   counts (UNVERIFIED; read here as the account's requests in flight). Its value on a
+//!   counts (Twilio does not document it; it is read here as the account's requests in flight). Its value on a
 //!   throttled answer is taken as the account's capacity. A success whose header says the
 //!   account was already that full does not grow the limit, and trims it by [`MARK_BETA`] =
 //!   0.95 once per window: the early warning of the next 429, as ECN and DECbit are for TCP.

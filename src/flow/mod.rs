@@ -25,8 +25,8 @@ pub const DEFAULT_INITIAL_CONCURRENCY: usize = 10;
 /// The largest limit [`ConcurrencyLimit::Adaptive`] grows to by default.
 ///
 /// 100 is the per-account REST concurrency that third-party summaries of Twilio's limits give
-/// for a default account (UNVERIFIED: Twilio documents that the limit exists and that 429 /
-/// 20429 enforces it, not its value). Growing past the account's limit only earns 429s, so a
+/// for a default account. Twilio does not document the value: only that the limit exists and
+/// that 429 / 20429 enforces it. Growing past the account's limit only earns 429s, so a
 /// higher cap helps only an account whose limit Twilio raised: set it to that limit.
 pub const DEFAULT_MAX_CONCURRENCY: usize = 100;
 
