@@ -238,7 +238,11 @@ impl Memory {
         // entry can sit behind a live one; it is removed when reached, and `live` ignores it
         // until then.
         while self.order.front().is_some_and(|(until, _)| *until <= now) {
-            self.evict_oldest();
+            if let Some((until, key)) = self.order.pop_front()
+                && self.entries.get(&key).is_some_and(|e| e.until == until)
+            {
+                self.entries.remove(&key);
+            }
         }
         // Stale entries (renewed, completed or released keys) must not make the queue grow
         // unbounded.
@@ -338,6 +342,17 @@ mod tests {
         // Completing an absent key (lease ran out, nobody took it) records the work.
         assert!(store.complete_at("gone", "z", WINDOW, t0));
         assert_eq!(store.claim_at("gone", "y", LEASE, t0), Claim::Done);
+    }
+
+    #[test]
+    fn expiring_a_stale_entry_leaves_the_renewed_claim_alone() {
+        let store = MemoryDeliveryStore::new(10);
+        let t0 = Instant::now();
+        assert_eq!(store.claim_at("k", "a", LEASE, t0), Claim::Acquired);
+        assert!(store.renew_at("k", "a", LEASE, t0 + 3 * S));
+        // The first lease's queue entry is due at t0 + 5 s; the renewed claim lives on.
+        assert_eq!(store.claim_at("other", "b", LEASE, t0 + 6 * S), Claim::Acquired);
+        assert_eq!(store.claim_at("k", "b", LEASE, t0 + 6 * S), Claim::InProgress);
     }
 
     #[test]

@@ -21,7 +21,7 @@ mod event;
 mod forwarded;
 mod params;
 #[cfg(feature = "redis")]
-mod redis;
+mod redis_store;
 mod settings;
 mod signature;
 mod url_variants;
@@ -33,7 +33,12 @@ pub mod axum;
 pub use dedup::{Claim, DeliveryStore, MemoryDeliveryStore, StoreError, StoreFuture};
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
-pub use redis::RedisDeliveryStore;
+pub use redis_store::RedisDeliveryStore;
+/// The Redis client [`RedisDeliveryStore`] is built on (redis-rs 1.x), to make its connection
+/// yourself ([`RedisDeliveryStore::from_connection`]).
+#[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+pub use ::redis;
 pub use error::{SignatureError, Unverifiable};
 pub use event::{CallMessageEvent, EventError};
 pub use settings::{Algorithm, SIGNATURE_SETTINGS_HEADER};
