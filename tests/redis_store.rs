@@ -74,7 +74,10 @@ async fn leases_run_out_and_a_stale_holder_cannot_touch_the_new_claim() {
         .key_prefix("test:");
     let lease = Duration::from_millis(300);
     assert_eq!(store.claim("k", "a", lease).await.unwrap(), Claim::Acquired);
-    assert_eq!(store.claim("k", "b", lease).await.unwrap(), Claim::InProgress);
+    assert_eq!(
+        store.claim("k", "b", lease).await.unwrap(),
+        Claim::InProgress
+    );
     // Its holder's own claim again (a retried call) is not refused.
     assert_eq!(store.claim("k", "a", lease).await.unwrap(), Claim::Acquired);
     // Renewed: PTTL is back to the lease asked for, under the prefix.
@@ -88,7 +91,10 @@ async fn leases_run_out_and_a_stale_holder_cannot_touch_the_new_claim() {
     assert!(!store.renew("k", "a", lease).await.unwrap());
     assert!(!store.release("k", "a").await.unwrap());
     assert!(!store.complete("k", "a", WINDOW).await.unwrap());
-    assert_eq!(store.claim("k", "c", LEASE).await.unwrap(), Claim::InProgress);
+    assert_eq!(
+        store.claim("k", "c", LEASE).await.unwrap(),
+        Claim::InProgress
+    );
     assert!(store.complete("k", "b", WINDOW).await.unwrap());
     assert_eq!(store.claim("k", "c", LEASE).await.unwrap(), Claim::Done);
 }
@@ -143,11 +149,17 @@ async fn redis_stopped_and_restarted_mid_run_fails_while_down_and_loses_nothing(
     // Before: 100 messages handled (done), 100 in progress.
     for i in 0..100 {
         let key = format!("done-{i}");
-        assert_eq!(store.claim(&key, "a", LEASE).await.unwrap(), Claim::Acquired);
+        assert_eq!(
+            store.claim(&key, "a", LEASE).await.unwrap(),
+            Claim::Acquired
+        );
         assert!(store.complete(&key, "a", WINDOW).await.unwrap());
         let key = format!("held-{i}");
         assert_eq!(
-            store.claim(&key, "a", Duration::from_secs(60)).await.unwrap(),
+            store
+                .claim(&key, "a", Duration::from_secs(60))
+                .await
+                .unwrap(),
             Claim::Acquired
         );
     }
@@ -182,7 +194,12 @@ async fn redis_stopped_and_restarted_mid_run_fails_while_down_and_loses_nothing(
             store.claim(&format!("held-{i}"), "b", LEASE).await.unwrap(),
             Claim::InProgress
         );
-        assert!(store.complete(&format!("held-{i}"), "a", WINDOW).await.unwrap());
+        assert!(
+            store
+                .complete(&format!("held-{i}"), "a", WINDOW)
+                .await
+                .unwrap()
+        );
     }
 }
 

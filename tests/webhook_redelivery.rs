@@ -178,11 +178,19 @@ async fn a_failed_answer_gives_the_claim_back_and_success_keeps_it() {
     let other = "KXdddddddddddddddddddddddddddddddd";
     let status = |s: u16| serde_json::json!({ "status": s });
     assert_eq!(
-        server.deliver("/a", other, status(404), PATIENT).await.unwrap().0,
+        server
+            .deliver("/a", other, status(404), PATIENT)
+            .await
+            .unwrap()
+            .0,
         404
     );
     assert_eq!(
-        server.deliver("/a", other, status(204), PATIENT).await.unwrap().0,
+        server
+            .deliver("/a", other, status(204), PATIENT)
+            .await
+            .unwrap()
+            .0,
         204
     );
     assert_eq!(
@@ -341,7 +349,10 @@ fn only_key(store: &MemoryDeliveryStore, sid: &str) -> String {
 async fn the_same_message_posted_to_two_routes_is_handled_by_each() {
     let server = Server::start(config().deduplicate(Duration::from_secs(600)), true).await;
     for path in ["/a", "/b", "/a", "/b"] {
-        assert_eq!(server.deliver(path, SID, ok(), PATIENT).await.unwrap().0, 200);
+        assert_eq!(
+            server.deliver(path, SID, ok(), PATIENT).await.unwrap().0,
+            200
+        );
     }
     assert_eq!(server.started(), 2);
 }
@@ -361,7 +372,10 @@ async fn deduplication_without_the_layer_fails_loudly_and_claims_nothing() {
     assert!(store.is_empty(), "nothing claimed, nothing to lose");
     // Without deduplication the layer is not needed (the README's plain wiring).
     let plain = Server::start(config(), false).await;
-    assert_eq!(plain.deliver("/a", SID, ok(), PATIENT).await.unwrap().0, 200);
+    assert_eq!(
+        plain.deliver("/a", SID, ok(), PATIENT).await.unwrap().0,
+        200
+    );
 }
 
 /// A store that is unreachable for its first `failures` operations.
@@ -395,7 +409,12 @@ impl DeliveryStore for Flaky {
             self.inner.claim(key, holder, lease).await
         })
     }
-    fn renew<'a>(&'a self, key: &'a str, holder: &'a str, lease: Duration) -> StoreFuture<'a, bool> {
+    fn renew<'a>(
+        &'a self,
+        key: &'a str,
+        holder: &'a str,
+        lease: Duration,
+    ) -> StoreFuture<'a, bool> {
         Box::pin(async move {
             self.fail()?;
             self.inner.renew(key, holder, lease).await

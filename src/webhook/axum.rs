@@ -428,7 +428,10 @@ impl Delivery {
             .get::<OriginalUri>()
             .map_or(req.uri(), |original| &original.0);
         Delivery {
-            route: uri.path_and_query().map_or("/", |pq| pq.as_str()).to_owned(),
+            route: uri
+                .path_and_query()
+                .map_or("/", |pq| pq.as_str())
+                .to_owned(),
             slot: req.extensions().get::<DeliverySlot>().cloned(),
         }
     }
@@ -453,7 +456,8 @@ fn delivery_key(sid: &MessageSid, route: &str) -> String {
 /// [`WebhookConfig::claim_lease`]. When the handler answers, a 2xx marks the message done for
 /// the dedup window, anything else gives the claim back; a panic or a dropped request gives it
 /// back too (in a spawned task, or when the lease runs out). A store that fails at this point
-/// does not change the answer: the claim then ends with its lease.
+/// is retried for up to one lease (the answer waits), then the claim ends with its lease; the
+/// handler's answer is never changed.
 ///
 /// Put it on the routes that use the extractors, before the state:
 /// `Router::new().route(..).layer(DeliveryLayer::new()).with_state(..)`.
@@ -597,27 +601,58 @@ struct ClaimRef {
 }
 
 impl HeldClaim {
-    /// Marks the message done (the handler answered 2xx) or gives the claim back.
+    /// Marks the message done (the handler answered 2xx) or gives the claim back, retrying a
+    /// failing store for at most one lease (after which the claim has ended anyway): a "done"
+    /// that is not recorded lets a redelivery waiting on the claim run the handler again once
+    /// the lease runs out, e.g. when Redis restarts while the handler runs.
     async fn settle(mut self, success: bool) {
         let Some(ClaimRef { store, key, holder }) = self.claim.take() else {
             return;
         };
-        if !success {
-            return release(&*store, &key, &holder).await;
-        }
-        match store.complete(&key, &holder, self.window).await {
-            Ok(true) => {}
-            Ok(false) => tracing::warn!(
-                key,
-                "a Twilio callback was handled after its claim had been taken over; the other \
-                 replica may handle it too"
-            ),
-            Err(e) => tracing::error!(
-                key,
-                error = %e,
-                "could not mark a handled Twilio callback done; answered 2xx anyway (Twilio will \
-                 not redeliver it), the claim ends with its lease"
-            ),
+        let deadline = Instant::now() + self.lease;
+        let mut logged = false;
+        loop {
+            let attempt = if success {
+                store.complete(&key, &holder, self.window).await
+            } else {
+                store.release(&key, &holder).await
+            };
+            let e = match attempt {
+                Ok(true) => return,
+                Ok(false) if success => {
+                    return tracing::warn!(
+                        key,
+                        "a Twilio callback was handled after its claim had been taken over; the \
+                         other replica may handle it too"
+                    );
+                }
+                // Released already (the lease ran out): nothing to give back.
+                Ok(false) => return,
+                Err(e) => e,
+            };
+            let now = Instant::now();
+            if now >= deadline {
+                return if success {
+                    tracing::error!(
+                        key,
+                        error = %e,
+                        "could not mark a handled Twilio callback done; answered 2xx anyway \
+                         (Twilio will not redeliver it), the claim ends with its lease"
+                    )
+                } else {
+                    tracing::warn!(
+                        key,
+                        error = %e,
+                        "could not give back a delivery claim; it ends with its lease"
+                    )
+                };
+            }
+            if !logged {
+                tracing::warn!(key, error = %e, "delivery store failed while settling a claim; retrying");
+                logged = true;
+            }
+            let pause = Duration::from_millis(fastrand::u64(50..150));
+            tokio::time::sleep(pause.min(deadline - now)).await;
         }
     }
 }

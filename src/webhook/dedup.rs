@@ -62,11 +62,16 @@ pub enum Claim {
 /// recorded rather than redone on a later redelivery.
 pub trait DeliveryStore: Send + Sync {
     /// Claims `key` for `holder`, in progress for `lease` (see the table above).
-    fn claim<'a>(&'a self, key: &'a str, holder: &'a str, lease: Duration)
-    -> StoreFuture<'a, Claim>;
+    fn claim<'a>(
+        &'a self,
+        key: &'a str,
+        holder: &'a str,
+        lease: Duration,
+    ) -> StoreFuture<'a, Claim>;
 
     /// Extends `holder`'s lease on `key` to `lease` from now; `false` if it no longer holds it.
-    fn renew<'a>(&'a self, key: &'a str, holder: &'a str, lease: Duration) -> StoreFuture<'a, bool>;
+    fn renew<'a>(&'a self, key: &'a str, holder: &'a str, lease: Duration)
+    -> StoreFuture<'a, bool>;
 
     /// Marks `key` done for `window` (the handler answered 2xx); `false` if another holder has
     /// taken the claim over meanwhile.
@@ -276,7 +281,12 @@ impl DeliveryStore for MemoryDeliveryStore {
         Box::pin(std::future::ready(Ok(claim)))
     }
 
-    fn renew<'a>(&'a self, key: &'a str, holder: &'a str, lease: Duration) -> StoreFuture<'a, bool> {
+    fn renew<'a>(
+        &'a self,
+        key: &'a str,
+        holder: &'a str,
+        lease: Duration,
+    ) -> StoreFuture<'a, bool> {
         let renewed = self.renew_at(key, holder, lease, Instant::now());
         Box::pin(std::future::ready(Ok(renewed)))
     }
@@ -330,14 +340,20 @@ mod tests {
         let t0 = Instant::now();
         assert_eq!(store.claim_at("k", "a", LEASE, t0), Claim::Acquired);
         assert!(store.renew_at("k", "a", LEASE, t0 + 4 * S));
-        assert_eq!(store.claim_at("k", "b", LEASE, t0 + 8 * S), Claim::InProgress);
+        assert_eq!(
+            store.claim_at("k", "b", LEASE, t0 + 8 * S),
+            Claim::InProgress
+        );
         // Not renewed again: from t0 + 9 s it can be taken over.
         assert_eq!(store.claim_at("k", "b", LEASE, t0 + 9 * S), Claim::Acquired);
         // The first holder can neither renew, release nor complete the new holder's claim.
         assert!(!store.renew_at("k", "a", LEASE, t0 + 10 * S));
         assert!(!store.release_at("k", "a", t0 + 10 * S));
         assert!(!store.complete_at("k", "a", WINDOW, t0 + 10 * S));
-        assert_eq!(store.claim_at("k", "c", LEASE, t0 + 10 * S), Claim::InProgress);
+        assert_eq!(
+            store.claim_at("k", "c", LEASE, t0 + 10 * S),
+            Claim::InProgress
+        );
         assert!(store.complete_at("k", "b", WINDOW, t0 + 11 * S));
         // Completing an absent key (lease ran out, nobody took it) records the work.
         assert!(store.complete_at("gone", "z", WINDOW, t0));
@@ -351,8 +367,14 @@ mod tests {
         assert_eq!(store.claim_at("k", "a", LEASE, t0), Claim::Acquired);
         assert!(store.renew_at("k", "a", LEASE, t0 + 3 * S));
         // The first lease's queue entry is due at t0 + 5 s; the renewed claim lives on.
-        assert_eq!(store.claim_at("other", "b", LEASE, t0 + 6 * S), Claim::Acquired);
-        assert_eq!(store.claim_at("k", "b", LEASE, t0 + 6 * S), Claim::InProgress);
+        assert_eq!(
+            store.claim_at("other", "b", LEASE, t0 + 6 * S),
+            Claim::Acquired
+        );
+        assert_eq!(
+            store.claim_at("k", "b", LEASE, t0 + 6 * S),
+            Claim::InProgress
+        );
     }
 
     #[test]

@@ -30,16 +30,16 @@ mod url_variants;
 #[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
 pub mod axum;
 
-pub use dedup::{Claim, DeliveryStore, MemoryDeliveryStore, StoreError, StoreFuture};
-#[cfg(feature = "redis")]
-#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
-pub use redis_store::RedisDeliveryStore;
 /// The Redis client [`RedisDeliveryStore`] is built on (redis-rs 1.x), to make its connection
 /// yourself ([`RedisDeliveryStore::from_connection`]).
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub use ::redis;
+pub use dedup::{Claim, DeliveryStore, MemoryDeliveryStore, StoreError, StoreFuture};
 pub use error::{SignatureError, Unverifiable};
 pub use event::{CallMessageEvent, EventError};
+#[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+pub use redis_store::RedisDeliveryStore;
 pub use settings::{Algorithm, SIGNATURE_SETTINGS_HEADER};
 pub use signature::{BODY_SHA256_PARAM, SIGNATURE_HEADER, SignatureValidator};

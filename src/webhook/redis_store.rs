@@ -227,7 +227,12 @@ impl DeliveryStore for RedisDeliveryStore {
         })
     }
 
-    fn renew<'a>(&'a self, key: &'a str, holder: &'a str, lease: Duration) -> StoreFuture<'a, bool> {
+    fn renew<'a>(
+        &'a self,
+        key: &'a str,
+        holder: &'a str,
+        lease: Duration,
+    ) -> StoreFuture<'a, bool> {
         Box::pin(async move { Ok(self.run(&RENEW, key, &[holder, &millis(lease)]).await? == 1) })
     }
 
