@@ -43,7 +43,9 @@ pub enum Claim {
     Done,
 }
 
-/// Where delivery claims are kept: see the [module](self) for the two states.
+/// Where delivery claims are kept, in two states: *in progress* (a lease held by the request
+/// whose handler runs, renewed while it runs) and *done* (the handler answered 2xx; kept for the
+/// dedup window).
 ///
 /// Every method must be atomic with respect to the others on the same key (with Redis, a small
 /// Lua script each; see `RedisDeliveryStore`), and the lease and window must expire on their
