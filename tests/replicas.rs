@@ -8,7 +8,7 @@
 //!
 //! The receivers are this test binary run again with `TCM_REPLICA` set (see `receiver`); each
 //! appends one fsync'd line per successful handling to its own log, which the sender reads at
-//! the end. Figures are printed (`--nocapture`), not asserted on.
+//! the end. Figures are printed to stderr, not asserted on.
 #![cfg(feature = "redis")]
 
 mod redis_support;
@@ -46,6 +46,7 @@ const SPACING: Duration = Duration::from_millis(8);
 const VICTIM: usize = 0;
 const KILL_AT: usize = 150;
 const REDIS_RESTART_AT: usize = 280;
+const REDIS_DOWN: Duration = Duration::from_secs(1);
 /// Twilio's retry comes "soon after" a failed attempt; its read timeout per attempt.
 const RETRY_AFTER: Duration = Duration::from_millis(500);
 const READ_TIMEOUT: Duration = Duration::from_secs(15);
@@ -68,7 +69,7 @@ fn replicas_handle_every_message_once_through_failures_a_sigkill_and_a_redis_res
     runtime.block_on(async {
         let mut redis = RedisServer::start(true);
         for retries in [1, 5] {
-            run(&mut redis, retries).await;
+            redis = run(redis, retries).await;
         }
     });
 }
@@ -96,6 +97,13 @@ fn receiver() -> ! {
         .enable_all()
         .build()
         .unwrap();
+    // The SDK's warnings and errors (lost claims, store failures) go to this replica's stderr
+    // file, which the sender reports from.
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .with_max_level(tracing::Level::WARN)
+        .init();
     runtime.block_on(async {
         let store = RedisDeliveryStore::connect(&env("TCM_REDIS_URL"))
             .await
@@ -148,11 +156,16 @@ async fn handle(
         return (StatusCode::INTERNAL_SERVER_ERROR, "failed once on purpose");
     }
     tokio::time::sleep(Duration::from_millis(content["work_ms"].as_u64().unwrap())).await;
-    {
-        let mut log = state.log.lock().unwrap();
+    // Off the runtime's threads: an fsync on a busy disk can take seconds, and blocking the
+    // workers would stall the heartbeat that keeps this claim.
+    let log = state.log.clone();
+    tokio::task::spawn_blocking(move || {
+        let mut log = log.lock().unwrap();
         writeln!(log, "{sid}").unwrap();
         log.sync_data().unwrap();
-    }
+    })
+    .await
+    .unwrap();
     (StatusCode::OK, "handled")
 }
 
@@ -297,13 +310,20 @@ impl Sender {
     }
 }
 
-async fn run(redis: &mut RedisServer, retries: usize) {
+/// The figures go straight to stderr, shown even when libtest captures a passing test's output.
+macro_rules! report {
+    ($($arg:tt)*) => {
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    };
+}
+
+async fn run(redis: RedisServer, retries: usize) -> RedisServer {
     let started = Instant::now();
     let dir = redis.dir.join(format!("rc{retries}"));
     std::fs::create_dir_all(&dir).unwrap();
     let prefix = format!("rc{retries}:");
     let mut replicas: Vec<Option<Replica>> = (0..3)
-        .map(|i| Some(spawn_replica(&dir, redis, &prefix, i)))
+        .map(|i| Some(spawn_replica(&dir, &redis, &prefix, i)))
         .collect();
     let logs: Vec<PathBuf> = replicas
         .iter()
@@ -325,6 +345,8 @@ async fn run(redis: &mut RedisServer, retries: usize) {
     let mut failing = 0;
     let mut deliveries = 0;
     let mut killed_with_in_flight = 0;
+    let mut redis = Some(redis);
+    let mut restarting = None;
     for i in 0..MESSAGES {
         if i == KILL_AT {
             // While its handlers run.
@@ -338,8 +360,14 @@ async fn run(redis: &mut RedisServer, retries: usize) {
             victim.child.wait().unwrap();
         }
         if i == REDIS_RESTART_AT {
-            // SIGTERM, then the same port and directory.
-            tokio::task::block_in_place(|| redis.restart());
+            // SIGTERM, down for a second while deliveries go on, then the same port and
+            // directory.
+            let mut server = redis.take().unwrap();
+            restarting = Some(tokio::task::spawn_blocking(move || {
+                let down = Instant::now();
+                server.restart_after(REDIS_DOWN);
+                (server, down.elapsed())
+            }));
         }
         let sid = format!("KX{retries:02x}{i:030x}");
         // One message in eight fails its first handling. With rc=1 Twilio gives a message one
@@ -379,6 +407,7 @@ async fn run(redis: &mut RedisServer, retries: usize) {
     for task in tasks {
         task.await.unwrap();
     }
+    let (redis, redis_down) = restarting.unwrap().await.unwrap();
     let elapsed = started.elapsed();
     drop(replicas); // the survivors
 
@@ -388,6 +417,25 @@ async fn run(redis: &mut RedisServer, retries: usize) {
         let text = std::fs::read_to_string(log).unwrap_or_default();
         for sid in text.lines() {
             handled.entry(sid.to_owned()).or_default().push(replica);
+        }
+    }
+    // What the receivers logged (warnings and errors), by kind.
+    let mut logged: BTreeMap<String, usize> = BTreeMap::new();
+    for replica in 0..3 {
+        let text = std::fs::read_to_string(dir.join(format!("replica-{replica}.stderr")))
+            .unwrap_or_default();
+        for line in text
+            .lines()
+            .filter(|l| l.contains(" WARN ") || l.contains(" ERROR "))
+        {
+            // The message without the timestamp and fields.
+            let kind = line
+                .split_once(": ")
+                .map_or(line, |(_, rest)| rest)
+                .chars()
+                .take(90)
+                .collect::<String>();
+            *logged.entry(kind).or_default() += 1;
         }
     }
     let records = sender.records.lock().unwrap();
@@ -434,16 +482,19 @@ async fn run(redis: &mut RedisServer, retries: usize) {
     }
     let handler_calls: usize = handled.values().map(Vec::len).sum();
     let attempts: usize = records.values().map(|r| r.attempts.len()).sum();
-    println!(
+    report!(
         "\n== replicas, rc={retries}: {MESSAGES} messages, {deliveries} deliveries, {attempts} \
          attempts, {failing} messages failing their first handling, replica {VICTIM} SIGKILLed \
          at message {KILL_AT} with {killed_with_in_flight} requests in flight, Redis restarted \
-         at message {REDIS_RESTART_AT}, {elapsed:.1?}"
+         at message {REDIS_RESTART_AT} (down {redis_down:.1?}), {elapsed:.1?}"
     );
     for (outcome, n) in &outcomes {
-        println!("   answers: {outcome}: {n}");
+        report!("   answers: {outcome}: {n}");
     }
-    println!(
+    for (kind, n) in &logged {
+        report!("   receivers logged {n}x: {kind}");
+    }
+    report!(
         "   successful handler calls: {handler_calls}; lost: {}; undelivered: {}; duplicates \
          excused (finished on the killed replica just before the kill): {} {excused:?}; \
          duplicates not excused: {}",
@@ -456,4 +507,5 @@ async fn run(redis: &mut RedisServer, retries: usize) {
     assert!(undelivered.is_empty(), "rc={retries}: {undelivered:?}");
     assert!(duplicates.is_empty(), "rc={retries}: {duplicates:?}");
     assert_eq!(handler_calls, MESSAGES + excused.len());
+    redis
 }

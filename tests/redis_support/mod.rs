@@ -33,7 +33,9 @@ pub fn available(test: &str) -> bool {
         "{test}: redis-server is not installed, and CI=true: the Redis tests must run in CI \
          (apt-get install -y redis-server)"
     );
-    eprintln!(
+    // Straight to the process's stderr: libtest captures `eprintln!` of a passing test.
+    let _ = writeln!(
+        std::io::stderr(),
         "\n!!! SKIPPED {test}: redis-server is not installed (apt-get install -y redis-server); \
          the Redis tests did not run !!!\n"
     );
@@ -137,7 +139,13 @@ impl RedisServer {
 
     /// Starts it again on the same port and directory.
     pub fn restart(&mut self) {
+        self.restart_after(Duration::ZERO);
+    }
+
+    /// Stops it, waits `down`, starts it again on the same port and directory.
+    pub fn restart_after(&mut self, down: Duration) {
         self.stop();
+        std::thread::sleep(down);
         self.spawn();
     }
 }
