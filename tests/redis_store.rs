@@ -226,3 +226,35 @@ async fn connection_failures_are_errors_without_the_password() {
     };
     assert!(!text.contains("pa55w0rd"), "{text}");
 }
+
+#[tokio::test]
+async fn rediss_speaks_tls_and_checks_the_certificate() {
+    if !available("rediss_speaks_tls_and_checks_the_certificate") {
+        return;
+    }
+    let Some(server) = RedisServer::start_tls() else {
+        return;
+    };
+    #[cfg(feature = "rustls-ring")]
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    // The system's roots do not know the test CA: refused, as an error (not a panic).
+    let url = server.url().replace("rediss://", "rediss://:pa55w0rd@");
+    let e = RedisDeliveryStore::connect(&url).await.unwrap_err();
+    let text = format!("{e} {e:?}");
+    assert!(!text.contains("pa55w0rd"), "{text}");
+    assert!(text.contains("UnknownIssuer"), "{text}");
+    // Trusting the test CA, on a connection made by hand: claims work over TLS.
+    let client = redis::Client::build_with_tls(
+        server.url(),
+        redis::TlsCertificates {
+            client_tls: None,
+            root_cert: Some(server.ca_pem()),
+        },
+    )
+    .unwrap();
+    let connection = redis::aio::ConnectionManager::new(client).await.unwrap();
+    let store = RedisDeliveryStore::from_connection(connection);
+    assert_eq!(store.claim("t", "a", LEASE).await.unwrap(), Claim::Acquired);
+    assert!(store.complete("t", "a", WINDOW).await.unwrap());
+    assert_eq!(store.claim("t", "b", LEASE).await.unwrap(), Claim::Done);
+}

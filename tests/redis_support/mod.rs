@@ -15,6 +15,8 @@ pub struct RedisServer {
     pub port: u16,
     pub dir: PathBuf,
     appendonly: bool,
+    /// With TLS: the port is the TLS port, and `ca.crt` in `dir` signs the server's certificate.
+    tls: bool,
 }
 
 /// Whether `redis-server` can run here; `false` (after saying so loudly) means skip the test.
@@ -67,13 +69,106 @@ impl RedisServer {
             port: free_port(),
             dir,
             appendonly,
+            tls: false,
         };
         server.spawn();
         server
     }
 
+    /// One that speaks TLS only, with a certificate for 127.0.0.1 signed by a CA of its own
+    /// (`ca_pem()`); `None` (said loudly) without the `openssl` command to make them.
+    pub fn start_tls() -> Option<RedisServer> {
+        let mut server = RedisServer::start(false);
+        server.stop();
+        let dir = server.dir.clone();
+        std::fs::write(dir.join("san.ext"), "subjectAltName=IP:127.0.0.1\n").unwrap();
+        let ec = [
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+        ];
+        let steps: [&[&str]; 3] = [
+            &[
+                &["req", "-x509"],
+                &ec[..],
+                &[
+                    "-keyout",
+                    "ca.key",
+                    "-out",
+                    "ca.crt",
+                    "-days",
+                    "1",
+                    "-subj",
+                    "/CN=test-ca",
+                ],
+            ]
+            .concat(),
+            &[
+                &["req"],
+                &ec[..],
+                &[
+                    "-keyout",
+                    "server.key",
+                    "-out",
+                    "server.csr",
+                    "-subj",
+                    "/CN=127.0.0.1",
+                ],
+            ]
+            .concat(),
+            &[
+                "x509",
+                "-req",
+                "-in",
+                "server.csr",
+                "-CA",
+                "ca.crt",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-out",
+                "server.crt",
+                "-days",
+                "1",
+                "-extfile",
+                "san.ext",
+            ],
+        ];
+        for args in steps {
+            let made = Command::new("openssl")
+                .args(args)
+                .current_dir(&dir)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success());
+            if !made {
+                assert!(
+                    std::env::var("CI").as_deref() != Ok("true"),
+                    "openssl could not make test certificates, and CI=true"
+                );
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "\n!!! SKIPPED the TLS part: the openssl command could not make test certificates !!!\n"
+                );
+                return None;
+            }
+        }
+        server.tls = true;
+        server.spawn();
+        Some(server)
+    }
+
+    /// The test CA's certificate (PEM), with [`start_tls`](Self::start_tls).
+    pub fn ca_pem(&self) -> Vec<u8> {
+        std::fs::read(self.dir.join("ca.crt")).unwrap()
+    }
+
     pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/0", self.port)
+        let scheme = if self.tls { "rediss" } else { "redis" };
+        format!("{scheme}://127.0.0.1:{}/0", self.port)
     }
 
     fn spawn(&mut self) {
@@ -82,8 +177,22 @@ impl RedisServer {
             .append(true)
             .open(self.dir.join("redis.log"))
             .unwrap();
-        let child = Command::new("redis-server")
-            .args(["--port", &self.port.to_string()])
+        let mut command = Command::new("redis-server");
+        if self.tls {
+            command
+                .args(["--port", "0", "--tls-port", &self.port.to_string()])
+                .args([
+                    "--tls-cert-file",
+                    "server.crt",
+                    "--tls-key-file",
+                    "server.key",
+                ])
+                .args(["--tls-ca-cert-file", "ca.crt", "--tls-auth-clients", "no"])
+                .current_dir(&self.dir);
+        } else {
+            command.args(["--port", &self.port.to_string()]);
+        }
+        let child = command
             .args(["--bind", "127.0.0.1"])
             .arg("--dir")
             .arg(&self.dir)
@@ -99,7 +208,7 @@ impl RedisServer {
         self.wait_ready();
     }
 
-    /// Waits (at most 10 s) until it answers PING.
+    /// Waits (at most 10 s) until it answers PING (with TLS: until its port accepts).
     fn wait_ready(&self) {
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
@@ -119,6 +228,9 @@ impl RedisServer {
         let Ok(mut s) = TcpStream::connect(("127.0.0.1", self.port)) else {
             return false;
         };
+        if self.tls {
+            return true;
+        }
         let _ = s.set_read_timeout(Some(Duration::from_secs(1)));
         if s.write_all(b"PING\r\n").is_err() {
             return false;
