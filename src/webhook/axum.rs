@@ -237,10 +237,7 @@ impl WebhookConfig {
     /// Does nothing: the [`DeliveryLayer`] now gives the claim back whenever the handler does
     /// not answer 2xx (or panics, or is dropped), and a handler that answers 2xx is not
     /// redelivered by Twilio, so there is nothing left to release by hand.
-    #[deprecated(
-        since = "0.2.0",
-        note = "answer a non-2xx status instead: the DeliveryLayer releases the claim"
-    )]
+    #[deprecated(note = "answer a non-2xx status instead: the DeliveryLayer releases the claim")]
     pub async fn release(&self, sid: &MessageSid) -> Result<(), StoreError> {
         let _ = sid;
         Ok(())
