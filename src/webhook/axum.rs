@@ -11,7 +11,7 @@
 //!
 //! use axum::{Router, routing::post};
 //! use twilio_call_messages::SignatureValidator;
-//! use twilio_call_messages::webhook::axum::{VerifiedCallMessage, WebhookConfig};
+//! use twilio_call_messages::webhook::axum::{DeliveryLayer, VerifiedCallMessage, WebhookConfig};
 //!
 //! async fn on_message(VerifiedCallMessage(event): VerifiedCallMessage) {
 //!     println!("message {} of call {}", event.sequence_number, event.call_sid);
@@ -26,16 +26,42 @@
 //!     .deduplicate(Duration::from_secs(600));
 //! let app = Router::new()
 //!     .route("/twilio/messages", post(on_message))
+//!     // With `deduplicate`: sees the handler's answer, to mark the message done or give it back.
+//!     .layer(DeliveryLayer::new())
 //!     .with_state(Arc::new(config));
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
 //! axum::serve(listener, app).await
 //! # }
 //! ```
+//!
+//! ## Redeliveries
+//!
+//! With [`WebhookConfig::deduplicate`], the extractor claims the message (its `Sid` and the
+//! route it was posted to) before the handler runs, and the [`DeliveryLayer`] settles the claim
+//! from the handler's answer: a 2xx marks the message done for the window; any other answer, a
+//! panic or a dropped request (Twilio gave up waiting) gives the claim back, so that Twilio's
+//! retry is handled. Meanwhile the claim is a short lease ([`WebhookConfig::claim_lease`])
+//! renewed by a heartbeat, so a replica that dies mid-way holds it for at most one lease.
+//!
+//! A redelivery that finds the message in progress elsewhere waits (at most
+//! [`WebhookConfig::redelivery_wait`]) for it to be done (200 without the handler) or for the
+//! lease to run out (then it takes the claim over and runs the handler here); 409 if the wait
+//! runs out, 503 if the store stays unreachable, both retried by Twilio.
+//!
+//! What remains possible: a replica that dies after the handler's work but before "done" is
+//! recorded leaves that work done once and the message handled again on the retry (at least
+//! once). And Twilio retries once by default: a message whose every attempt fails (say, a
+//! handler that fails, then a retry that lands while the shared store is down for longer than
+//! the wait) is not delivered again; add retries with connection overrides in the callback
+//! URL's fragment (`https://example.com/hook#rc=3`, up to 5).
 
 use std::fmt;
-use std::sync::Arc;
+use std::future::Future;
+use std::pin::{Pin, pin};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
 
 use ::axum::extract::{FromRef, FromRequest, OriginalUri, Request};
 use ::axum::http::header::{CONTENT_LENGTH, CONTENT_TYPE};
@@ -48,7 +74,7 @@ use time::OffsetDateTime;
 
 use super::forwarded::{self, UrlError};
 use super::{
-    CallMessageEvent, DeliveryStore, EventError, MemoryDeliveryStore, SignatureError,
+    CallMessageEvent, Claim, DeliveryStore, EventError, MemoryDeliveryStore, SignatureError,
     SignatureValidator, StoreError,
 };
 use crate::sid::MessageSid;
@@ -58,6 +84,16 @@ pub const DEFAULT_BODY_LIMIT: usize = 64 * 1024;
 
 /// How far in the future a `Timestamp` may be under [`WebhookConfig::max_age`] (clock skew).
 pub const MAX_CLOCK_SKEW: Duration = Duration::from_secs(60);
+
+/// The default [`WebhookConfig::claim_lease`]: how long a replica that died mid-way keeps a
+/// message's claim. Shorter than [`DEFAULT_REDELIVERY_WAIT`], so that a retry waiting for a dead
+/// replica's claim takes it over within its wait.
+pub const DEFAULT_CLAIM_LEASE: Duration = Duration::from_secs(5);
+
+/// The default [`WebhookConfig::redelivery_wait`]. Twilio waits 15 s for an answer (`rt`) and
+/// allows 15 s for all attempts together (`tt`, `twilio-api.md`): 8 s of waiting leaves room for
+/// the handler to run after a takeover.
+pub const DEFAULT_REDELIVERY_WAIT: Duration = Duration::from_secs(8);
 
 /// What the extractors need: the validator, how to rebuild the URL Twilio requested, a body
 /// size cap, and the optional redelivery and replay defences.
@@ -70,6 +106,8 @@ pub struct WebhookConfig {
     trust_forwarded_headers: bool,
     body_limit: usize,
     deduplicate: Option<(Duration, Arc<dyn DeliveryStore>)>,
+    claim_lease: Duration,
+    redelivery_wait: Duration,
     max_age: Option<Duration>,
     /// The hint about untrusted proxy headers is logged once, not on every forged request.
     hinted: Arc<AtomicBool>,
@@ -86,6 +124,8 @@ impl fmt::Debug for WebhookConfig {
                 "deduplicate",
                 &self.deduplicate.as_ref().map(|(window, _)| window),
             )
+            .field("claim_lease", &self.claim_lease)
+            .field("redelivery_wait", &self.redelivery_wait)
             .field("max_age", &self.max_age)
             .finish()
     }
@@ -103,6 +143,8 @@ impl WebhookConfig {
             trust_forwarded_headers: false,
             body_limit: DEFAULT_BODY_LIMIT,
             deduplicate: None,
+            claim_lease: DEFAULT_CLAIM_LEASE,
+            redelivery_wait: DEFAULT_REDELIVERY_WAIT,
             max_age: None,
             hinted: Arc::new(AtomicBool::new(false)),
         }
@@ -137,24 +179,44 @@ impl WebhookConfig {
         self
     }
 
-    /// Answer a message `Sid` accepted within the last `window` with 200, without running the
-    /// handler: Twilio redelivers a callback it thinks failed. Remembers `Sid`s in this
-    /// process ([`MemoryDeliveryStore`], at most 100,000); several instances behind a load
-    /// balancer need a shared store: [`deduplicate_with`](Self::deduplicate_with).
+    /// Answer a message whose handler answered 2xx within the last `window` with 200, without
+    /// running the handler again: Twilio redelivers a callback it thinks failed. Remembers
+    /// messages in this process ([`MemoryDeliveryStore`], at most 100,000); several instances
+    /// behind a load balancer need a shared store: [`deduplicate_with`](Self::deduplicate_with).
     ///
-    /// The `Sid` is claimed before the handler runs (so two concurrent deliveries never both
-    /// run it); a handler that fails should call [`release`](Self::release) so that Twilio's
-    /// retry is handled.
+    /// Needs a [`DeliveryLayer`] on the routes (the extractor answers 500 and logs an error
+    /// without one); see the [module docs](self#redeliveries) for what happens when.
     #[must_use]
     pub fn deduplicate(self, window: Duration) -> Self {
         self.deduplicate_with(window, Arc::new(MemoryDeliveryStore::default()))
     }
 
     /// [`deduplicate`](Self::deduplicate) with your own store (e.g. Redis, shared by every
-    /// instance). A store that fails makes the extractor answer 503, so Twilio retries.
+    /// instance). A store that keeps failing for [`redelivery_wait`](Self::redelivery_wait)
+    /// makes the extractor answer 503, so Twilio retries.
     #[must_use]
     pub fn deduplicate_with(mut self, window: Duration, store: Arc<dyn DeliveryStore>) -> Self {
         self.deduplicate = Some((window, store));
+        self
+    }
+
+    /// How long a message's claim outlives a replica that stopped renewing it (default
+    /// [`DEFAULT_CLAIM_LEASE`]); renewed every third of it while the handler runs. Keep it
+    /// shorter than [`redelivery_wait`](Self::redelivery_wait), or a retry of a message whose
+    /// replica died gets 409 instead of taking it over.
+    #[must_use]
+    pub fn claim_lease(mut self, lease: Duration) -> Self {
+        self.claim_lease = lease.max(Duration::from_millis(30));
+        self
+    }
+
+    /// How long a redelivery waits for a message in progress elsewhere to be done or its lease
+    /// to run out, or for an unreachable store to come back (default
+    /// [`DEFAULT_REDELIVERY_WAIT`]); then 409 or 503. Keep it well inside Twilio's read timeout
+    /// (15 s unless the URL's `#rt=` says otherwise).
+    #[must_use]
+    pub fn redelivery_wait(mut self, wait: Duration) -> Self {
+        self.redelivery_wait = wait;
         self
     }
 
@@ -172,14 +234,13 @@ impl WebhookConfig {
         &self.validator
     }
 
-    /// Forgets a claimed message `Sid` (with [`deduplicate`](Self::deduplicate)), so that
-    /// Twilio's next delivery of it runs the handler: call it when handling failed. Does
-    /// nothing without deduplication.
+    /// Does nothing: the [`DeliveryLayer`] now gives the claim back whenever the handler does
+    /// not answer 2xx (or panics, or is dropped), and a handler that answers 2xx is not
+    /// redelivered by Twilio, so there is nothing left to release by hand.
+    #[deprecated(note = "answer a non-2xx status instead: the DeliveryLayer releases the claim")]
     pub async fn release(&self, sid: &MessageSid) -> Result<(), StoreError> {
-        match &self.deduplicate {
-            Some((_, store)) => store.release(sid.as_str()).await,
-            None => Ok(()),
-        }
+        let _ = sid;
+        Ok(())
     }
 
     /// The URL Twilio requested, rebuilt from the public base URL, trusted proxy headers or
@@ -287,18 +348,337 @@ impl WebhookConfig {
         Ok(())
     }
 
-    /// Claims the event's `Sid` (with deduplication): a repeat becomes a 200 rejection.
-    async fn admit(&self, event: &CallMessageEvent) -> Result<(), WebhookRejection> {
+    /// With deduplication, claims the event for this request and hands the claim to the
+    /// [`DeliveryLayer`]: a message done already becomes a 200 rejection; one in progress
+    /// elsewhere is waited for (module docs).
+    async fn admit(
+        &self,
+        event: &CallMessageEvent,
+        delivery: Delivery,
+    ) -> Result<(), WebhookRejection> {
         let Some((window, store)) = &self.deduplicate else {
             return Ok(());
         };
-        match store.claim(event.message_sid.as_str(), *window).await {
-            Ok(true) => Ok(()),
-            Ok(false) => Err(WebhookRejection::Duplicate {
-                sid: event.message_sid,
-            }),
-            Err(e) => Err(WebhookRejection::Store(e)),
+        let Some(slot) = delivery.slot else {
+            // Without the layer no one would ever settle the claim: refuse before taking it.
+            return Err(WebhookRejection::MissingDeliveryLayer);
+        };
+        let key = delivery_key(&event.message_sid, &delivery.route);
+        let holder = uuid::Uuid::new_v4().simple().to_string();
+        let deadline = Instant::now() + self.redelivery_wait;
+        let mut logged_store_error = false;
+        loop {
+            let last = match store.claim(&key, &holder, self.claim_lease).await {
+                Ok(Claim::Acquired) => {
+                    slot.hold(HeldClaim {
+                        claim: Some(ClaimRef {
+                            store: store.clone(),
+                            key,
+                            holder,
+                        }),
+                        lease: self.claim_lease,
+                        window: *window,
+                    });
+                    return Ok(());
+                }
+                Ok(Claim::Done) => {
+                    return Err(WebhookRejection::Duplicate {
+                        sid: event.message_sid,
+                    });
+                }
+                Ok(Claim::InProgress) => WebhookRejection::InProgress {
+                    sid: event.message_sid,
+                },
+                Err(e) => {
+                    // A claim is idempotent for its holder, so retrying after an error whose
+                    // command may have been applied is safe.
+                    if !logged_store_error {
+                        tracing::warn!(error = %e, "delivery store failed; retrying within the redelivery wait");
+                        logged_store_error = true;
+                    }
+                    WebhookRejection::Store(e)
+                }
+            };
+            let now = Instant::now();
+            if now >= deadline {
+                return Err(last);
+            }
+            // 50-150 ms: a dead holder's lease is taken over soon after it runs out, and
+            // waiting replicas do not poll the store in step.
+            let pause = Duration::from_millis(fastrand::u64(50..150));
+            tokio::time::sleep(pause.min(deadline - now)).await;
         }
+    }
+}
+
+/// What the extractor needs from the request besides the event: the route (part of the key,
+/// so the same message posted to two callback URLs is handled by each) and the layer's slot.
+struct Delivery {
+    route: String,
+    slot: Option<DeliverySlot>,
+}
+
+impl Delivery {
+    fn of(req: &Request) -> Delivery {
+        let uri = req
+            .extensions()
+            .get::<OriginalUri>()
+            .map_or(req.uri(), |original| &original.0);
+        Delivery {
+            route: uri
+                .path_and_query()
+                .map_or("/", |pq| pq.as_str())
+                .to_owned(),
+            slot: req.extensions().get::<DeliverySlot>().cloned(),
+        }
+    }
+}
+
+/// `<Sid>:<first 16 hex digits of SHA-256(path and query)>`: bounded, whatever the URL's length.
+fn delivery_key(sid: &MessageSid, route: &str) -> String {
+    use sha2::Digest as _;
+    let digest = sha2::Sha256::digest(route.as_bytes());
+    let mut key = format!("{sid}:");
+    for byte in &digest[..8] {
+        key.push_str(&format!("{byte:02x}"));
+    }
+    key
+}
+
+/// Settles the delivery claims taken by [`VerifiedCallMessage`] and [`VerifiedContent`] from the
+/// handler's answer (tower [`Layer`](tower_layer::Layer)); needed with
+/// [`WebhookConfig::deduplicate`], harmless without.
+///
+/// While the handler runs it renews the claim every third of
+/// [`WebhookConfig::claim_lease`]. When the handler answers, a 2xx marks the message done for
+/// the dedup window, anything else gives the claim back; a panic or a dropped request gives it
+/// back too (in a spawned task, or when the lease runs out). A store that fails at this point
+/// is retried for up to one lease (the answer waits), then the claim ends with its lease; the
+/// handler's answer is never changed.
+///
+/// Put it on the routes that use the extractors, before the state:
+/// `Router::new().route(..).layer(DeliveryLayer::new()).with_state(..)`.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct DeliveryLayer {
+    _private: (),
+}
+
+impl DeliveryLayer {
+    /// The layer.
+    pub fn new() -> Self {
+        DeliveryLayer::default()
+    }
+}
+
+impl<S> tower_layer::Layer<S> for DeliveryLayer {
+    type Service = DeliveryService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        DeliveryService { inner }
+    }
+}
+
+/// The service made by [`DeliveryLayer`].
+#[derive(Clone, Debug)]
+pub struct DeliveryService<S> {
+    inner: S,
+}
+
+impl<S, B, ResBody> tower_service::Service<http::Request<B>> for DeliveryService<S>
+where
+    S: tower_service::Service<http::Request<B>, Response = http::Response<ResBody>>,
+    S::Future: Send + 'static,
+    S::Error: Send + 'static,
+    ResBody: Send + 'static,
+{
+    type Response = http::Response<ResBody>;
+    type Error = S::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, S::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: http::Request<B>) -> Self::Future {
+        let slot = DeliverySlot::default();
+        req.extensions_mut().insert(slot.clone());
+        let handled = self.inner.call(req);
+        Box::pin(async move {
+            let answer = {
+                let handled = pin!(handled);
+                let heartbeat = pin!(slot.clone().heartbeat());
+                match futures_util::future::select(handled, heartbeat).await {
+                    futures_util::future::Either::Left((answer, _)) => answer,
+                    futures_util::future::Either::Right((never, _)) => match never {},
+                }
+            };
+            if let Some(claim) = slot.take() {
+                let success = answer
+                    .as_ref()
+                    .is_ok_and(|response| response.status().is_success());
+                claim.settle(success).await;
+            }
+            answer
+        })
+    }
+}
+
+/// Where the extractor leaves its claim for the layer (a request extension).
+#[derive(Clone, Default)]
+struct DeliverySlot(Arc<SlotInner>);
+
+#[derive(Default)]
+struct SlotInner {
+    claim: Mutex<Option<HeldClaim>>,
+    claimed: tokio::sync::Notify,
+}
+
+impl DeliverySlot {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<HeldClaim>> {
+        self.0
+            .claim
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn hold(&self, claim: HeldClaim) {
+        *self.lock() = Some(claim);
+        // A stored permit if the heartbeat is not waiting yet.
+        self.0.claimed.notify_one();
+    }
+
+    fn take(&self) -> Option<HeldClaim> {
+        self.lock().take()
+    }
+
+    /// Renews the claim every third of its lease once there is one; never ends (the layer
+    /// drops it when the handler answers).
+    async fn heartbeat(self) -> std::convert::Infallible {
+        self.0.claimed.notified().await;
+        loop {
+            let held = self.lock().as_ref().and_then(|held| {
+                let claim = held.claim.as_ref()?;
+                Some((
+                    claim.store.clone(),
+                    claim.key.clone(),
+                    claim.holder.clone(),
+                    held.lease,
+                ))
+            });
+            let Some((store, key, holder, lease)) = held else {
+                // Taken by the layer; it stops polling this future right after.
+                std::future::pending::<()>().await;
+                continue;
+            };
+            tokio::time::sleep(lease / 3).await;
+            match store.renew(&key, &holder, lease).await {
+                Ok(true) => {}
+                Ok(false) => tracing::warn!(
+                    key,
+                    "the claim of a Twilio callback still being handled was lost (its lease ran                      out, e.g. while the store was unreachable); another replica may handle it too"
+                ),
+                Err(e) => tracing::warn!(key, error = %e, "could not renew a delivery claim"),
+            }
+        }
+    }
+}
+
+/// A claim held by one request; given back when dropped unsettled.
+struct HeldClaim {
+    /// `None` once settled.
+    claim: Option<ClaimRef>,
+    lease: Duration,
+    window: Duration,
+}
+
+struct ClaimRef {
+    store: Arc<dyn DeliveryStore>,
+    key: String,
+    holder: String,
+}
+
+impl HeldClaim {
+    /// Marks the message done (the handler answered 2xx) or gives the claim back, retrying a
+    /// failing store for at most one lease (after which the claim has ended anyway): a "done"
+    /// that is not recorded lets a redelivery waiting on the claim run the handler again once
+    /// the lease runs out, e.g. when Redis restarts while the handler runs.
+    async fn settle(mut self, success: bool) {
+        let Some(ClaimRef { store, key, holder }) = self.claim.take() else {
+            return;
+        };
+        let deadline = Instant::now() + self.lease;
+        let mut logged = false;
+        loop {
+            let attempt = if success {
+                store.complete(&key, &holder, self.window).await
+            } else {
+                store.release(&key, &holder).await
+            };
+            let e = match attempt {
+                Ok(true) => return,
+                Ok(false) if success => {
+                    return tracing::warn!(
+                        key,
+                        "a Twilio callback was handled after its claim had been taken over; the \
+                         other replica may handle it too"
+                    );
+                }
+                // Released already (the lease ran out): nothing to give back.
+                Ok(false) => return,
+                Err(e) => e,
+            };
+            let now = Instant::now();
+            if now >= deadline {
+                return if success {
+                    tracing::error!(
+                        key,
+                        error = %e,
+                        "could not mark a handled Twilio callback done; answered 2xx anyway \
+                         (Twilio will not redeliver it), the claim ends with its lease"
+                    )
+                } else {
+                    tracing::warn!(
+                        key,
+                        error = %e,
+                        "could not give back a delivery claim; it ends with its lease"
+                    )
+                };
+            }
+            if !logged {
+                tracing::warn!(key, error = %e, "delivery store failed while settling a claim; retrying");
+                logged = true;
+            }
+            let pause = Duration::from_millis(fastrand::u64(50..150));
+            tokio::time::sleep(pause.min(deadline - now)).await;
+        }
+    }
+}
+
+impl Drop for HeldClaim {
+    fn drop(&mut self) {
+        let Some(ClaimRef { store, key, holder }) = self.claim.take() else {
+            return;
+        };
+        tracing::warn!(
+            key,
+            "a Twilio callback's handler panicked or was dropped before answering; giving its \
+             claim back"
+        );
+        // Without a runtime (shutting down) the lease runs out on its own.
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move { release(&*store, &key, &holder).await });
+        }
+    }
+}
+
+async fn release(store: &dyn DeliveryStore, key: &str, holder: &str) {
+    match store.release(key, holder).await {
+        Ok(_) => {}
+        Err(e) => tracing::warn!(
+            key,
+            error = %e,
+            "could not give back a delivery claim; it ends with its lease"
+        ),
     }
 }
 
@@ -308,7 +688,9 @@ impl WebhookConfig {
 /// when the signature is missing or wrong or the body cannot be covered by it, 500 when the
 /// service is misconfigured (URL cannot be rebuilt, shared key not configured), 413 when the
 /// body exceeds the limit, 400 when a correctly signed body is not a call message event; and,
-/// when enabled, 403 for a stale `Timestamp` and 200 for a redelivered `Sid`.
+/// when enabled, 403 for a stale `Timestamp`, 200 for a message already handled, 409 for one
+/// still in progress elsewhere after the wait, 503 when the delivery store is unreachable
+/// (see the [module docs](self#redeliveries)).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct VerifiedCallMessage(pub CallMessageEvent);
 
@@ -382,16 +764,31 @@ pub enum WebhookRejection {
     /// The event's `Timestamp` is more than [`MAX_CLOCK_SKEW`] in the future (403).
     #[error("the event's timestamp is in the future")]
     FromTheFuture,
-    /// The message `Sid` was already accepted ([`WebhookConfig::deduplicate`]): answered 200 so
+    /// The message was already handled ([`WebhookConfig::deduplicate`]): answered 200 so
     /// that Twilio stops redelivering, without running the handler.
     #[error("message {sid} was already accepted")]
     Duplicate {
         /// The message's `Sid`.
         sid: MessageSid,
     },
-    /// The delivery store failed (503, so that Twilio retries).
+    /// The message is still being handled by another request (here or on another replica)
+    /// after [`WebhookConfig::redelivery_wait`] (409, so that Twilio retries).
+    #[error("message {sid} is still being handled by another request")]
+    InProgress {
+        /// The message's `Sid`.
+        sid: MessageSid,
+    },
+    /// The delivery store failed, for all of [`WebhookConfig::redelivery_wait`] (503, so that
+    /// Twilio retries).
     #[error(transparent)]
     Store(StoreError),
+    /// [`WebhookConfig::deduplicate`] is on but the route has no [`DeliveryLayer`], so no one
+    /// would settle the claim (500: a misconfiguration; nothing was claimed).
+    #[error(
+        "deduplication needs the DeliveryLayer on this route: \
+         Router::new().route(..).layer(DeliveryLayer::new()).with_state(..)"
+    )]
+    MissingDeliveryLayer,
 }
 
 impl WebhookRejection {
@@ -404,12 +801,15 @@ impl WebhookRejection {
             WebhookRejection::Signature(_)
             | WebhookRejection::Stale { .. }
             | WebhookRejection::FromTheFuture => StatusCode::FORBIDDEN,
-            WebhookRejection::UrlUnavailable { .. } => StatusCode::INTERNAL_SERVER_ERROR,
+            WebhookRejection::UrlUnavailable { .. } | WebhookRejection::MissingDeliveryLayer => {
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
             WebhookRejection::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             WebhookRejection::UnreadableBody
             | WebhookRejection::MalformedEvent(_)
             | WebhookRejection::MalformedContent { .. } => StatusCode::BAD_REQUEST,
             WebhookRejection::Duplicate { .. } => StatusCode::OK,
+            WebhookRejection::InProgress { .. } => StatusCode::CONFLICT,
             WebhookRejection::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
@@ -422,7 +822,7 @@ impl IntoResponse for WebhookRejection {
         if status == StatusCode::OK {
             tracing::info!(reason = %self, "answered a redelivered Twilio callback");
         } else if status.is_server_error() {
-            tracing::error!(status = status.as_u16(), reason = %self, "cannot verify a Twilio callback");
+            tracing::error!(status = status.as_u16(), reason = %self, "cannot accept a Twilio callback");
         } else {
             tracing::warn!(status = status.as_u16(), reason = %self, "rejected a Twilio callback");
         }
@@ -445,8 +845,9 @@ where
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
         let config = Arc::<WebhookConfig>::from_ref(state);
+        let delivery = Delivery::of(&req);
         let event = config.verified_event(req).await?;
-        config.admit(&event).await?;
+        config.admit(&event, delivery).await?;
         Ok(VerifiedCallMessage(event))
     }
 }
@@ -461,10 +862,11 @@ where
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
         let config = Arc::<WebhookConfig>::from_ref(state);
+        let delivery = Delivery::of(&req);
         let event = config.verified_event(req).await?;
-        // Decoded before the `Sid` is claimed: a 400 must not swallow Twilio's retry.
+        // Decoded before the message is claimed: nothing to settle for a 400.
         let content = decode_content(&event.content)?;
-        config.admit(&event).await?;
+        config.admit(&event, delivery).await?;
         Ok(VerifiedContent { event, content })
     }
 }

@@ -1,7 +1,17 @@
 //! Redelivery: Twilio retries a callback it thinks failed (a timeout, a non-2xx answer), so a
-//! receiver can see the same message `Sid` twice. A [`DeliveryStore`] remembers the `Sid`s
-//! accepted recently; [`MemoryDeliveryStore`] does it in one process, and a shared store (Redis,
-//! a database) makes several instances behind a load balancer agree.
+//! receiver can see the same message `Sid` twice, on any replica. A [`DeliveryStore`] keeps one
+//! claim per delivery key in two states:
+//!
+//! - **in progress**: a short lease held by the request whose handler runs, renewed by a
+//!   heartbeat while it runs; it ends when the handler answers, or, if its process dies, when
+//!   the lease runs out;
+//! - **done**: the handler answered 2xx; kept for the dedup window, so that redeliveries are
+//!   answered without running the handler again.
+//!
+//! Each claim carries its holder's token, so a holder whose lease ran out (and was taken over)
+//! can no longer renew, complete or release the new holder's claim. [`MemoryDeliveryStore`]
+//! keeps claims in one process; `RedisDeliveryStore` (feature `redis`) shares them between
+//! replicas.
 
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
@@ -20,56 +30,73 @@ pub struct StoreError(#[source] pub Box<dyn std::error::Error + Send + Sync>);
 /// What a [`DeliveryStore`] returns: a boxed future, so that stores can be used as trait objects.
 pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'a>>;
 
-/// Where accepted message `Sid`s are remembered.
-///
-/// `claim` must be atomic: of several concurrent claims of one `Sid`, exactly one may return
-/// `true`, or two instances would both handle a redelivered message. With Redis, for example,
-/// both methods are one command each (a sketch; this crate does not depend on a Redis client):
-///
-/// ```text
-/// claim(sid, window):  SET twilio:delivered:<sid> 1 NX PX <window in ms>   -> "OK": true, nil: false
-/// release(sid):        DEL twilio:delivered:<sid>
-/// ```
-///
-/// ```
-/// use std::time::Duration;
-/// use twilio_call_messages::webhook::{DeliveryStore, StoreFuture};
-///
-/// struct Redis { /* a connection pool */ }
-///
-/// impl DeliveryStore for Redis {
-///     fn claim<'a>(&'a self, sid: &'a str, window: Duration) -> StoreFuture<'a, bool> {
-///         Box::pin(async move {
-///             // SET twilio:delivered:{sid} 1 NX PX {window.as_millis()}; Ok(reply == "OK")
-///             # let _ = (sid, window);
-///             Ok(true)
-///         })
-///     }
-///     fn release<'a>(&'a self, sid: &'a str) -> StoreFuture<'a, ()> {
-///         Box::pin(async move {
-///             // DEL twilio:delivered:{sid}
-///             # let _ = sid;
-///             Ok(())
-///         })
-///     }
-/// }
-/// ```
-pub trait DeliveryStore: Send + Sync {
-    /// Records `sid` as delivered for `window`: `true` if it was not already recorded (handle
-    /// the message), `false` if it was (a redelivery: answer 200 and do nothing).
-    fn claim<'a>(&'a self, sid: &'a str, window: Duration) -> StoreFuture<'a, bool>;
+/// What [`DeliveryStore::claim`] found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Claim {
+    /// The claim is now held by the caller's token, in progress, for the lease: run the
+    /// handler. Also the answer when the caller's own token already held it (a retried call).
+    Acquired,
+    /// Another holder's claim is in progress: its handler is running, or its process died and
+    /// the lease has not run out yet.
+    InProgress,
+    /// A handler answered 2xx for this key within the window: a redelivery.
+    Done,
+}
 
-    /// Forgets `sid`, so that Twilio's next delivery of it is handled: call it when handling a
-    /// claimed message failed.
-    fn release<'a>(&'a self, sid: &'a str) -> StoreFuture<'a, ()>;
+/// Where delivery claims are kept, in two states: *in progress* (a lease held by the request
+/// whose handler runs, renewed while it runs) and *done* (the handler answered 2xx; kept for the
+/// dedup window).
+///
+/// Every method must be atomic with respect to the others on the same key (with Redis, a small
+/// Lua script each; see `RedisDeliveryStore`), and the lease and window must expire on their
+/// own (a holder can die without a word). `key` identifies one delivery target (the message
+/// `Sid` and the route it was posted to); `holder` is a random token unique to one request.
+///
+/// | method | key absent | in progress, `holder`'s | in progress, another's | done |
+/// | --- | --- | --- | --- | --- |
+/// | `claim` | take it: [`Claim::Acquired`] | extend the lease: `Acquired` | [`Claim::InProgress`] | [`Claim::Done`] |
+/// | `renew` | `false` | extend the lease: `true` | `false` | `false` |
+/// | `complete` | mark done: `true` | mark done: `true` | `false`, unchanged | `true`, unchanged |
+/// | `release` | `false` | delete: `true` | `false`, unchanged | `false`, unchanged |
+///
+/// `complete` marks an absent key done because the handler did succeed: its lease ran out
+/// (e.g. the store was unreachable for a while) and no one else took the claim, so the work is
+/// recorded rather than redone on a later redelivery.
+pub trait DeliveryStore: Send + Sync {
+    /// Claims `key` for `holder`, in progress for `lease` (see the table above).
+    fn claim<'a>(
+        &'a self,
+        key: &'a str,
+        holder: &'a str,
+        lease: Duration,
+    ) -> StoreFuture<'a, Claim>;
+
+    /// Extends `holder`'s lease on `key` to `lease` from now; `false` if it no longer holds it.
+    fn renew<'a>(&'a self, key: &'a str, holder: &'a str, lease: Duration)
+    -> StoreFuture<'a, bool>;
+
+    /// Marks `key` done for `window` (the handler answered 2xx); `false` if another holder has
+    /// taken the claim over meanwhile.
+    fn complete<'a>(
+        &'a self,
+        key: &'a str,
+        holder: &'a str,
+        window: Duration,
+    ) -> StoreFuture<'a, bool>;
+
+    /// Gives up `holder`'s claim on `key` (the handler failed), so that the next delivery is
+    /// handled; `false` if it no longer held it.
+    fn release<'a>(&'a self, key: &'a str, holder: &'a str) -> StoreFuture<'a, bool>;
 }
 
 /// The default capacity of a [`MemoryDeliveryStore`].
 const DEFAULT_CAPACITY: usize = 100_000;
 
-/// A [`DeliveryStore`] in this process's memory, bounded: at most `capacity` `Sid`s, each kept
-/// for its window; when full, the oldest claim is forgotten first (its redelivery would then be
-/// handled again). About 100 bytes per `Sid`.
+/// A [`DeliveryStore`] in this process's memory, bounded: at most `capacity` keys, each kept
+/// until its lease or window runs out; when full, the claim that expires first is forgotten
+/// first (a redelivery of it would then be handled again). About 150 bytes per key.
+///
+/// It protects one process only: replicas behind a load balancer need a shared store.
 pub struct MemoryDeliveryStore {
     capacity: usize,
     state: Mutex<Memory>,
@@ -77,11 +104,16 @@ pub struct MemoryDeliveryStore {
 
 #[derive(Default)]
 struct Memory {
-    /// `Sid` -> when it expires.
-    expiry: HashMap<Box<str>, Instant>,
-    /// Claims in the order made, to expire and evict the oldest first. An entry whose expiry
-    /// no longer matches the map's is stale (released, or claimed again) and skipped.
+    entries: HashMap<Box<str>, Entry>,
+    /// Expiry times in the order set, to expire and evict the oldest first. An entry whose time
+    /// no longer matches the map's is stale (renewed, completed, released) and skipped.
     order: VecDeque<(Instant, Box<str>)>,
+}
+
+struct Entry {
+    until: Instant,
+    /// `Some(holder)` while in progress, `None` once done.
+    holder: Option<Box<str>>,
 }
 
 impl fmt::Debug for MemoryDeliveryStore {
@@ -100,7 +132,7 @@ impl Default for MemoryDeliveryStore {
 }
 
 impl MemoryDeliveryStore {
-    /// A store that remembers at most `capacity` `Sid`s (at least one).
+    /// A store that remembers at most `capacity` keys (at least one).
     pub fn new(capacity: usize) -> Self {
         MemoryDeliveryStore {
             capacity: capacity.max(1),
@@ -108,12 +140,12 @@ impl MemoryDeliveryStore {
         }
     }
 
-    /// How many `Sid`s are remembered now (expired ones may still count until the next claim).
+    /// How many keys are remembered now (expired ones may still count until the next claim).
     pub fn len(&self) -> usize {
-        self.lock().expiry.len()
+        self.lock().entries.len()
     }
 
-    /// Whether no `Sid` is remembered.
+    /// Whether no key is remembered.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
@@ -126,43 +158,113 @@ impl MemoryDeliveryStore {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// The synchronous claim, at a given time (for tests).
-    pub(crate) fn claim_at(&self, sid: &str, window: Duration, now: Instant) -> bool {
+    /// [`DeliveryStore::claim`] at a given time (for tests).
+    pub(crate) fn claim_at(&self, key: &str, holder: &str, lease: Duration, now: Instant) -> Claim {
         let mut memory = self.lock();
         memory.expire(now);
-        if memory.expiry.get(sid).is_some_and(|until| *until > now) {
-            return false;
-        }
-        while memory.expiry.len() >= self.capacity {
-            if !memory.evict_oldest() {
-                break;
+        match memory.live(key, now).map(|e| e.holder.as_deref()) {
+            Some(None) => return Claim::Done,
+            Some(Some(h)) if h != holder => return Claim::InProgress,
+            Some(Some(_)) => {}
+            None => {
+                while memory.entries.len() >= self.capacity {
+                    if !memory.evict_oldest() {
+                        break;
+                    }
+                }
             }
         }
-        let until = now + window;
-        memory.expiry.insert(sid.into(), until);
-        memory.order.push_back((until, sid.into()));
+        memory.set(key, Some(holder), now + lease);
+        Claim::Acquired
+    }
+
+    /// [`DeliveryStore::renew`] at a given time.
+    pub(crate) fn renew_at(&self, key: &str, holder: &str, lease: Duration, now: Instant) -> bool {
+        let mut memory = self.lock();
+        if !memory.held_by(key, holder, now) {
+            return false;
+        }
+        memory.set(key, Some(holder), now + lease);
+        true
+    }
+
+    /// [`DeliveryStore::complete`] at a given time.
+    pub(crate) fn complete_at(
+        &self,
+        key: &str,
+        holder: &str,
+        window: Duration,
+        now: Instant,
+    ) -> bool {
+        let mut memory = self.lock();
+        match memory.live(key, now).map(|e| e.holder.as_deref()) {
+            Some(None) => true,
+            Some(Some(h)) if h != holder => false,
+            _ => {
+                memory.set(key, None, now + window);
+                true
+            }
+        }
+    }
+
+    /// [`DeliveryStore::release`] at a given time.
+    pub(crate) fn release_at(&self, key: &str, holder: &str, now: Instant) -> bool {
+        let mut memory = self.lock();
+        if !memory.held_by(key, holder, now) {
+            return false;
+        }
+        memory.entries.remove(key);
         true
     }
 }
 
 impl Memory {
+    /// The entry for `key` unless it has expired.
+    fn live(&self, key: &str, now: Instant) -> Option<&Entry> {
+        self.entries.get(key).filter(|e| e.until > now)
+    }
+
+    fn held_by(&self, key: &str, holder: &str, now: Instant) -> bool {
+        self.live(key, now)
+            .is_some_and(|e| e.holder.as_deref() == Some(holder))
+    }
+
+    fn set(&mut self, key: &str, holder: Option<&str>, until: Instant) {
+        self.entries.insert(
+            key.into(),
+            Entry {
+                until,
+                holder: holder.map(Into::into),
+            },
+        );
+        self.order.push_back((until, key.into()));
+    }
+
     fn expire(&mut self, now: Instant) {
+        // `order` is in insertion order, and a lease is shorter than a window, so an expired
+        // entry can sit behind a live one; it is removed when reached, and `live` ignores it
+        // until then.
         while self.order.front().is_some_and(|(until, _)| *until <= now) {
-            self.evict_oldest();
+            if let Some((until, key)) = self.order.pop_front()
+                && self.entries.get(&key).is_some_and(|e| e.until == until)
+            {
+                self.entries.remove(&key);
+            }
         }
-        // Stale entries (released or re-claimed `Sid`s) must not make the queue grow unbounded.
-        if self.order.len() > 2 * self.expiry.len() + 64 {
-            let expiry = &self.expiry;
+        // Stale entries (renewed, completed or released keys) must not make the queue grow
+        // unbounded.
+        if self.order.len() > 2 * self.entries.len() + 64 {
+            let entries = &self.entries;
             self.order
-                .retain(|(until, sid)| expiry.get(sid).is_some_and(|u| u == until));
+                .retain(|(until, key)| entries.get(key).is_some_and(|e| e.until == *until));
         }
     }
 
-    /// Forgets the oldest claim; `false` when there is none.
+    /// Forgets the oldest entry; `false` when there is none.
     fn evict_oldest(&mut self) -> bool {
-        while let Some((until, sid)) = self.order.pop_front() {
-            if self.expiry.get(&sid).is_some_and(|u| *u == until) {
-                self.expiry.remove(&sid);
+        while let Some((until, key)) = self.order.pop_front() {
+            if self.entries.get(&key).is_some_and(|e| e.until == until) {
+                self.entries.remove(&key);
                 return true;
             }
         }
@@ -171,14 +273,39 @@ impl Memory {
 }
 
 impl DeliveryStore for MemoryDeliveryStore {
-    fn claim<'a>(&'a self, sid: &'a str, window: Duration) -> StoreFuture<'a, bool> {
-        let claimed = self.claim_at(sid, window, Instant::now());
-        Box::pin(std::future::ready(Ok(claimed)))
+    fn claim<'a>(
+        &'a self,
+        key: &'a str,
+        holder: &'a str,
+        lease: Duration,
+    ) -> StoreFuture<'a, Claim> {
+        let claim = self.claim_at(key, holder, lease, Instant::now());
+        Box::pin(std::future::ready(Ok(claim)))
     }
 
-    fn release<'a>(&'a self, sid: &'a str) -> StoreFuture<'a, ()> {
-        self.lock().expiry.remove(sid);
-        Box::pin(std::future::ready(Ok(())))
+    fn renew<'a>(
+        &'a self,
+        key: &'a str,
+        holder: &'a str,
+        lease: Duration,
+    ) -> StoreFuture<'a, bool> {
+        let renewed = self.renew_at(key, holder, lease, Instant::now());
+        Box::pin(std::future::ready(Ok(renewed)))
+    }
+
+    fn complete<'a>(
+        &'a self,
+        key: &'a str,
+        holder: &'a str,
+        window: Duration,
+    ) -> StoreFuture<'a, bool> {
+        let completed = self.complete_at(key, holder, window, Instant::now());
+        Box::pin(std::future::ready(Ok(completed)))
+    }
+
+    fn release<'a>(&'a self, key: &'a str, holder: &'a str) -> StoreFuture<'a, bool> {
+        let released = self.release_at(key, holder, Instant::now());
+        Box::pin(std::future::ready(Ok(released)))
     }
 }
 
@@ -186,40 +313,112 @@ impl DeliveryStore for MemoryDeliveryStore {
 mod tests {
     use super::*;
 
+    const LEASE: Duration = Duration::from_secs(5);
     const WINDOW: Duration = Duration::from_secs(60);
+    const S: Duration = Duration::from_secs(1);
 
     #[test]
-    fn a_sid_is_claimed_once_per_window() {
+    fn one_holder_at_a_time_until_done_for_the_window() {
         let store = MemoryDeliveryStore::new(10);
         let t0 = Instant::now();
-        assert!(store.claim_at("KX1", WINDOW, t0));
-        assert!(!store.claim_at("KX1", WINDOW, t0 + Duration::from_secs(59)));
-        assert!(store.claim_at("KX2", WINDOW, t0));
-        // After the window it is new again.
-        assert!(store.claim_at("KX1", WINDOW, t0 + WINDOW));
-        assert_eq!(store.len(), 1, "KX2 expired too");
+        assert_eq!(store.claim_at("k", "a", LEASE, t0), Claim::Acquired);
+        assert_eq!(store.claim_at("k", "b", LEASE, t0), Claim::InProgress);
+        // The holder's own retried claim is not refused.
+        assert_eq!(store.claim_at("k", "a", LEASE, t0), Claim::Acquired);
+        assert!(store.complete_at("k", "a", WINDOW, t0 + S));
+        assert_eq!(store.claim_at("k", "b", LEASE, t0 + 30 * S), Claim::Done);
+        // The window outlives any lease; after it the key is new again.
+        assert_eq!(
+            store.claim_at("k", "b", LEASE, t0 + S + WINDOW),
+            Claim::Acquired
+        );
+        // Other keys are independent.
+        assert_eq!(store.claim_at("k2", "c", LEASE, t0), Claim::Acquired);
+    }
+
+    #[test]
+    fn a_lease_runs_out_unless_renewed_and_a_stale_holder_is_powerless() {
+        let store = MemoryDeliveryStore::new(10);
+        let t0 = Instant::now();
+        assert_eq!(store.claim_at("k", "a", LEASE, t0), Claim::Acquired);
+        assert!(store.renew_at("k", "a", LEASE, t0 + 4 * S));
+        assert_eq!(
+            store.claim_at("k", "b", LEASE, t0 + 8 * S),
+            Claim::InProgress
+        );
+        // Not renewed again: from t0 + 9 s it can be taken over.
+        assert_eq!(store.claim_at("k", "b", LEASE, t0 + 9 * S), Claim::Acquired);
+        // The first holder can neither renew, release nor complete the new holder's claim.
+        assert!(!store.renew_at("k", "a", LEASE, t0 + 10 * S));
+        assert!(!store.release_at("k", "a", t0 + 10 * S));
+        assert!(!store.complete_at("k", "a", WINDOW, t0 + 10 * S));
+        assert_eq!(
+            store.claim_at("k", "c", LEASE, t0 + 10 * S),
+            Claim::InProgress
+        );
+        assert!(store.complete_at("k", "b", WINDOW, t0 + 11 * S));
+        // Completing an absent key (lease ran out, nobody took it) records the work.
+        assert!(store.complete_at("gone", "z", WINDOW, t0));
+        assert_eq!(store.claim_at("gone", "y", LEASE, t0), Claim::Done);
+    }
+
+    #[test]
+    fn expiring_a_stale_entry_leaves_the_renewed_claim_alone() {
+        let store = MemoryDeliveryStore::new(10);
+        let t0 = Instant::now();
+        assert_eq!(store.claim_at("k", "a", LEASE, t0), Claim::Acquired);
+        assert!(store.renew_at("k", "a", LEASE, t0 + 3 * S));
+        // The first lease's queue entry is due at t0 + 5 s; the renewed claim lives on.
+        assert_eq!(
+            store.claim_at("other", "b", LEASE, t0 + 6 * S),
+            Claim::Acquired
+        );
+        assert_eq!(
+            store.claim_at("k", "b", LEASE, t0 + 6 * S),
+            Claim::InProgress
+        );
+    }
+
+    #[test]
+    fn released_is_claimable_done_is_not_released() {
+        let store = MemoryDeliveryStore::new(10);
+        let t0 = Instant::now();
+        assert_eq!(store.claim_at("k", "a", LEASE, t0), Claim::Acquired);
+        assert!(store.release_at("k", "a", t0));
+        assert!(!store.release_at("k", "a", t0), "already released");
+        assert_eq!(store.claim_at("k", "b", LEASE, t0), Claim::Acquired);
+        assert!(store.complete_at("k", "b", WINDOW, t0));
+        assert!(!store.release_at("k", "b", t0), "done stays done");
+        assert_eq!(store.claim_at("k", "c", LEASE, t0), Claim::Done);
     }
 
     #[test]
     fn memory_is_bounded_and_the_oldest_goes_first() {
         let store = MemoryDeliveryStore::new(3);
         let t0 = Instant::now();
-        for (i, sid) in ["a", "b", "c", "d"].into_iter().enumerate() {
-            assert!(store.claim_at(sid, WINDOW, t0 + Duration::from_millis(i as u64)));
+        for (i, key) in ["a", "b", "c", "d"].into_iter().enumerate() {
+            let at = t0 + Duration::from_millis(i as u64);
+            assert_eq!(store.claim_at(key, "h", LEASE, at), Claim::Acquired);
+            assert!(store.complete_at(key, "h", WINDOW, at));
         }
         assert_eq!(store.len(), 3);
-        assert!(store.claim_at("a", WINDOW, t0), "evicted, so new again");
-        assert!(!store.claim_at("d", WINDOW, t0));
+        assert_eq!(
+            store.claim_at("a", "x", LEASE, t0),
+            Claim::Acquired,
+            "evicted, so new again"
+        );
+        assert_eq!(store.claim_at("d", "x", LEASE, t0), Claim::Done);
     }
 
     #[test]
-    fn release_forgets_and_stale_entries_do_not_pile_up() {
+    fn stale_entries_do_not_pile_up() {
         let store = MemoryDeliveryStore::new(1_000);
         let t0 = Instant::now();
-        for _ in 0..10_000 {
-            assert!(store.claim_at("KX1", WINDOW, t0));
-            // The memory store forgets when called; the future only carries the result.
-            drop(store.release("KX1"));
+        for i in 0..10_000u64 {
+            let at = t0 + Duration::from_micros(i);
+            assert_eq!(store.claim_at("k", "h", LEASE, at), Claim::Acquired);
+            assert!(store.renew_at("k", "h", LEASE, at));
+            assert!(store.release_at("k", "h", at));
         }
         assert!(
             store.lock().order.len() < 200,

@@ -6,8 +6,9 @@
 //!   keys with HMAC-SHA256, URL variants. It is framework-independent and says why it refused
 //!   ([`SignatureError`]).
 //! - [`CallMessageEvent`] is the parsed callback; [`EventError`] names the field at fault.
-//! - [`DeliveryStore`] remembers which messages were accepted, to answer Twilio's redeliveries
-//!   without handling them twice.
+//! - [`DeliveryStore`] keeps a claim per message (in progress, then done), to answer Twilio's
+//!   redeliveries without handling them twice, across replicas with `RedisDeliveryStore`
+//!   (feature `redis`).
 //! - With the `axum` feature, `axum::VerifiedCallMessage` does it all in an extractor, and
 //!   rejects a request before the handler runs.
 //!
@@ -19,6 +20,8 @@ mod event;
 #[cfg(feature = "axum")]
 mod forwarded;
 mod params;
+#[cfg(feature = "redis")]
+mod redis_store;
 mod settings;
 mod signature;
 mod url_variants;
@@ -27,8 +30,16 @@ mod url_variants;
 #[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
 pub mod axum;
 
-pub use dedup::{DeliveryStore, MemoryDeliveryStore, StoreError, StoreFuture};
+/// The Redis client [`RedisDeliveryStore`] is built on (redis-rs 1.x), to make its connection
+/// yourself ([`RedisDeliveryStore::from_connection`]).
+#[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+pub use ::redis;
+pub use dedup::{Claim, DeliveryStore, MemoryDeliveryStore, StoreError, StoreFuture};
 pub use error::{SignatureError, Unverifiable};
 pub use event::{CallMessageEvent, EventError};
+#[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+pub use redis_store::RedisDeliveryStore;
 pub use settings::{Algorithm, SIGNATURE_SETTINGS_HEADER};
 pub use signature::{BODY_SHA256_PARAM, SIGNATURE_HEADER, SignatureValidator};
