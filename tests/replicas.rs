@@ -9,7 +9,7 @@
 //! The receivers are this test binary run again with `TCM_REPLICA` set (see `receiver`); each
 //! appends one fsync'd line per successful handling to its own log, which the sender reads at
 //! the end. Figures are printed to stderr, not asserted on.
-#![cfg(feature = "redis")]
+#![cfg(all(feature = "redis", feature = "axum"))]
 
 mod redis_support;
 

@@ -86,6 +86,7 @@ return 0
 /// extractor retry within its redelivery wait and then answer 503, so that Twilio retries.
 ///
 /// ```no_run
+/// # #[cfg(feature = "axum")]
 /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 /// use std::{sync::Arc, time::Duration};
 /// use twilio_call_messages::SignatureValidator;
