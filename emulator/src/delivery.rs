@@ -325,10 +325,10 @@ fn prepare(inner: &Inner, message: &ClientMessage, delivery: &Delivery, token: &
     }
 }
 
-fn http_client(inner: &Inner, o: &Overrides) -> Option<reqwest::Client> {
+fn http_client(inner: &Inner, o: &Overrides) -> Result<reqwest::Client, reqwest::Error> {
     let mut clients = inner.http.lock().unwrap_or_else(|e| e.into_inner());
     if let Some(client) = clients.get(&(o.connect, o.read)) {
-        return Some(client.clone());
+        return Ok(client.clone());
     }
     let client = reqwest::Client::builder()
         .connect_timeout(o.connect)
@@ -337,10 +337,9 @@ fn http_client(inner: &Inner, o: &Overrides) -> Option<reqwest::Client> {
         // local proxy setting must not catch the emulator's callbacks.
         .redirect(reqwest::redirect::Policy::none())
         .no_proxy()
-        .build()
-        .ok()?;
+        .build()?;
     clients.insert((o.connect, o.read), client.clone());
-    Some(client)
+    Ok(client)
 }
 
 /// How an attempt ended.
@@ -429,8 +428,17 @@ async fn run_delivery(
 ) {
     let overrides = Overrides::parse(delivery.callback.split_once('#').map_or("", |(_, f)| f));
     let prepared = prepare(inner, message, delivery, &delivery.idempotency_token);
-    let Some(client) = http_client(inner, &overrides) else {
-        return;
+    let client = match http_client(inner, &overrides) {
+        Ok(client) => client,
+        Err(e) => {
+            // Recorded, not hidden: a delivery that could not be tried is a failed one.
+            let mut attempt = attempt_record(1, &prepared);
+            attempt.error = Some(format!("cannot build an HTTP client: {e}"));
+            record(inner, call, index, d, |delivery| {
+                delivery.attempts.push(attempt)
+            });
+            return;
+        }
     };
     let (drop_first, duplicate) = {
         let mut live = inner.live();
