@@ -778,3 +778,8 @@ fn stats(inner: &Inner) -> Stats {
         messages: c.messages.load(Ordering::SeqCst),
     }
 }
+
+/// The README's examples are compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
