@@ -12,7 +12,7 @@ use twilio_call_messages::{AccountSid, CallSid, MessageSid, SubscriptionSid};
 
 use crate::http::{Outcome, Request, Response};
 use crate::settings::FaultKind;
-use crate::{Inner, MAX_CONTENT_CHARS, ReceivedMessage, Stored, SubscriptionInfo};
+use crate::{Inner, MAX_CONTENT_CHARS, ReceivedMessage, State, Stored, SubscriptionInfo};
 use crate::{new_sid, now_rfc2822, random_hex};
 
 const API_PREFIX: &str = "/2010-04-01/Accounts/";
@@ -274,9 +274,8 @@ fn authenticated(inner: &Inner, request: &Request) -> bool {
 }
 
 /// The first result of a key, if it was used on this operation within the window.
-fn replay(inner: &Inner, path: &str, key: Option<&str>) -> Option<Response> {
+fn replay(inner: &Inner, state: &mut State, path: &str, key: Option<&str>) -> Option<Response> {
     let key = key?;
-    let mut state = inner.state();
     let id = (path.to_owned(), key.to_owned());
     let window = inner.settings.idempotency_window;
     match state.idempotency.get(&id) {
@@ -296,9 +295,9 @@ fn replay(inner: &Inner, path: &str, key: Option<&str>) -> Option<Response> {
     }
 }
 
-fn remember(inner: &Inner, path: &str, key: Option<&str>, response: &Response) {
+fn remember(state: &mut State, path: &str, key: Option<&str>, response: &Response) {
     if let Some(key) = key {
-        inner.state().idempotency.insert(
+        state.idempotency.insert(
             (path.to_owned(), key.to_owned()),
             Stored {
                 at: Instant::now(),
@@ -310,8 +309,7 @@ fn remember(inner: &Inner, path: &str, key: Option<&str>, response: &Response) {
 }
 
 /// The call must exist (20404) and be `in-progress` or `ringing` (21220).
-fn active_call_check(inner: &Inner, path: &str, call: &CallSid) -> Result<(), Response> {
-    let state = inner.state();
+fn active_call_check(state: &State, path: &str, call: &CallSid) -> Result<(), Response> {
     let Some(found) = state.calls.get(call) else {
         return Err(not_found(path));
     };
@@ -331,8 +329,8 @@ fn active_call_check(inner: &Inner, path: &str, call: &CallSid) -> Result<(), Re
     Ok(())
 }
 
-fn call_exists(inner: &Inner, path: &str, call: &CallSid) -> Result<(), Response> {
-    if inner.state().calls.contains_key(call) {
+fn call_exists(state: &State, path: &str, call: &CallSid) -> Result<(), Response> {
+    if state.calls.contains_key(call) {
         Ok(())
     } else {
         Err(not_found(path))
@@ -346,12 +344,15 @@ fn create_message(
     form: &[(String, String)],
     key: Option<&str>,
 ) -> Response {
-    if let Err(response) = call_exists(inner, path, call) {
+    // One lock from the replay check to the record: two requests with the same key at once
+    // (a client's retry racing its first attempt) record one message.
+    let mut state = inner.state();
+    if let Err(response) = call_exists(&state, path, call) {
         return response;
     }
     // A repeated key gets the first result, even if the call ended since: the request was
     // processed once (`twilio-api.md`: "IdempotencyKey ... a unique string value per API call").
-    if let Some(response) = replay(inner, path, key) {
+    if let Some(response) = replay(inner, &mut state, path, key) {
         return response;
     }
     let Some(content) = field(form, "Content") else {
@@ -376,7 +377,7 @@ fn create_message(
             &format!("Content is {chars} characters long, more than {MAX_CONTENT_CHARS}"),
         );
     }
-    if let Err(response) = active_call_check(inner, path, call) {
+    if let Err(response) = active_call_check(&state, path, call) {
         return response;
     }
     let sid: MessageSid = new_sid("KX");
@@ -389,7 +390,6 @@ fn create_message(
     })
     .unwrap_or_default();
     {
-        let mut state = inner.state();
         if let Some(found) = state.calls.get_mut(call) {
             // What twilio-voice.js hands its `messageReceived` listeners (lib/twilio/call.ts).
             found.received.push(ReceivedMessage {
@@ -405,7 +405,7 @@ fn create_message(
     }
     inner.counters.messages.fetch_add(1, Ordering::SeqCst);
     let response = Response::new(201, "application/json", body);
-    remember(inner, path, key, &response);
+    remember(&mut state, path, key, &response);
     response
 }
 
@@ -442,10 +442,11 @@ fn subscribe(
     form: &[(String, String)],
     key: Option<&str>,
 ) -> Response {
-    if let Err(response) = call_exists(inner, path, call) {
+    let mut state = inner.state();
+    if let Err(response) = call_exists(&state, path, call) {
         return response;
     }
-    if let Some(response) = replay(inner, path, key) {
+    if let Some(response) = replay(inner, &mut state, path, key) {
         return response;
     }
     let Some(callback) = field(form, "Callback") else {
@@ -468,7 +469,7 @@ fn subscribe(
             return error(400, 20001, "Method must be GET or POST");
         }
     };
-    if let Err(response) = active_call_check(inner, path, call) {
+    if let Err(response) = active_call_check(&state, path, call) {
         return response;
     }
     let sid: SubscriptionSid = new_sid("ZY");
@@ -484,7 +485,7 @@ fn subscribe(
         ),
     })
     .unwrap_or_default();
-    if let Some(found) = inner.state().calls.get_mut(call) {
+    if let Some(found) = state.calls.get_mut(call) {
         found.subscriptions.push(SubscriptionInfo {
             sid,
             callback: callback.to_owned(),
@@ -493,7 +494,7 @@ fn subscribe(
         });
     }
     let response = Response::new(201, "application/json", body);
-    remember(inner, path, key, &response);
+    remember(&mut state, path, key, &response);
     response
 }
 

@@ -631,3 +631,46 @@ async fn debug_output_holds_no_secret() {
     };
     assert!(!format!("{signing:?}").contains("shared-secret"));
 }
+
+/// Requests with the same key at once (a retry racing its first attempt) record one message.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_same_key_at_once_records_once() {
+    let e = Emulator::builder()
+        .latency(Duration::from_millis(200))
+        .start()
+        .await
+        .unwrap();
+    let call = e.create_call();
+    let url = messages_url(&e, &call);
+    let form = [("Content", r#"{"race":1}"#), ("IdempotencyKey", "racing")];
+    let answers = futures_join_all((0..6).map(|_| {
+        let (e, url) = (e.clone(), url.clone());
+        async move { post(&e, &url, &form).await }
+    }))
+    .await;
+    let sids: std::collections::HashSet<String> = answers
+        .iter()
+        .map(|(status, _, body)| {
+            assert_eq!(*status, 201);
+            body["sid"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    assert_eq!(sids.len(), 1, "one message");
+    assert_eq!(e.client_received(&call).len(), 1);
+    assert_eq!((e.stats().messages, e.stats().replays), (1, 5));
+}
+
+/// Runs futures at once (tokio only, no futures crate).
+async fn futures_join_all<F: std::future::Future + Send + 'static>(
+    futures: impl Iterator<Item = F>,
+) -> Vec<F::Output>
+where
+    F::Output: Send,
+{
+    let handles: Vec<_> = futures.map(tokio::spawn).collect();
+    let mut out = Vec::new();
+    for handle in handles {
+        out.push(handle.await.unwrap());
+    }
+    out
+}
