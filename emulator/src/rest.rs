@@ -144,7 +144,8 @@ pub(crate) async fn handle(inner: &Arc<Inner>, request: Request) -> Outcome {
 }
 
 fn throttled(concurrent: Option<usize>) -> Response {
-    let response = error(429, 20429, "Too Many Requests");
+    let response = error(429, 20429, "Too Many Requests")
+        .with_header("Twilio-Request-Id", format!("RQ{}", random_hex()));
     match concurrent {
         Some(n) => response.with_header("Twilio-Concurrent-Requests", n.to_string()),
         None => response,

@@ -466,6 +466,7 @@ async fn the_concurrency_limit_throttles_without_processing() {
     });
     assert_eq!(c.status(), 429);
     assert_eq!(c.headers()["twilio-concurrent-requests"], "2");
+    assert!(c.headers().contains_key("twilio-request-id"));
     assert_twilio_error(&c.json().await.unwrap(), 429, 20429);
     assert_eq!((a.status().as_u16(), b.status().as_u16()), (201, 201));
     let stats = e.stats();
