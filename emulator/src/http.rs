@@ -203,6 +203,10 @@ async fn read_request(
         .collect();
     buf.drain(..end + 4);
     let header = |name: &str| headers.iter().find(|(n, _)| n == name).map(|(_, v)| v);
+    // curl and others wait for a go-ahead before they send a larger body.
+    if header("expect").is_some_and(|v| v.eq_ignore_ascii_case("100-continue")) {
+        let _ = stream.write_all(b"HTTP/1.1 100 Continue\r\n\r\n").await;
+    }
     let chunked =
         header("transfer-encoding").is_some_and(|v| v.to_ascii_lowercase().contains("chunked"));
     let body = if chunked {

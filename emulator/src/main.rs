@@ -202,6 +202,9 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // Listen for the signals before saying we serve: a signal sent as soon as the banner is
+    // read must stop us cleanly, not kill us.
+    let stop = Stop::listen();
     let emulator = match options.builder.start().await {
         Ok(emulator) => emulator,
         Err(e) => {
@@ -235,31 +238,43 @@ async fn main() -> ExitCode {
     println!("  control API:  {}/emulator/", emulator.base_url());
     println!("Stop with Ctrl-C (SIGINT) or SIGTERM.");
 
-    wait_for_signal().await;
+    stop.wait().await;
     emulator.shutdown();
     println!("stopped");
     ExitCode::SUCCESS
 }
 
-/// SIGINT or, on Unix, SIGTERM (what `docker stop` sends).
-async fn wait_for_signal() {
+/// SIGINT or, on Unix, SIGTERM (what `docker stop` sends), registered when made.
+struct Stop {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
+    signals: Option<(tokio::signal::unix::Signal, tokio::signal::unix::Signal)>,
+}
+
+impl Stop {
+    fn listen() -> Stop {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            let signals = signal(SignalKind::interrupt())
+                .and_then(|int| Ok((int, signal(SignalKind::terminate())?)))
+                .ok();
+            Stop { signals }
+        }
+        #[cfg(not(unix))]
+        {
+            Stop {}
         }
     }
-    #[cfg(not(unix))]
-    {
+
+    async fn wait(self) {
+        #[cfg(unix)]
+        if let Some((mut int, mut term)) = self.signals {
+            tokio::select! {
+                _ = int.recv() => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
         let _ = tokio::signal::ctrl_c().await;
     }
 }
