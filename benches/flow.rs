@@ -1,36 +1,39 @@
 //! Goodput against an account concurrency limit (issue 11): one `broadcast` of 2,000 calls with
-//! default settings against the limited stand-in (`tests/common/limited_twilio.rs`: at most N
-//! requests at once, 40 ms each, 429 / 20429 beyond), for N = 4, 8, 20, 64; and three clients
+//! default settings against the local Twilio (`twilio-call-messages-emulator` with a
+//! concurrency limit: at most N requests at once, 40 ms each, 429 / 20429 beyond), for
+//! N = 4, 8, 20, 64; and three clients
 //! broadcasting 1,000 calls each at once against N = 20. Reports messages delivered and failed,
 //! the share of requests throttled, and the wall time against the ideal `calls × 40 ms / N`.
 //!
 //! Run: `cargo bench --bench flow` (about a minute); one case: `cargo bench --bench flow -- 8`
-//! or `-- shared`; `-- header` makes the stand-in send `Twilio-Concurrent-Requests`.
+//! or `-- shared`; `-- header` makes the emulator send `Twilio-Concurrent-Requests`.
 //! Figures go to BENCHMARKS.md ("Flow control").
 
 use std::time::{Duration, Instant};
 
 use serde_json::json;
 use twilio_call_messages::{BroadcastResults, CallSid, Client};
+use twilio_call_messages_emulator::{CallStatus, Emulator, Stats};
 
-#[path = "../tests/common/limited_twilio.rs"]
-mod limited_twilio;
-
-use limited_twilio::{ACCOUNT, Counts, LimitedTwilio, Limits};
-
+const ACCOUNT: &str = "ACaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
 const LATENCY: Duration = Duration::from_millis(40);
 
-fn calls(n: usize, offset: usize) -> Vec<CallSid> {
+/// `n` in-progress calls of the emulator.
+fn calls(server: &Emulator, n: usize, offset: usize) -> Vec<CallSid> {
     (offset..offset + n)
-        .map(|i| format!("CA{i:032x}").parse().unwrap())
+        .map(|i| {
+            let sid: CallSid = format!("CA{i:032x}").parse().unwrap();
+            server.add_call(sid, CallStatus::InProgress, None).unwrap();
+            sid
+        })
         .collect()
 }
 
-fn client(server: &LimitedTwilio) -> Client {
+fn client(server: &Emulator) -> Client {
     Client::builder()
         .account_sid(ACCOUNT)
         .auth_token("bench-token")
-        .base_url(server.url())
+        .base_url(server.base_url())
         .build()
         .unwrap()
 }
@@ -39,7 +42,7 @@ struct Row {
     case: String,
     calls: usize,
     delivered: usize,
-    counts: Counts,
+    counts: Stats,
     elapsed: Duration,
     ideal: Duration,
 }
@@ -57,7 +60,7 @@ impl Row {
             self.counts.requests,
             self.counts.throttled,
             100.0 * self.counts.throttled as f64 / self.counts.requests.max(1) as f64,
-            self.counts.max_concurrency,
+            self.counts.peak_in_flight,
             self.elapsed.as_secs_f64(),
             self.ideal.as_secs_f64(),
             self.elapsed.as_secs_f64() / self.ideal.as_secs_f64(),
@@ -66,7 +69,11 @@ impl Row {
             (self.delivered as f64 / self.elapsed.as_secs_f64())
                 / (self.calls as f64 / self.ideal.as_secs_f64()),
         );
-        assert_eq!(self.counts.duplicates, 0, "a key was served twice");
+        assert_eq!(self.counts.replays, 0, "a key was served twice");
+        assert_eq!(
+            self.counts.messages as usize, self.delivered,
+            "every delivered message recorded once"
+        );
     }
 }
 
@@ -74,29 +81,31 @@ fn delivered(results: &BroadcastResults) -> usize {
     results.iter().filter(|r| r.result.is_ok()).count()
 }
 
-fn limits(limit: usize, header: bool) -> Limits {
-    Limits {
-        limit,
-        latency: LATENCY,
-        concurrency_header: header,
-    }
+async fn account(limit: usize, header: bool) -> Emulator {
+    Emulator::builder()
+        .account_sid(ACCOUNT.parse().unwrap())
+        .auth_token("bench-token")
+        .concurrency_limit(limit)
+        .latency(LATENCY)
+        .concurrency_header(header)
+        .start()
+        .await
+        .unwrap()
 }
 
 async fn one_broadcast(limit: usize, header: bool) -> Row {
-    let server = LimitedTwilio::start(limits(limit, header)).await;
+    let server = account(limit, header).await;
     let client = client(&server);
     let n = 2_000;
+    let calls = calls(&server, n, 0);
     let started = Instant::now();
-    let results = client
-        .broadcast(calls(n, 0), &json!({"slide": 1}))
-        .await
-        .unwrap();
+    let results = client.broadcast(calls, &json!({"slide": 1})).await.unwrap();
     let elapsed = started.elapsed();
     Row {
         case: format!("N = {limit}, one broadcast"),
         calls: n,
         delivered: delivered(&results),
-        counts: server.counts(),
+        counts: server.stats(),
         elapsed,
         ideal: LATENCY * n as u32 / limit as u32,
     }
@@ -104,17 +113,13 @@ async fn one_broadcast(limit: usize, header: bool) -> Row {
 
 async fn shared(header: bool) -> Row {
     let limit = 20;
-    let server = LimitedTwilio::start(limits(limit, header)).await;
+    let server = account(limit, header).await;
     let per_client = 1_000;
     let started = Instant::now();
     let runs = (0..3).map(|i| {
         let client = client(&server);
-        async move {
-            client
-                .broadcast(calls(per_client, i * per_client), &json!({"slide": 2}))
-                .await
-                .unwrap()
-        }
+        let calls = calls(&server, per_client, i * per_client);
+        async move { client.broadcast(calls, &json!({"slide": 2})).await.unwrap() }
     });
     let all = futures_util::future::join_all(runs).await;
     let elapsed = started.elapsed();
@@ -122,7 +127,7 @@ async fn shared(header: bool) -> Row {
         case: format!("N = {limit}, three clients × {per_client}"),
         calls: 3 * per_client,
         delivered: all.iter().map(delivered).sum(),
-        counts: server.counts(),
+        counts: server.stats(),
         elapsed,
         ideal: LATENCY * (3 * per_client) as u32 / limit as u32,
     }
@@ -145,11 +150,11 @@ fn main() {
         .build()
         .unwrap();
     println!(
-        "stand-in: 40 ms per request, 429 / 20429 beyond N at once; Twilio-Concurrent-Requests: {}",
+        "emulator: 40 ms per request, 429 / 20429 beyond N at once; Twilio-Concurrent-Requests: {}",
         if header { "sent" } else { "not sent" }
     );
     println!(
-        "| case | calls | delivered | failed | requests | throttled (share) | max in flight at the stand-in | wall time | ideal | / ideal | delivered/s | goodput / capacity |"
+        "| case | calls | delivered | failed | requests | throttled (share) | max in flight at the emulator | wall time | ideal | / ideal | delivered/s | goodput / capacity |"
     );
     println!("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
     runtime.block_on(async {

@@ -2,7 +2,7 @@
 //! valid `X-Twilio-Signature`.
 //!
 //! ```text
-//! cargo run --example receive            # self-test: posts signed and forged events to itself
+//! cargo run --example receive            # self-test: a local Twilio's call client sends to it
 //! cargo run --example receive -- serve   # keeps serving until stopped (Ctrl-C)
 //! ```
 //!
@@ -10,22 +10,24 @@
 //! (a made-up token when unset) against `PUBLIC_BASE_URL`, the scheme and host Twilio calls
 //! (e.g. your tunnel's `https://….example`; the local address when unset).
 //!
-//! The self-test posts the callbacks Twilio sends (a form, a JSON body signed as parameters, a
-//! JSON body with `bodySHA256`, one signed with a shared key) and a forged one (signed with
-//! another token), prints each status, and exits 0 only if the four genuine ones were accepted
-//! (200, 200, 200, 200) and the forged one rejected (403) without reaching the handler.
+//! The self-test is driven by the local Twilio (the `twilio-call-messages-emulator` crate): for
+//! each way Twilio sends and signs a callback (a form, a flat JSON body signed as parameters, a
+//! JSON body with `bodySHA256`, one signed with a shared key) it subscribes the service to a
+//! call, has the call's client send a message, and reads how the service answered; then a
+//! forger (an emulator with another auth token) does the same. It prints each outcome and exits
+//! 0 only if the four genuine deliveries were accepted (200) and the forged one rejected (403)
+//! without reaching the handler.
 
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use axum::Router;
-use axum::http::{HeaderMap, HeaderName, HeaderValue};
 use axum::routing::post;
 use serde_json::json;
-use twilio_call_messages::SignatureValidator;
-use twilio_call_messages::reqwest;
 use twilio_call_messages::webhook::axum::{VerifiedCallMessage, WebhookConfig};
+use twilio_call_messages::{Client, SignatureValidator};
+use twilio_call_messages_emulator::{CallbackBody, Emulator, Signing};
 
 const PATH: &str = "/twilio/call-messages";
 const EXAMPLE_TOKEN: &str = "example-auth-token";
@@ -78,10 +80,11 @@ async fn main() -> ExitCode {
         std::env::var("TWILIO_SHARED_KEY_ID").unwrap_or_else(|_| SHARED_KEY_ID.to_owned());
     let shared_key_secret =
         std::env::var("TWILIO_SHARED_KEY_SECRET").unwrap_or_else(|_| SHARED_KEY_SECRET.to_owned());
+    let shared_key_secret_for_test = shared_key_secret.clone();
     // What Twilio holds and signs with: the auth token, and the shared key's secret.
     let validator = SignatureValidator::new(token.clone())
         .with_shared_key(shared_key_id.clone(), shared_key_secret);
-    let config = WebhookConfig::new(validator.clone()).public_base_url(&public);
+    let config = WebhookConfig::new(validator).public_base_url(&public);
     let app = Router::new()
         .route(PATH, post(on_message))
         .with_state(Arc::new(config));
@@ -103,7 +106,8 @@ async fn main() -> ExitCode {
         };
     }
 
-    match self_test(&validator, &shared_key_id, &local, &public).await {
+    let shared_key = (shared_key_id.as_str(), shared_key_secret_for_test.as_str());
+    match self_test(&token, shared_key, &public).await {
         Ok(true) => {
             println!("ok: signed events accepted, forged event rejected");
             ExitCode::SUCCESS
@@ -119,146 +123,113 @@ async fn main() -> ExitCode {
     }
 }
 
-/// Posts five callbacks the way Twilio would (to the local address, signed for the public URL):
-/// a form, a JSON body signed as parameters, a JSON body with `bodySHA256`, one signed with a
-/// shared key, and a forged one. Returns whether each got the expected status and only the
-/// genuine ones were handled.
+/// One way of sending and signing a callback: an emulator set up for it.
+struct Case {
+    what: &'static str,
+    body: CallbackBody,
+    signing: Signing,
+    /// The auth token the emulator's account has (the forger's is another).
+    token: String,
+    expected: u16,
+}
+
+/// Has a local Twilio deliver one client message per case to the service, the way Twilio
+/// would (to `public`, signed for it). Returns whether each got the expected status and only
+/// the genuine ones were handled.
 async fn self_test(
-    twilio: &SignatureValidator,
-    shared_key_id: &str,
-    local: &str,
+    token: &str,
+    (key_id, key_secret): (&str, &str),
     public: &str,
-) -> Result<bool, reqwest::Error> {
+) -> Result<bool, Box<dyn std::error::Error>> {
     // reqwest needs a process-wide rustls provider with the crate's default features; one
     // already installed wins.
     let _ = rustls::crypto::ring::default_provider().install_default();
-    // Stay on the loopback interface whatever proxy the environment names.
-    let http = reqwest::Client::builder().no_proxy().build()?;
-    let forger = SignatureValidator::new("not-the-auth-token");
-    // What Twilio's Voice SDK tests see: every field a string.
-    let event = json!({
-        "ContentType": "application/json",
-        "Content": "{\"step\":2,\"answer\":\"yes\"}",
-        "SequenceNumber": "1",
-        "CallSid": "CAbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb",
-        "Timestamp": "Wed, 18 Dec 2019 20:02:01 +0000",
-        "AccountSid": "ACaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
-        "Sid": "KXcccccccccccccccccccccccccccccccc",
-    });
-    let json_body = event.to_string().into_bytes();
-    let form: Vec<(String, String)> = event
-        .as_object()
-        .into_iter()
-        .flatten()
-        .map(|(name, value)| (name.clone(), value.as_str().unwrap_or_default().to_owned()))
-        .collect();
-    let form_body = serde_urlencoded::to_string(&form)
-        .unwrap_or_default()
-        .into_bytes();
-    let url = format!("{public}{PATH}");
-    // The path and query Twilio requests are the same locally and publicly; only the base differs.
-    let to_local =
-        |signed_url: &str| format!("{local}{}", signed_url.strip_prefix(public).unwrap_or(PATH));
-
+    let cases = [
+        Case {
+            what: "form callback",
+            body: CallbackBody::Form,
+            signing: Signing::AuthToken,
+            token: token.to_owned(),
+            expected: 200,
+        },
+        Case {
+            what: "JSON callback signed as parameters",
+            body: CallbackBody::Json,
+            signing: Signing::AuthToken,
+            token: token.to_owned(),
+            expected: 200,
+        },
+        Case {
+            what: "JSON callback with bodySHA256",
+            body: CallbackBody::Json,
+            signing: Signing::BodySha256,
+            token: token.to_owned(),
+            expected: 200,
+        },
+        Case {
+            what: "callback signed with a shared key (HMAC-SHA256)",
+            body: CallbackBody::Json,
+            signing: Signing::SharedKey {
+                id: key_id.to_owned(),
+                secret: key_secret.to_owned(),
+            },
+            token: token.to_owned(),
+            expected: 200,
+        },
+        Case {
+            what: "forged callback (another token)",
+            body: CallbackBody::Json,
+            signing: Signing::AuthToken,
+            token: "not-the-auth-token".to_owned(),
+            expected: 403,
+        },
+    ];
     let mut ok = true;
-    let mut cases: Vec<(&str, String, HeaderMap, Vec<u8>, u16)> = Vec::new();
-
-    let mut headers = header_map(&[("content-type", "application/x-www-form-urlencoded")]);
-    sign(twilio, &url, &mut headers, &form_body);
-    cases.push((
-        "form callback",
-        url.clone(),
-        headers,
-        form_body.clone(),
-        200,
-    ));
-
-    let mut headers = header_map(&[("content-type", "application/json")]);
-    sign(twilio, &url, &mut headers, &json_body);
-    cases.push((
-        "JSON callback signed as parameters",
-        url.clone(),
-        headers,
-        json_body.clone(),
-        200,
-    ));
-
-    let (hashed_url, signature) = twilio.sign_json(&url, &json_body);
-    let headers = header_map(&[
-        ("content-type", "application/json"),
-        ("x-twilio-signature", &signature),
-    ]);
-    cases.push((
-        "JSON callback with bodySHA256",
-        hashed_url,
-        headers,
-        json_body.clone(),
-        200,
-    ));
-
-    let settings = format!("key={shared_key_id},algorithm=HMAC_SHA256");
-    let mut headers = header_map(&[
-        ("content-type", "application/json"),
-        ("x-twilio-webhooks-signature-settings", &settings),
-    ]);
-    sign(twilio, &url, &mut headers, &json_body);
-    cases.push((
-        "callback signed with a shared key (HMAC-SHA256)",
-        url.clone(),
-        headers,
-        json_body.clone(),
-        200,
-    ));
-
-    let mut headers = header_map(&[("content-type", "application/json")]);
-    sign(&forger, &url, &mut headers, &json_body);
-    cases.push((
-        "forged callback (another token)",
-        url.clone(),
-        headers,
-        json_body,
-        403,
-    ));
-
-    for (what, signed_url, headers, body, expected) in cases {
-        let response = http
-            .post(to_local(&signed_url))
-            .headers(headers)
-            .body(body)
-            .send()
+    for case in cases {
+        let twilio = Emulator::builder()
+            .auth_token(&case.token)
+            .callback_body(case.body)
+            .signing(case.signing)
+            .start()
             .await?;
-        let status = response.status().as_u16();
-        let verdict = if status == expected {
+        let call = twilio.create_call();
+        // The service subscribes through the REST API, as it would at Twilio. `#rc=0`: no
+        // retry, so the forged delivery is tried once.
+        let client = Client::builder()
+            .account_sid(twilio.account_sid().as_str())
+            .auth_token(twilio.auth_token())
+            .base_url(twilio.base_url())
+            .build()?;
+        client
+            .subscribe(call, &format!("{public}{PATH}#rc=0"))
+            .await?;
+        // The caller clicks something: their client sends.
+        twilio.client_send(&call, json!({"step": 2, "answer": "yes"}))?;
+        twilio.settled().await;
+        let sent = twilio.client_messages(&call);
+        let attempt = sent
+            .first()
+            .and_then(|m| m.deliveries.first())
+            .and_then(|d| d.attempts.last());
+        let status = attempt.and_then(|a| a.status);
+        let verdict = if status == Some(case.expected) {
             "as expected"
         } else {
             "UNEXPECTED"
         };
-        println!("{what}: HTTP {status} ({verdict})");
-        ok &= status == expected;
+        match status {
+            Some(status) => println!("{}: HTTP {status} ({verdict})", case.what),
+            None => println!(
+                "{}: no answer: {} ({verdict})",
+                case.what,
+                attempt.and_then(|a| a.error.clone()).unwrap_or_default()
+            ),
+        }
+        ok &= status == Some(case.expected);
+        twilio.shutdown();
     }
 
     let handled = HANDLED.load(Ordering::SeqCst);
     println!("handler ran {handled} times");
     Ok(ok && handled == 4)
-}
-
-fn header_map(pairs: &[(&'static str, &str)]) -> HeaderMap {
-    pairs
-        .iter()
-        .filter_map(|(name, value)| {
-            Some((
-                HeaderName::from_static(name),
-                HeaderValue::from_str(value).ok()?,
-            ))
-        })
-        .collect()
-}
-
-/// Adds the `X-Twilio-Signature` Twilio would send, with the key the other headers select.
-fn sign(signer: &SignatureValidator, url: &str, headers: &mut HeaderMap, body: &[u8]) {
-    if let Ok(signature) = signer.sign_request(url, headers, body)
-        && let Ok(value) = HeaderValue::from_str(&signature)
-    {
-        headers.insert("x-twilio-signature", value);
-    }
 }

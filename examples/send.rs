@@ -6,8 +6,9 @@
 //!
 //! With `TWILIO_ACCOUNT_SID`, credentials (`TWILIO_AUTH_TOKEN`, or `TWILIO_API_KEY` and
 //! `TWILIO_API_SECRET`) and `TWILIO_CALL_SID` set, it talks to Twilio (`TWILIO_EDGE` and
-//! `TWILIO_REGION` are honoured). Without them it starts a local stand-in of Twilio built on
-//! the crate's `mock` helpers, sends the message there, and prints what went over the wire.
+//! `TWILIO_REGION` are honoured). Without them it starts a local Twilio (the
+//! `twilio-call-messages-emulator` crate) with an in-progress call, sends the message there,
+//! and prints what the call's client received (twilio-voice.js's `messageReceived`).
 //! Bad input (not JSON, too long, a bad SID) prints the typed error and exits non-zero.
 //!
 //! A second argument, a callback URL, also subscribes it to the call's messages and then
@@ -15,12 +16,11 @@
 
 use std::process::ExitCode;
 
-use httpmock::MockServer;
-use twilio_call_messages::mock::TwilioMock;
-use twilio_call_messages::{AccountSid, Client, Error};
+use twilio_call_messages::{CallSid, Client, Error};
+use twilio_call_messages_emulator::{CallStatus, Emulator};
 
 const LOCAL_ACCOUNT: &str = "ACaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
-const LOCAL_TOKEN: &str = "local-stand-in-token";
+const LOCAL_TOKEN: &str = "local-emulator-token";
 const LOCAL_CALL: &str = "CAbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
 
 #[tokio::main]
@@ -34,7 +34,14 @@ async fn main() -> ExitCode {
     let result = if real {
         to_twilio(content, callback).await
     } else {
-        to_local_stand_in(content, callback).await
+        let twilio = match local_twilio().await {
+            Ok(twilio) => twilio,
+            Err(e) => {
+                eprintln!("error: cannot start the local Twilio: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        to_local_twilio(&twilio, content, callback).await
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -72,56 +79,47 @@ async fn run(
     Ok(())
 }
 
-async fn to_local_stand_in(content: String, callback: Option<String>) -> Result<(), Error> {
-    let server = MockServer::start_async().await;
-    let account: AccountSid = LOCAL_ACCOUNT.parse()?;
-    // Right credentials: 201 with a Twilio-shaped body, after printing the request.
-    server.mock_send_message(|when, then| {
-        when.auth_token(&account, LOCAL_TOKEN);
-        then.inspect(print_request).created();
-    });
-    server.mock_subscribe(|when, then| {
-        when.auth_token(&account, LOCAL_TOKEN);
-        then.inspect(print_request).created();
-    });
-    server.mock_unsubscribe(|when, then| {
-        when.auth_token(&account, LOCAL_TOKEN);
-        then.inspect(print_request).deleted();
-    });
-    // Anything else: Twilio's authentication error.
-    server.mock(|when, then| {
-        when.any_request();
-        then.status(401)
-            .header("content-type", "application/json")
-            .body(r#"{"code":20003,"message":"Authenticate","more_info":"https://www.twilio.com/docs/errors/20003","status":401}"#);
-    });
-    println!(
-        "TWILIO_ACCOUNT_SID and TWILIO_CALL_SID are not set: using a LOCAL Twilio stand-in at {}.\n\
-         Nothing leaves this machine.\n",
-        server.base_url()
-    );
+/// A local Twilio with one in-progress call.
+async fn local_twilio() -> std::io::Result<Emulator> {
+    let twilio = Emulator::builder()
+        .account_sid(LOCAL_ACCOUNT.parse().expect("a valid account SID"))
+        .auth_token(LOCAL_TOKEN)
+        .start()
+        .await?;
+    let call: CallSid = LOCAL_CALL.parse().expect("a valid call SID");
+    twilio
+        .add_call(call, CallStatus::InProgress, None)
+        .expect("a new emulator has no calls");
+    Ok(twilio)
+}
 
+async fn to_local_twilio(
+    twilio: &Emulator,
+    content: String,
+    callback: Option<String>,
+) -> Result<(), Error> {
+    println!(
+        "TWILIO_ACCOUNT_SID and TWILIO_CALL_SID are not set: using a LOCAL Twilio (the emulator) at {},\n\
+         with an in-progress call {LOCAL_CALL}. Nothing leaves this machine.\n",
+        twilio.base_url()
+    );
     let client = Client::builder()
         .account_sid(LOCAL_ACCOUNT)
         .auth_token(LOCAL_TOKEN)
-        .base_url(server.base_url())
+        .base_url(twilio.base_url())
         .user_agent_extension("send-example")
         .build()?;
-    run(&client, LOCAL_CALL, content, callback).await
-}
+    run(&client, LOCAL_CALL, content, callback).await?;
 
-fn print_request(req: &httpmock::HttpMockRequest) {
-    println!("--> {} {}", req.method(), req.uri().path());
-    for (name, value) in req.headers().iter() {
-        let name = name.as_str();
-        let shown = if name.eq_ignore_ascii_case("authorization") {
-            "Basic <redacted>"
-        } else {
-            value.to_str().unwrap_or("<binary>")
-        };
-        println!("    {name}: {shown}");
+    let call: CallSid = LOCAL_CALL.parse().expect("a valid call SID");
+    println!("\nthe call's client received (twilio-voice.js `messageReceived`):");
+    for message in twilio.client_received(&call) {
+        println!("    voiceEventSid: {}", message.voice_event_sid);
+        println!("    contentType:   {}", message.content_type);
+        println!("    messageType:   {}", message.message_type);
+        println!("    content:       {}", message.content);
     }
-    println!("    {}\n", String::from_utf8_lossy(req.body_ref()));
+    Ok(())
 }
 
 fn print_message(message: &twilio_call_messages::Message) {

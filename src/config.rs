@@ -60,6 +60,8 @@ pub struct ClientBuilder {
     /// `Some(None)`: no budget. The bucket itself is made by `build`, so that two clients
     /// built from clones of one builder do not share it.
     retry_budget: Option<Option<usize>>,
+    /// `base_url` may be plain `http://` to any host (not only loopback).
+    allow_plain_http: bool,
 }
 
 impl ClientBuilder {
@@ -99,9 +101,19 @@ impl ClientBuilder {
     }
 
     /// Send requests to this base URL instead (a proxy, or a local server in tests). It must
-    /// be `https`, or `http` to a loopback address. Cannot be combined with edge or region.
+    /// be `https`, or `http` to a loopback address (or to any host after
+    /// [`allow_plain_http`](Self::allow_plain_http)). Cannot be combined with edge or region.
     pub fn base_url(mut self, url: impl Into<String>) -> Self {
         self.base_url = Some(url.into());
+        self
+    }
+
+    /// Allows a [`base_url`](Self::base_url) with plain `http://` to a host that is not
+    /// loopback: a local Twilio emulator reached by name, e.g. `http://emulator:4010` in a
+    /// docker-compose network. The credentials then travel unencrypted, so a `twilio.com`
+    /// host is still refused over plain http.
+    pub fn allow_plain_http(mut self) -> Self {
+        self.allow_plain_http = true;
         self
     }
 
@@ -268,7 +280,7 @@ impl ClientBuilder {
         };
 
         let base_url = match (self.base_url, self.edge, self.region) {
-            (Some(url), None, None) => check_base_url(&url)?,
+            (Some(url), None, None) => check_base_url_allowing(&url, self.allow_plain_http)?,
             (Some(_), _, _) => {
                 return Err(
                     ConfigError::new("base_url", "cannot be combined with edge or region").into(),
@@ -389,7 +401,12 @@ fn host_url(edge: Option<&str>, region: Option<&str>) -> Result<String, Error> {
     }
 }
 
+#[cfg(test)]
 fn check_base_url(url: &str) -> Result<String, Error> {
+    check_base_url_allowing(url, false)
+}
+
+fn check_base_url_allowing(url: &str, allow_plain_http: bool) -> Result<String, Error> {
     let bad = |reason: &str| -> Error { ConfigError::new("base_url", reason.to_owned()).into() };
     let parsed = reqwest::Url::parse(url).map_err(|e| bad(&format!("is not a URL ({e})")))?;
     if !parsed.username().is_empty() || parsed.password().is_some() {
@@ -401,6 +418,12 @@ fn check_base_url(url: &str) -> Result<String, Error> {
     match parsed.scheme() {
         "https" => {}
         "http" if is_loopback(&parsed) => {}
+        "http" if allow_plain_http && !is_twilio(&parsed) => {}
+        "http" if allow_plain_http => {
+            return Err(bad(
+                "must use https to a twilio.com host, even with allow_plain_http",
+            ));
+        }
         "http" => {
             return Err(bad(
                 "must use https (plain http is allowed only to loopback)",
@@ -410,6 +433,11 @@ fn check_base_url(url: &str) -> Result<String, Error> {
     }
     // Paths are appended to it: a trailing slash would double.
     Ok(parsed.as_str().trim_end_matches('/').to_owned())
+}
+
+fn is_twilio(url: &reqwest::Url) -> bool {
+    let host = url.host_str().unwrap_or_default().trim_end_matches('.');
+    host.eq_ignore_ascii_case("twilio.com") || host.to_ascii_lowercase().ends_with(".twilio.com")
 }
 
 fn is_loopback(url: &reqwest::Url) -> bool {

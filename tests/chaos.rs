@@ -1,20 +1,18 @@
-//! Chaos: a local stand-in of Twilio that remembers messages by idempotency key (as Twilio
-//! does) and fails a seeded random 30% of requests in every way, including after it has
-//! recorded the message. 2,000 messages, 32 in flight: every send ends in exactly one result,
-//! every `Ok` is recorded exactly once, and nothing is recorded twice.
+//! Chaos: the local Twilio (`twilio-call-messages-emulator`), which remembers messages by
+//! idempotency key as Twilio does, fails a seeded random 30% of requests in every way it knows
+//! (resets, stalls, spurious 429s, proxies' 502/503 pages, an oversized page; and after it has
+//! recorded the message: a 500, a reset, half an answer, a stall, a 504). 2,000 messages, 32 in
+//! flight: every send ends in exactly one result, every `Ok` is recorded exactly once, and
+//! nothing is recorded twice.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::json;
-use tokio::io::AsyncWriteExt;
-use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
-use twilio_call_messages::{Client, RetryPolicy};
-
-mod common;
+use twilio_call_messages::{CallSid, Client, RetryPolicy};
+use twilio_call_messages_emulator::{CallStatus, Emulator, Faults};
 
 const ACCOUNT: &str = "ACaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
 const CALL: &str = "CAbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
@@ -23,145 +21,34 @@ const IN_FLIGHT: usize = 32;
 const FAILURE_RATE: f64 = 0.30;
 const SEED: u64 = 0x7411_0c4a;
 
-/// What the stand-in has accepted: idempotency key -> (message SID, content).
-#[derive(Default)]
-struct Ledger {
-    by_key: HashMap<String, (String, String)>,
-    /// How many times each content was recorded (must never exceed 1).
-    recorded: HashMap<String, usize>,
-}
-
-struct StandIn {
-    ledger: Mutex<Ledger>,
-    rng: Mutex<fastrand::Rng>,
-}
-
-impl StandIn {
-    /// Records the message unless its key was seen; answers the SID either way.
-    fn record(&self, key: &str, content: &str) -> String {
-        let mut ledger = self.ledger.lock().unwrap();
-        if let Some((sid, _)) = ledger.by_key.get(key) {
-            return sid.clone();
-        }
-        let sid = format!("KX{:032x}", ledger.by_key.len() + 1);
-        ledger
-            .by_key
-            .insert(key.to_owned(), (sid.clone(), content.to_owned()));
-        *ledger.recorded.entry(content.to_owned()).or_default() += 1;
-        sid
-    }
-
-    fn roll(&self) -> (f64, u32) {
-        let mut rng = self.rng.lock().unwrap();
-        (rng.f64(), rng.u32(0..11))
-    }
-}
-
-fn created(sid: &str) -> Vec<u8> {
-    json!({"account_sid": ACCOUNT, "call_sid": CALL, "sid": sid, "date_created": "Wed, 18 Dec 2019 20:02:01 +0000"})
-        .to_string()
-        .into_bytes()
-}
-
-async fn handle(stand_in: Arc<StandIn>, mut stream: TcpStream) {
-    let Some((_, body)) = common::read_request(&mut stream).await else {
-        return;
-    };
-    let form: HashMap<String, String> = serde_urlencoded::from_bytes(&body).unwrap_or_default();
-    let key = form.get("IdempotencyKey").cloned().unwrap_or_default();
-    let content = form.get("Content").cloned().unwrap_or_default();
-
-    let (chance, mode) = stand_in.roll();
-    if chance >= FAILURE_RATE {
-        let sid = stand_in.record(&key, &content);
-        return common::answer(&mut stream, 201, "application/json", &created(&sid)).await;
-    }
-    match mode {
-        // Failures before anything is recorded.
-        0 => common::reset(stream),
-        1 => {
-            common::answer(
-                &mut stream,
-                429,
-                "application/json",
-                br#"{"code":20429,"message":"Too Many Requests","status":429}"#,
-            )
-            .await
-        }
-        2 => {
-            common::answer(
-                &mut stream,
-                503,
-                "text/html",
-                b"<html>Service Unavailable</html>",
-            )
-            .await
-        }
-        3 => common::answer(&mut stream, 502, "text/plain", &[]).await,
-        4 => tokio::time::sleep(Duration::from_secs(2)).await,
-        5 => common::answer(&mut stream, 502, "text/html", &vec![b'x'; 1024 * 1024]).await,
-        // Failures after the message was recorded: only the idempotency key saves the day.
-        6 => {
-            stand_in.record(&key, &content);
-            common::answer(
-                &mut stream,
-                500,
-                "application/json",
-                br#"{"code":20500,"message":"Internal Server Error","status":500}"#,
-            )
-            .await;
-        }
-        7 => {
-            stand_in.record(&key, &content);
-            common::reset(stream);
-        }
-        8 => {
-            let body = created(&stand_in.record(&key, &content));
-            let _ = stream
-                .write_all(common::head(201, "application/json", body.len()).as_bytes())
-                .await;
-            let _ = stream.write_all(&body[..body.len() / 2]).await;
-            common::reset(stream);
-        }
-        9 => {
-            stand_in.record(&key, &content);
-            tokio::time::sleep(Duration::from_secs(2)).await;
-        }
-        _ => {
-            stand_in.record(&key, &content);
-            common::answer(
-                &mut stream,
-                504,
-                "text/html",
-                b"<html>Gateway Timeout</html>",
-            )
-            .await;
-        }
-    }
-}
-
-async fn start(stand_in: Arc<StandIn>) -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        while let Ok((stream, _)) = listener.accept().await {
-            tokio::spawn(handle(stand_in.clone(), stream));
-        }
-    });
-    addr
+async fn start() -> Emulator {
+    let emulator = Emulator::builder()
+        .account_sid(ACCOUNT.parse().unwrap())
+        .auth_token("token")
+        // Every kind at an equal share of 30%; a stall holds the connection for 2 s.
+        .faults(
+            Faults::none()
+                .all_kinds(FAILURE_RATE)
+                .seed(SEED)
+                .stall(Duration::from_secs(2)),
+        )
+        .start()
+        .await
+        .unwrap();
+    let call: CallSid = CALL.parse().unwrap();
+    emulator
+        .add_call(call, CallStatus::InProgress, None)
+        .unwrap();
+    emulator
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_message_is_lost_or_delivered_twice() {
-    let stand_in = Arc::new(StandIn {
-        ledger: Mutex::new(Ledger::default()),
-        rng: Mutex::new(fastrand::Rng::with_seed(SEED)),
-    });
-    let addr = start(stand_in.clone()).await;
+    let emulator = start().await;
     let client = Client::builder()
         .account_sid(ACCOUNT)
         .auth_token("token")
-        .base_url(format!("http://{addr}"))
+        .base_url(emulator.base_url())
         .timeout(Duration::from_millis(300))
         // 30% of attempts failing is an outage by the default budget's measure (500 tokens,
         // 10 a retry, refunded when it succeeds: a client stops retrying once about one retry
@@ -203,14 +90,24 @@ async fn no_message_is_lost_or_delivered_twice() {
         "every send ends in exactly one result"
     );
 
-    let ledger = stand_in.ledger.lock().unwrap();
+    // What the emulator recorded: key -> (message SID, content), and how many times each
+    // content was recorded (must never exceed 1).
+    let mut by_key: HashMap<String, (String, String)> = HashMap::new();
+    let mut recorded: HashMap<String, usize> = HashMap::new();
+    for (_, message) in emulator.messages() {
+        let content = message.content.to_string();
+        *recorded.entry(content.clone()).or_default() += 1;
+        if let Some(key) = message.idempotency_key {
+            by_key.insert(key, (message.sid.to_string(), content));
+        }
+    }
     let (mut ok, mut failed, mut lost, mut retried) = (0, 0, 0, 0);
     for (n, result) in &results {
         let content = json!({ "n": n }).to_string();
         match result {
             Ok(message) => {
                 ok += 1;
-                match ledger.by_key.get(&message.idempotency_key) {
+                match by_key.get(&message.idempotency_key) {
                     Some((sid, recorded))
                         if *sid == message.sid.as_str() && *recorded == content => {}
                     _ => lost += 1,
@@ -225,13 +122,24 @@ async fn no_message_is_lost_or_delivered_twice() {
             }
         }
     }
-    let duplicates = ledger.recorded.values().filter(|&&count| count > 1).count();
+    let duplicates = recorded.values().filter(|&&count| count > 1).count();
+    let stats = emulator.stats();
     println!(
         "chaos tally: {MESSAGES} sent, {ok} ok, {failed} failed ({retried} after retries), \
-         {} recorded, {duplicates} duplicates, {lost} lost, {:.1?}",
-        ledger.by_key.len(),
-        started.elapsed()
+         {} recorded, {duplicates} duplicates, {lost} lost, {:.1?}; the emulator: {} requests, \
+         {} faults, {} replays",
+        by_key.len(),
+        started.elapsed(),
+        stats.requests,
+        stats.faults,
+        stats.replays,
     );
+    // The faults did happen, after recording too (or the test proves nothing).
+    assert!(
+        stats.faults as f64 > 0.2 * stats.requests as f64,
+        "{stats:?}"
+    );
+    assert!(stats.replays > 0, "{stats:?}");
     assert_eq!(duplicates, 0, "a message was recorded twice");
     assert_eq!(lost, 0, "an Ok was not recorded as returned");
     assert!(

@@ -1,5 +1,6 @@
-//! Flow control against an account concurrency limit (issue 11), on the limited stand-in
-//! `tests/common/limited_twilio.rs`: with default settings, a broadcast or a burst of plain
+//! Flow control against an account concurrency limit (issue 11), on the local Twilio
+//! (`twilio-call-messages-emulator`) with a limit of N requests in flight, each taking 40 ms
+//! inside the account, 429 / 20429 beyond (twilio.com/docs/api/errors/20429): with default settings, a broadcast or a burst of plain
 //! sends against a limit smaller than its concurrency loses nothing and sends nothing twice,
 //! alone or beside other clients; an outage is not multiplied by retries. Wall times are
 //! printed for comparison with the ideal; the goodput figures are `cargo bench --bench flow`'s.
@@ -10,22 +11,47 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 use twilio_call_messages::{BroadcastResults, CallSid, Client, Error, GaveUp, reqwest};
+use twilio_call_messages_emulator::{CallStatus, Emulator, FaultKind, Faults};
 
-mod common;
+const ACCOUNT: &str = "ACaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
 
-use common::limited_twilio::{ACCOUNT, LimitedTwilio, Limits};
+/// An account that serves `limit` requests at once, each for `latency`; `header`: answers
+/// carry `Twilio-Concurrent-Requests`.
+async fn account(limit: usize, latency: Duration, header: bool) -> Emulator {
+    Emulator::builder()
+        .account_sid(ACCOUNT.parse().unwrap())
+        .auth_token("token")
+        .concurrency_limit(limit)
+        .latency(latency)
+        .concurrency_header(header)
+        .start()
+        .await
+        .unwrap()
+}
 
-fn calls(n: usize, offset: usize) -> Vec<CallSid> {
+/// The issue's account: `limit` at once, 40 ms each, no header.
+async fn limited(limit: usize) -> Emulator {
+    account(limit, Duration::from_millis(40), false).await
+}
+
+/// `n` in-progress calls of the emulator (a message needs an active call).
+fn calls(server: &Emulator, n: usize, offset: usize) -> Vec<CallSid> {
     (offset..offset + n)
-        .map(|i| format!("CA{i:032x}").parse().unwrap())
+        .map(|i| {
+            let sid: CallSid = format!("CA{i:032x}").parse().unwrap();
+            if server.call(&sid).is_none() {
+                server.add_call(sid, CallStatus::InProgress, None).unwrap();
+            }
+            sid
+        })
         .collect()
 }
 
-fn client(server: &LimitedTwilio) -> Client {
+fn client(server: &Emulator) -> Client {
     Client::builder()
         .account_sid(ACCOUNT)
         .auth_token("token")
-        .base_url(server.url())
+        .base_url(server.base_url())
         .build()
         .unwrap()
 }
@@ -52,28 +78,25 @@ fn ideal(calls: usize, limit: usize) -> Duration {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_stand_in_enforces_its_limit_and_speaks_twilio() {
-    let server = LimitedTwilio::start(Limits {
-        limit: 2,
-        latency: Duration::from_millis(500),
-        concurrency_header: true,
-    })
-    .await;
+async fn the_emulator_enforces_its_limit_and_speaks_twilio() {
+    let server = account(2, Duration::from_millis(500), true).await;
+    calls(&server, 1, 7);
     let http = reqwest::Client::new();
     let url = format!(
         "{}/2010-04-01/Accounts/{ACCOUNT}/Calls/CA{:032x}/UserDefinedMessages.json",
-        server.url(),
+        server.base_url(),
         7
     );
     let send = |key: &'static str| {
         let request = http
             .post(&url)
+            .basic_auth(ACCOUNT, Some("token"))
             .form(&[("Content", "{}"), ("IdempotencyKey", key)]);
         async move { request.send().await.unwrap() }
     };
     // Two are served (500 ms each); a third, sent once both arrived, is beyond the limit.
     let (a, b, c) = tokio::join!(send("k1"), send("k2"), async {
-        while server.counts().requests < 2 {
+        while server.stats().requests < 2 {
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
         send("k3").await
@@ -90,21 +113,24 @@ async fn the_stand_in_enforces_its_limit_and_speaks_twilio() {
         let body: serde_json::Value = response.json().await.unwrap();
         assert_eq!(body["call_sid"], format!("CA{:032x}", 7));
     }
-    // The same key again: the same message, counted as a duplicate.
+    // The same key again: the same message, counted as a replay, recorded once.
     let again = send("k1").await;
     assert_eq!(again.status(), 201);
-    server.set_outage(true);
+    server
+        .set_faults(Faults::none().with(FaultKind::Unavailable, 1.0))
+        .unwrap();
     assert_eq!(send("k4").await.status(), 503);
 
-    let counts = server.counts();
+    let counts = server.stats();
     assert_eq!(counts.requests, 5);
     assert_eq!(
-        (counts.served, counts.throttled, counts.unavailable),
+        (counts.succeeded, counts.throttled, counts.faults),
         (3, 1, 1)
     );
-    assert_eq!(counts.max_concurrency, 2);
-    assert_eq!(counts.duplicates, 1);
-    assert_eq!(server.served_keys()["k1"], 2);
+    assert_eq!(counts.peak_in_flight, 2);
+    assert_eq!(counts.replays, 1);
+    assert_eq!(counts.messages, 2, "k1 and k2, once each");
+    assert_eq!(server.succeeded_per_key()["k1"], 2);
 }
 
 /// One broadcast of 2,000 calls (its default upper bound: 100 in flight) into an account that
@@ -112,23 +138,22 @@ async fn the_stand_in_enforces_its_limit_and_speaks_twilio() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_broadcast_against_an_account_limit_loses_nothing() {
     for limit in [8, 20] {
-        let server = LimitedTwilio::start(Limits::new(limit)).await;
+        let server = limited(limit).await;
         let client = client(&server);
+        let calls = calls(&server, 2000, 0);
         let started = Instant::now();
-        let results = client
-            .broadcast(calls(2000, 0), &json!({"slide": 1}))
-            .await
-            .unwrap();
+        let results = client.broadcast(calls, &json!({"slide": 1})).await.unwrap();
         let elapsed = started.elapsed();
-        let counts = server.counts();
-        let served: HashSet<String> = server.served_keys().into_keys().collect();
+        let counts = server.stats();
+        let served: HashSet<String> = server.succeeded_per_key().into_keys().collect();
 
         assert_eq!(reconcile(&results, &served), 2000, "0 failed");
-        assert!(counts.max_concurrency <= limit, "{counts:?}");
-        assert_eq!(counts.duplicates, 0, "no key served twice");
-        assert_eq!(counts.served, 2000, "every key served once");
+        assert!(counts.peak_in_flight <= limit, "{counts:?}");
+        assert_eq!(counts.replays, 0, "no key served twice");
+        assert_eq!(counts.succeeded, 2000, "every key served once");
+        assert_eq!(counts.messages, 2000, "every message recorded once");
         assert_eq!(served.len(), 2000);
-        assert_eq!(counts.requests, counts.served + counts.throttled);
+        assert_eq!(counts.requests, counts.succeeded + counts.throttled);
         let stats = client.flow_stats();
         assert_eq!(stats.throttled, counts.throttled, "{stats:?}");
         assert_eq!((stats.in_flight, stats.waiting), (0, 0));
@@ -145,20 +170,22 @@ async fn one_broadcast_against_an_account_limit_loses_nothing() {
 /// A burst of plain sends, all spawned at once: they queue on the client's limit.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_burst_of_plain_sends_loses_nothing() {
-    let server = LimitedTwilio::start(Limits::new(8)).await;
+    let server = limited(8).await;
     let client = client(&server);
+    let calls = calls(&server, 600, 0);
     let started = Instant::now();
-    let sends: Vec<_> = calls(600, 0)
+    let sends: Vec<_> = calls
         .into_iter()
         .map(|call| tokio::spawn(client.send_message(call, &json!({"n": 1})).into_future()))
         .collect();
     for send in sends {
         send.await.unwrap().unwrap();
     }
-    let counts = server.counts();
-    assert_eq!(counts.served, 600);
-    assert_eq!(counts.duplicates, 0);
-    assert!(counts.max_concurrency <= 8, "{counts:?}");
+    let counts = server.stats();
+    assert_eq!(counts.succeeded, 600);
+    assert_eq!(counts.replays, 0);
+    assert_eq!(counts.messages, 600);
+    assert!(counts.peak_in_flight <= 8, "{counts:?}");
     eprintln!(
         "burst of 600 sends, N = 8: {counts:?}, {:.2?} ({:.2}× the ideal)",
         started.elapsed(),
@@ -170,21 +197,19 @@ async fn a_burst_of_plain_sends_loses_nothing() {
 /// account that serves 20: none coordinates with the others, none loses a message.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_clients_share_one_account() {
-    let server = LimitedTwilio::start(Limits::new(20)).await;
+    let server = limited(20).await;
     let started = Instant::now();
     let runs = (0..3).map(|i| {
         let client = client(&server);
+        let calls = calls(&server, 1000, i * 1000);
         async move {
-            let results = client
-                .broadcast(calls(1000, i * 1000), &json!({"slide": 2}))
-                .await
-                .unwrap();
+            let results = client.broadcast(calls, &json!({"slide": 2})).await.unwrap();
             (results, client.flow_stats(), started.elapsed())
         }
     });
     let all = futures_util::future::join_all(runs).await;
-    let counts = server.counts();
-    let served: HashSet<String> = server.served_keys().into_keys().collect();
+    let counts = server.stats();
+    let served: HashSet<String> = server.succeeded_per_key().into_keys().collect();
     for (results, _, _) in &all {
         assert_eq!(reconcile(results, &served), 1000, "0 failed");
     }
@@ -199,9 +224,10 @@ async fn three_clients_share_one_account() {
         first.as_secs_f64() >= 0.5 * last.as_secs_f64(),
         "unfair shares: finished at {finished:?}"
     );
-    assert!(counts.max_concurrency <= 20, "{counts:?}");
-    assert_eq!(counts.duplicates, 0);
-    assert_eq!(counts.served, 3000);
+    assert!(counts.peak_in_flight <= 20, "{counts:?}");
+    assert_eq!(counts.replays, 0);
+    assert_eq!(counts.succeeded, 3000);
+    assert_eq!(counts.messages, 3000);
     let limits: Vec<_> = all.iter().map(|(_, stats, _)| stats.limit).collect();
     eprintln!(
         "3 clients × 1,000 calls, N = 20: {counts:?}, limits at the end {limits:?}, finished at {finished:?}, {:.2?} ({:.2}× the ideal)",
@@ -213,11 +239,13 @@ async fn three_clients_share_one_account() {
 /// Every request 503: once the retry budget is spent, each call costs one request.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_outage_is_not_multiplied_by_retries() {
-    let server = LimitedTwilio::start(Limits::new(64)).await;
-    server.set_outage(true);
+    let server = limited(64).await;
+    server
+        .set_faults(Faults::none().with(FaultKind::Unavailable, 1.0))
+        .unwrap();
     let client = client(&server);
     let results = client
-        .broadcast(calls(2000, 0), &json!({"slide": 3}))
+        .broadcast(calls(&server, 2000, 0), &json!({"slide": 3}))
         .await
         .unwrap();
     let mut budget_spent = 0;
@@ -229,8 +257,9 @@ async fn an_outage_is_not_multiplied_by_retries() {
             assert!(e.to_string().contains("retry budget"), "{e}");
         }
     }
-    let counts = server.counts();
-    assert_eq!(counts.served, 0);
+    let counts = server.stats();
+    assert_eq!(counts.succeeded, 0);
+    assert_eq!(counts.messages, 0);
     assert!(
         counts.requests <= 2200,
         "at most 1.1 requests per call: {counts:?}"
@@ -259,7 +288,10 @@ async fn a_retry_after_past_the_deadline_stops_at_once() {
         .unwrap();
     let started = Instant::now();
     let err = client
-        .send_message(calls(1, 0)[0], &json!({}))
+        .send_message(
+            CallSid::try_from(format!("CA{:032x}", 0)).unwrap(),
+            &json!({}),
+        )
         .await
         .unwrap_err();
     assert!(err.is_throttled(), "{err:?}");

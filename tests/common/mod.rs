@@ -2,7 +2,6 @@
 //! stalls, truncated and oversized bodies.
 #![allow(dead_code)] // each test crate uses a part
 pub mod captured;
-pub mod limited_twilio;
 
 use std::time::Duration;
 
