@@ -368,8 +368,11 @@ async fn callback_rules() {
 /// after the call ended; a key expires after the window (a setting).
 #[tokio::test]
 async fn idempotency_keys_replay_the_first_result() {
+    // Long enough for the requests below on a loaded machine (300 ms was not), short enough
+    // to wait out at the end.
+    let window = Duration::from_secs(2);
     let e = Emulator::builder()
-        .idempotency_window(Duration::from_millis(300))
+        .idempotency_window(window)
         .start()
         .await
         .unwrap();
@@ -406,7 +409,7 @@ async fn idempotency_keys_replay_the_first_result() {
     assert_eq!(e.subscriptions(&call).len(), 1);
 
     // After the window, the key is new again.
-    tokio::time::sleep(Duration::from_millis(350)).await;
+    tokio::time::sleep(window + Duration::from_millis(50)).await;
     let (_, _, later) = post(&e, &url, &form).await;
     assert_ne!(later["sid"], first["sid"]);
     assert_eq!(e.client_received(&call).len(), 2);
