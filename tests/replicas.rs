@@ -231,6 +231,8 @@ enum Outcome {
 struct Record {
     /// Per attempt: replica, outcome.
     attempts: Vec<(usize, Outcome)>,
+    /// Per attempt: how long it took to get its outcome.
+    durations: Vec<Duration>,
     delivered: bool,
 }
 
@@ -278,6 +280,7 @@ impl Sender {
                 HeaderValue::from_str(&signature).unwrap(),
             );
             self.in_flight[replica].fetch_add(1, Ordering::SeqCst);
+            let sent_at = Instant::now();
             let sent = self
                 .http
                 .post(format!("http://127.0.0.1:{}{PATH}", self.ports[replica]))
@@ -302,6 +305,7 @@ impl Sender {
             let mut records = self.records.lock().unwrap();
             let record = records.entry(sid.to_owned()).or_default();
             record.attempts.push((replica, outcome));
+            record.durations.push(sent_at.elapsed());
             if matches!(outcome, Outcome::Handled | Outcome::Duplicate) {
                 record.delivered = true;
                 return;
@@ -365,7 +369,11 @@ async fn run(redis: RedisServer, retries: usize) -> RedisServer {
             let mut server = redis.take().unwrap();
             restarting = Some(tokio::task::spawn_blocking(move || {
                 let down = Instant::now();
-                server.restart_after(REDIS_DOWN);
+                let down_for = std::env::var("TCM_REDIS_DOWN_MS")
+                    .ok()
+                    .and_then(|v| v.parse().ok())
+                    .map_or(REDIS_DOWN, Duration::from_millis);
+                server.restart_after(down_for);
                 (server, down.elapsed())
             }));
         }
@@ -421,6 +429,7 @@ async fn run(redis: RedisServer, retries: usize) -> RedisServer {
     }
     // What the receivers logged (warnings and errors), by kind.
     let mut logged: BTreeMap<String, usize> = BTreeMap::new();
+    let mut logged_for: HashMap<String, Vec<String>> = HashMap::new();
     for replica in 0..3 {
         let text = std::fs::read_to_string(dir.join(format!("replica-{replica}.stderr")))
             .unwrap_or_default();
@@ -435,6 +444,13 @@ async fn run(redis: RedisServer, retries: usize) -> RedisServer {
                 .chars()
                 .take(90)
                 .collect::<String>();
+            if let Some(at) = line.find("KX") {
+                let sid: String = line[at..].chars().take(34).collect();
+                logged_for.entry(sid).or_default().push(format!(
+                    "r{replica}: {}",
+                    kind.chars().take(60).collect::<String>()
+                ));
+            }
             *logged.entry(kind).or_default() += 1;
         }
     }
@@ -503,6 +519,32 @@ async fn run(redis: RedisServer, retries: usize) -> RedisServer {
         excused.len(),
         duplicates.len()
     );
+    for (sid, by) in &duplicates {
+        let record = &records[sid];
+        let attempts: Vec<String> = record
+            .attempts
+            .iter()
+            .zip(&record.durations)
+            .map(|((r, o), d)| format!("r{r} {o:?} {d:.1?}"))
+            .collect();
+        report!(
+            "   duplicate {sid}: handled by {by:?}; attempts {attempts:?}; logged {:?}",
+            logged_for.get(sid)
+        );
+    }
+    for sid in &undelivered {
+        let record = &records[sid];
+        let attempts: Vec<String> = record
+            .attempts
+            .iter()
+            .zip(&record.durations)
+            .map(|((r, o), d)| format!("r{r} {o:?} {d:.1?}"))
+            .collect();
+        report!(
+            "   undelivered {sid}: attempts {attempts:?}; logged {:?}",
+            logged_for.get(sid)
+        );
+    }
     assert!(lost.is_empty(), "rc={retries}: lost {lost:?}");
     assert!(undelivered.is_empty(), "rc={retries}: {undelivered:?}");
     assert!(duplicates.is_empty(), "rc={retries}: {duplicates:?}");
