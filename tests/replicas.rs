@@ -2,9 +2,13 @@
 //! Twilio: signed callbacks, each message delivered 1-3 times at once to random replicas, a
 //! failed attempt retried soon after (`rc=1`, Twilio's default; then a run with `rc=5`). Some
 //! handler calls fail once, one replica is killed with SIGKILL while its handlers run, Redis is
-//! restarted mid-run. Every message must be handled successfully exactly once, none lost; a
-//! duplicate is excused only for a handler that finished on the killed replica just before the
-//! kill (its "done" was never recorded), and is reported.
+//! restarted mid-run (down ~1 s in the `rc=1` run, ~6 s, longer than the claim lease, in the
+//! `rc=5` run). Every message must be handled successfully exactly once, none lost. Two kinds of
+//! duplicate are excused, each counted and reported with its cause: a handler that finished on
+//! the killed replica just before the kill (its "done" was never recorded), and, only when Redis
+//! was down for longer than the lease, a message for which a receiver logged that its claim ran
+//! out and was taken over or that its "done" could not be recorded (the documented limit of a
+//! lease in a store that is unreachable for longer than the lease).
 //!
 //! The receivers are this test binary run again with `TCM_REPLICA` set (see `receiver`); each
 //! appends one fsync'd line per successful handling to its own log, which the sender reads at
@@ -46,7 +50,13 @@ const SPACING: Duration = Duration::from_millis(8);
 const VICTIM: usize = 0;
 const KILL_AT: usize = 150;
 const REDIS_RESTART_AT: usize = 280;
-const REDIS_DOWN: Duration = Duration::from_secs(1);
+/// How long Redis stays down (besides its own stop and start): a short outage with Twilio's
+/// single retry, one longer than the receivers' 5 s claim lease with `rc=5` (the holders'
+/// leases run out in Redis while their handlers run; they must take their claims back). The
+/// downtime actually measured is reported. `TCM_REDIS_DOWN_MS` overrides both.
+const REDIS_DOWN: [Duration; 2] = [Duration::from_secs(1), Duration::from_secs(6)];
+/// The receivers' claim lease (the SDK's default).
+const LEASE: Duration = twilio_call_messages::webhook::axum::DEFAULT_CLAIM_LEASE;
 /// Twilio's retry comes "soon after" a failed attempt; its read timeout per attempt.
 const RETRY_AFTER: Duration = Duration::from_millis(500);
 const READ_TIMEOUT: Duration = Duration::from_secs(15);
@@ -372,7 +382,7 @@ async fn run(redis: RedisServer, retries: usize) -> RedisServer {
                 let down_for = std::env::var("TCM_REDIS_DOWN_MS")
                     .ok()
                     .and_then(|v| v.parse().ok())
-                    .map_or(REDIS_DOWN, Duration::from_millis);
+                    .map_or(REDIS_DOWN[usize::from(retries > 1)], Duration::from_millis);
                 server.restart_after(down_for);
                 (server, down.elapsed())
             }));
@@ -448,7 +458,7 @@ async fn run(redis: RedisServer, retries: usize) -> RedisServer {
                 let sid: String = line[at..].chars().take(34).collect();
                 logged_for.entry(sid).or_default().push(format!(
                     "r{replica}: {}",
-                    kind.chars().take(60).collect::<String>()
+                    kind.chars().take(120).collect::<String>()
                 ));
             }
             *logged.entry(kind).or_default() += 1;
@@ -470,6 +480,7 @@ async fn run(redis: RedisServer, retries: usize) -> RedisServer {
     let mut lost = Vec::new();
     let mut undelivered = Vec::new();
     let mut excused = Vec::new();
+    let mut outage_excused = Vec::new();
     let mut duplicates = Vec::new();
     for i in 0..MESSAGES {
         let sid = format!("KX{retries:02x}{i:030x}");
@@ -488,8 +499,22 @@ async fn run(redis: RedisServer, retries: usize) -> RedisServer {
                     .attempts
                     .iter()
                     .any(|(r, o)| *r == VICTIM && *o == Outcome::Failed);
+                // Excusable too, as a documented limit: Redis was down for longer than the
+                // lease and a receiver logged, for this message, that its claim ran out and was
+                // taken over, or that its "done" could not be recorded.
+                let outage_cause = (redis_down > LEASE)
+                    .then(|| {
+                        logged_for.get(&sid)?.iter().find(|line| {
+                            line.contains("was lost")
+                                || line.contains("after its claim had been taken over")
+                                || line.contains("could not mark a handled")
+                        })
+                    })
+                    .flatten();
                 if by.len() == 2 && by.contains(&VICTIM) && broke_on_victim {
                     excused.push(sid);
+                } else if let (2, Some(cause)) = (by.len(), outage_cause) {
+                    outage_excused.push((sid, cause.clone()));
                 } else {
                     duplicates.push((sid, by));
                 }
@@ -513,10 +538,12 @@ async fn run(redis: RedisServer, retries: usize) -> RedisServer {
     report!(
         "   successful handler calls: {handler_calls}; lost: {}; undelivered: {}; duplicates \
          excused (finished on the killed replica just before the kill): {} {excused:?}; \
-         duplicates not excused: {}",
+         duplicates excused (Redis down longer than the lease, a claim lost or \
+         a done not recorded): {} {outage_excused:?}; duplicates not excused: {}",
         lost.len(),
         undelivered.len(),
         excused.len(),
+        outage_excused.len(),
         duplicates.len()
     );
     for (sid, by) in &duplicates {
@@ -548,6 +575,9 @@ async fn run(redis: RedisServer, retries: usize) -> RedisServer {
     assert!(lost.is_empty(), "rc={retries}: lost {lost:?}");
     assert!(undelivered.is_empty(), "rc={retries}: {undelivered:?}");
     assert!(duplicates.is_empty(), "rc={retries}: {duplicates:?}");
-    assert_eq!(handler_calls, MESSAGES + excused.len());
+    assert_eq!(
+        handler_calls,
+        MESSAGES + excused.len() + outage_excused.len()
+    );
     redis
 }
