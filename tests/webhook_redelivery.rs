@@ -1,7 +1,9 @@
 //! Redeliveries through the axum extractor and its `DeliveryLayer`, with the in-memory store:
-//! the handler's answer settles the claim (2xx done; 500, a panic or a dropped request give it
-//! back), a redelivery waits for a claim in progress, a dead holder's lease is taken over, the
-//! route is part of the key, and a missing layer or a failing store are answered loudly.
+//! the handler's answer settles the claim (2xx done; 500 or a panic give it back; a handler whose
+//! client stopped waiting runs to completion and settles it), a redelivery waits for a claim in
+//! progress, a dead holder's lease is taken over, a live holder takes its claim back after a store
+//! outage longer than its lease, the route is part of the key, and a missing layer or a failing
+//! store are answered loudly.
 #![cfg(feature = "axum")]
 
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -500,7 +502,7 @@ async fn a_holder_takes_its_claim_back_after_an_outage_longer_than_its_lease() {
         Server::start(
             config()
                 .deduplicate_with(Duration::from_secs(600), store.clone())
-                .claim_lease(Duration::from_millis(200))
+                .claim_lease(Duration::from_millis(600))
                 .redelivery_wait(Duration::from_secs(10)),
             true,
         )
@@ -509,20 +511,20 @@ async fn a_holder_takes_its_claim_back_after_an_outage_longer_than_its_lease() {
     let first = tokio::spawn({
         let server = server.clone();
         async move {
-            let slow = serde_json::json!({"sleep_ms": 3_000});
+            let slow = serde_json::json!({"sleep_ms": 4_500});
             server.deliver("/a", SID, slow, PATIENT).await
         }
     });
     while server.started() == 0 {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    // Down for three leases while the handler runs: the lease runs out in the store.
+    // Down for two and a half leases while the handler runs: the lease runs out in the store.
     store.down.store(true, Ordering::SeqCst);
-    tokio::time::sleep(Duration::from_millis(600)).await;
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
     store.down.store(false, Ordering::SeqCst);
-    // The holder's heartbeat retries within 150 ms; this delivery comes a second later, while
-    // the handler still runs (3 s).
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    // The holder's heartbeat retries every 100 ms at most; this delivery comes 1.5 s later,
+    // while the handler still runs (4.5 s).
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
     let (status, text) = server.deliver("/a", SID, ok(), PATIENT).await.unwrap();
     assert_eq!(status, 200, "{text}");
     assert_eq!(first.await.unwrap().unwrap().0, 200);

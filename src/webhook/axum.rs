@@ -38,10 +38,22 @@
 //!
 //! With [`WebhookConfig::deduplicate`], the extractor claims the message (its `Sid` and the
 //! route it was posted to) before the handler runs, and the [`DeliveryLayer`] settles the claim
-//! from the handler's answer: a 2xx marks the message done for the window; any other answer, a
-//! panic or a dropped request (Twilio gave up waiting) gives the claim back, so that Twilio's
-//! retry is handled. Meanwhile the claim is a short lease ([`WebhookConfig::claim_lease`])
-//! renewed by a heartbeat, so a replica that dies mid-way holds it for at most one lease.
+//! from the handler's answer: a 2xx marks the message done for the window; any other answer or
+//! a panic gives the claim back, so that Twilio's retry is handled. The handler runs in a task
+//! of its own: when Twilio gives up waiting (its read timeout) and hyper drops the request, the
+//! handler is not cut short after its side effects; it runs to completion and its answer settles
+//! the claim, so the retry waits for it rather than handling the message again (a handler that
+//! can hang needs its own timeout inside the layer: a non-2xx answer gives the claim back).
+//! Meanwhile the claim is a short lease ([`WebhookConfig::claim_lease`]) renewed by a heartbeat,
+//! so a replica that dies mid-way holds it for at most one lease.
+//!
+//! A store that is unreachable for longer than the lease lets leases run out in the store while
+//! their handlers run. The heartbeat retries every 50-150 ms (at most a sixth of the lease) and
+//! takes its claim back once the store answers, unless someone took it over; a "done" is retried
+//! for a lease plus the redelivery wait; and a redelivery that met the outage holds off a fifth
+//! of the lease once the store answers, so a live holder gets there first. A delivery that
+//! claims the message in that first instant (one that did not see the outage, or whose holder is
+//! slower than the hold-off) still runs the handler a second time; the holder logs it.
 //!
 //! A redelivery that finds the message in progress elsewhere waits (at most
 //! [`WebhookConfig::redelivery_wait`]) for it to be done (200 without the handler) or for the
@@ -484,10 +496,14 @@ fn delivery_key(sid: &MessageSid, route: &str) -> String {
 ///
 /// While the handler runs it renews the claim every third of
 /// [`WebhookConfig::claim_lease`]. When the handler answers, a 2xx marks the message done for
-/// the dedup window, anything else gives the claim back; a panic or a dropped request gives it
-/// back too (in a spawned task, or when the lease runs out). A store that fails at this point
-/// is retried for up to one lease (the answer waits), then the claim ends with its lease; the
-/// handler's answer is never changed.
+/// the dedup window, anything else gives the claim back; a panic gives it back too (in a
+/// spawned task, or when the lease runs out). The handler, heartbeat and settling run in a task
+/// of their own, so a request dropped by the client (Twilio's read timeout) does not cut the
+/// handler short: it runs to completion and settles the claim. A store that fails at this point
+/// is retried (the answer waits): "done" for up to a lease plus the redelivery wait, a release
+/// for one lease (then the claim ends with its lease); the handler's answer is never changed.
+/// While the store is unreachable the heartbeat retries every 50-150 ms (at most a sixth of the
+/// lease) and takes the claim back if its lease ran out meanwhile and nobody took it over.
 ///
 /// Put it on the routes that use the extractors, before the state:
 /// `Router::new().route(..).layer(DeliveryLayer::new()).with_state(..)`.
@@ -561,7 +577,11 @@ where
             let Ok(runtime) = tokio::runtime::Handle::try_current() else {
                 return settled.await;
             };
-            match runtime.spawn(settled).await {
+            // In the caller's span, so that the handler's logs keep their request context.
+            match runtime
+                .spawn(tracing::Instrument::in_current_span(settled))
+                .await
+            {
                 Ok(answer) => answer,
                 // The claim was given back as the task unwound; panic here as the handler did.
                 Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
