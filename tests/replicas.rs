@@ -461,6 +461,11 @@ async fn run(redis: RedisServer, retries: usize) -> RedisServer {
                     kind.chars().take(120).collect::<String>()
                 ));
             }
+            // One line per kind, not per message.
+            let kind = match kind.find("KX") {
+                Some(at) => format!("{}KX…", &kind[..at]),
+                None => kind,
+            };
             *logged.entry(kind).or_default() += 1;
         }
     }
