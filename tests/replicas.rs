@@ -2,9 +2,13 @@
 //! Twilio: signed callbacks, each message delivered 1-3 times at once to random replicas, a
 //! failed attempt retried soon after (`rc=1`, Twilio's default; then a run with `rc=5`). Some
 //! handler calls fail once, one replica is killed with SIGKILL while its handlers run, Redis is
-//! restarted mid-run. Every message must be handled successfully exactly once, none lost; a
-//! duplicate is excused only for a handler that finished on the killed replica just before the
-//! kill (its "done" was never recorded), and is reported.
+//! restarted mid-run (down ~1 s in the `rc=1` run, ~6 s, longer than the claim lease, in the
+//! `rc=5` run). Every message must be handled successfully exactly once, none lost. Two kinds of
+//! duplicate are excused, each counted and reported with its cause: a handler that finished on
+//! the killed replica just before the kill (its "done" was never recorded), and, only when Redis
+//! was down for longer than the lease, a message for which a receiver logged that its claim ran
+//! out and was taken over or that its "done" could not be recorded (the documented limit of a
+//! lease in a store that is unreachable for longer than the lease).
 //!
 //! The receivers are this test binary run again with `TCM_REPLICA` set (see `receiver`); each
 //! appends one fsync'd line per successful handling to its own log, which the sender reads at
@@ -46,7 +50,13 @@ const SPACING: Duration = Duration::from_millis(8);
 const VICTIM: usize = 0;
 const KILL_AT: usize = 150;
 const REDIS_RESTART_AT: usize = 280;
-const REDIS_DOWN: Duration = Duration::from_secs(1);
+/// How long Redis stays down (besides its own stop and start): a short outage with Twilio's
+/// single retry, one longer than the receivers' 5 s claim lease with `rc=5` (the holders'
+/// leases run out in Redis while their handlers run; they must take their claims back). The
+/// downtime actually measured is reported. `TCM_REDIS_DOWN_MS` overrides both.
+const REDIS_DOWN: [Duration; 2] = [Duration::from_secs(1), Duration::from_secs(6)];
+/// The receivers' claim lease (the SDK's default).
+const LEASE: Duration = twilio_call_messages::webhook::axum::DEFAULT_CLAIM_LEASE;
 /// Twilio's retry comes "soon after" a failed attempt; its read timeout per attempt.
 const RETRY_AFTER: Duration = Duration::from_millis(500);
 const READ_TIMEOUT: Duration = Duration::from_secs(15);
@@ -231,6 +241,8 @@ enum Outcome {
 struct Record {
     /// Per attempt: replica, outcome.
     attempts: Vec<(usize, Outcome)>,
+    /// Per attempt: how long it took to get its outcome.
+    durations: Vec<Duration>,
     delivered: bool,
 }
 
@@ -278,6 +290,7 @@ impl Sender {
                 HeaderValue::from_str(&signature).unwrap(),
             );
             self.in_flight[replica].fetch_add(1, Ordering::SeqCst);
+            let sent_at = Instant::now();
             let sent = self
                 .http
                 .post(format!("http://127.0.0.1:{}{PATH}", self.ports[replica]))
@@ -302,6 +315,7 @@ impl Sender {
             let mut records = self.records.lock().unwrap();
             let record = records.entry(sid.to_owned()).or_default();
             record.attempts.push((replica, outcome));
+            record.durations.push(sent_at.elapsed());
             if matches!(outcome, Outcome::Handled | Outcome::Duplicate) {
                 record.delivered = true;
                 return;
@@ -365,7 +379,11 @@ async fn run(redis: RedisServer, retries: usize) -> RedisServer {
             let mut server = redis.take().unwrap();
             restarting = Some(tokio::task::spawn_blocking(move || {
                 let down = Instant::now();
-                server.restart_after(REDIS_DOWN);
+                let down_for = std::env::var("TCM_REDIS_DOWN_MS")
+                    .ok()
+                    .and_then(|v| v.parse().ok())
+                    .map_or(REDIS_DOWN[usize::from(retries > 1)], Duration::from_millis);
+                server.restart_after(down_for);
                 (server, down.elapsed())
             }));
         }
@@ -421,6 +439,7 @@ async fn run(redis: RedisServer, retries: usize) -> RedisServer {
     }
     // What the receivers logged (warnings and errors), by kind.
     let mut logged: BTreeMap<String, usize> = BTreeMap::new();
+    let mut logged_for: HashMap<String, Vec<String>> = HashMap::new();
     for replica in 0..3 {
         let text = std::fs::read_to_string(dir.join(format!("replica-{replica}.stderr")))
             .unwrap_or_default();
@@ -435,6 +454,18 @@ async fn run(redis: RedisServer, retries: usize) -> RedisServer {
                 .chars()
                 .take(90)
                 .collect::<String>();
+            if let Some(at) = line.find("KX") {
+                let sid: String = line[at..].chars().take(34).collect();
+                logged_for.entry(sid).or_default().push(format!(
+                    "r{replica}: {}",
+                    kind.chars().take(120).collect::<String>()
+                ));
+            }
+            // One line per kind, not per message.
+            let kind = match kind.find("KX") {
+                Some(at) => format!("{}KX…", &kind[..at]),
+                None => kind,
+            };
             *logged.entry(kind).or_default() += 1;
         }
     }
@@ -454,6 +485,7 @@ async fn run(redis: RedisServer, retries: usize) -> RedisServer {
     let mut lost = Vec::new();
     let mut undelivered = Vec::new();
     let mut excused = Vec::new();
+    let mut outage_excused = Vec::new();
     let mut duplicates = Vec::new();
     for i in 0..MESSAGES {
         let sid = format!("KX{retries:02x}{i:030x}");
@@ -472,8 +504,22 @@ async fn run(redis: RedisServer, retries: usize) -> RedisServer {
                     .attempts
                     .iter()
                     .any(|(r, o)| *r == VICTIM && *o == Outcome::Failed);
+                // Excusable too, as a documented limit: Redis was down for longer than the
+                // lease and a receiver logged, for this message, that its claim ran out and was
+                // taken over, or that its "done" could not be recorded.
+                let outage_cause = (redis_down > LEASE)
+                    .then(|| {
+                        logged_for.get(&sid)?.iter().find(|line| {
+                            line.contains("was lost")
+                                || line.contains("after its claim had been taken over")
+                                || line.contains("could not mark a handled")
+                        })
+                    })
+                    .flatten();
                 if by.len() == 2 && by.contains(&VICTIM) && broke_on_victim {
                     excused.push(sid);
+                } else if let (2, Some(cause)) = (by.len(), outage_cause) {
+                    outage_excused.push((sid, cause.clone()));
                 } else {
                     duplicates.push((sid, by));
                 }
@@ -497,15 +543,46 @@ async fn run(redis: RedisServer, retries: usize) -> RedisServer {
     report!(
         "   successful handler calls: {handler_calls}; lost: {}; undelivered: {}; duplicates \
          excused (finished on the killed replica just before the kill): {} {excused:?}; \
-         duplicates not excused: {}",
+         duplicates excused (Redis down longer than the lease, a claim lost or \
+         a done not recorded): {} {outage_excused:?}; duplicates not excused: {}",
         lost.len(),
         undelivered.len(),
         excused.len(),
+        outage_excused.len(),
         duplicates.len()
     );
+    for (sid, by) in &duplicates {
+        let record = &records[sid];
+        let attempts: Vec<String> = record
+            .attempts
+            .iter()
+            .zip(&record.durations)
+            .map(|((r, o), d)| format!("r{r} {o:?} {d:.1?}"))
+            .collect();
+        report!(
+            "   duplicate {sid}: handled by {by:?}; attempts {attempts:?}; logged {:?}",
+            logged_for.get(sid)
+        );
+    }
+    for sid in &undelivered {
+        let record = &records[sid];
+        let attempts: Vec<String> = record
+            .attempts
+            .iter()
+            .zip(&record.durations)
+            .map(|((r, o), d)| format!("r{r} {o:?} {d:.1?}"))
+            .collect();
+        report!(
+            "   undelivered {sid}: attempts {attempts:?}; logged {:?}",
+            logged_for.get(sid)
+        );
+    }
     assert!(lost.is_empty(), "rc={retries}: lost {lost:?}");
     assert!(undelivered.is_empty(), "rc={retries}: {undelivered:?}");
     assert!(duplicates.is_empty(), "rc={retries}: {duplicates:?}");
-    assert_eq!(handler_calls, MESSAGES + excused.len());
+    assert_eq!(
+        handler_calls,
+        MESSAGES + excused.len() + outage_excused.len()
+    );
     redis
 }

@@ -1,7 +1,9 @@
 //! Redeliveries through the axum extractor and its `DeliveryLayer`, with the in-memory store:
-//! the handler's answer settles the claim (2xx done; 500, a panic or a dropped request give it
-//! back), a redelivery waits for a claim in progress, a dead holder's lease is taken over, the
-//! route is part of the key, and a missing layer or a failing store are answered loudly.
+//! the handler's answer settles the claim (2xx done; 500 or a panic give it back; a handler whose
+//! client stopped waiting runs to completion and settles it), a redelivery waits for a claim in
+//! progress, a dead holder's lease is taken over, a live holder takes its claim back after a store
+//! outage longer than its lease, the route is part of the key, and a missing layer or a failing
+//! store are answered loudly.
 #![cfg(feature = "axum")]
 
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -215,24 +217,33 @@ async fn a_panicking_or_dropped_handler_gives_the_claim_back() {
     );
     assert_eq!(server.answered(), vec![(SID.to_owned(), 200)]);
 
-    // Twilio stops waiting (its read timeout): hyper drops the handler's future.
-    let other = "KXdddddddddddddddddddddddddddddddd";
-    let slow = serde_json::json!({"sleep_ms": 5_000});
+    assert_eq!(server.started(), 2);
+}
+
+/// Regression: Twilio stops waiting (its read timeout) and hyper drops the request's future.
+/// The handler used to be dropped with it and its claim given back, although its side effects
+/// (here, the work before its answer) were done: Twilio's retry then handled the message again
+/// (the replica test's 102 duplicates under load). Now the handler runs to completion in a task
+/// of its own, and its 2xx marks the message done: the retry waits for it and gets 200 without
+/// the handler.
+#[tokio::test]
+async fn a_handler_whose_client_stopped_waiting_runs_to_completion_and_marks_it_done() {
+    let server = Server::start(config().deduplicate(Duration::from_secs(600)), true).await;
+    let slow = serde_json::json!({"sleep_ms": 1_500});
     assert!(
         server
-            .deliver("/a", other, slow, Duration::from_millis(300))
+            .deliver("/a", SID, slow, Duration::from_millis(300))
             .await
-            .is_none()
+            .is_none(),
+        "the client gave up"
     );
-    assert_eq!(
-        server.deliver("/a", other, ok(), PATIENT).await.unwrap().0,
-        200
-    );
-    assert_eq!(server.started(), 4);
+    let (status, text) = server.deliver("/a", SID, ok(), PATIENT).await.unwrap();
+    assert_eq!(status, 200, "{text}");
+    assert_eq!(server.started(), 1, "the retry did not run the handler");
     assert_eq!(
         server.answered(),
-        vec![(SID.to_owned(), 200), (other.to_owned(), 200)],
-        "the dropped handler never answered"
+        vec![(SID.to_owned(), 200)],
+        "the first handler answered although nobody was listening any more"
     );
 }
 
@@ -378,14 +389,18 @@ async fn deduplication_without_the_layer_fails_loudly_and_claims_nothing() {
     );
 }
 
-/// A store that is unreachable for its first `failures` operations.
+/// A store that is unreachable for its first `failures` operations, and while `down`.
 struct Flaky {
     failures: AtomicUsize,
+    down: std::sync::atomic::AtomicBool,
     inner: MemoryDeliveryStore,
 }
 
 impl Flaky {
     fn fail(&self) -> Result<(), StoreError> {
+        if self.down.load(Ordering::SeqCst) {
+            return Err(StoreError("connection refused".into()));
+        }
         if self
             .failures
             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
@@ -443,6 +458,7 @@ impl DeliveryStore for Flaky {
 async fn a_store_down_for_longer_than_the_wait_is_503_and_a_short_outage_is_waited_out() {
     let store = Arc::new(Flaky {
         failures: AtomicUsize::new(usize::MAX),
+        down: Default::default(),
         inner: MemoryDeliveryStore::default(),
     });
     let server = Server::start(
@@ -468,4 +484,49 @@ async fn a_store_down_for_longer_than_the_wait_is_503_and_a_short_outage_is_wait
         200
     );
     assert_eq!(server.started(), 1, "done");
+}
+
+/// Regression: a store outage longer than the lease let the lease of a claim whose handler was
+/// still running run out, and a delivery arriving after the outage took the claim over and ran
+/// the handler a second time (the replica test, Redis down 6.2 s). Now the holder's heartbeat
+/// retries soon after a failure and takes its claim back when the lease ran out: the later
+/// delivery waits for it and is answered without the handler.
+#[tokio::test]
+async fn a_holder_takes_its_claim_back_after_an_outage_longer_than_its_lease() {
+    let store = Arc::new(Flaky {
+        failures: AtomicUsize::new(0),
+        down: Default::default(),
+        inner: MemoryDeliveryStore::default(),
+    });
+    let server = Arc::new(
+        Server::start(
+            config()
+                .deduplicate_with(Duration::from_secs(600), store.clone())
+                .claim_lease(Duration::from_millis(600))
+                .redelivery_wait(Duration::from_secs(10)),
+            true,
+        )
+        .await,
+    );
+    let first = tokio::spawn({
+        let server = server.clone();
+        async move {
+            let slow = serde_json::json!({"sleep_ms": 4_500});
+            server.deliver("/a", SID, slow, PATIENT).await
+        }
+    });
+    while server.started() == 0 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    // Down for two and a half leases while the handler runs: the lease runs out in the store.
+    store.down.store(true, Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    store.down.store(false, Ordering::SeqCst);
+    // The holder's heartbeat retries every 100 ms at most; this delivery comes 1.5 s later,
+    // while the handler still runs (4.5 s).
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    let (status, text) = server.deliver("/a", SID, ok(), PATIENT).await.unwrap();
+    assert_eq!(status, 200, "{text}");
+    assert_eq!(first.await.unwrap().unwrap().0, 200);
+    assert_eq!(server.started(), 1, "the handler ran once");
 }

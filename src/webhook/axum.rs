@@ -38,10 +38,22 @@
 //!
 //! With [`WebhookConfig::deduplicate`], the extractor claims the message (its `Sid` and the
 //! route it was posted to) before the handler runs, and the [`DeliveryLayer`] settles the claim
-//! from the handler's answer: a 2xx marks the message done for the window; any other answer, a
-//! panic or a dropped request (Twilio gave up waiting) gives the claim back, so that Twilio's
-//! retry is handled. Meanwhile the claim is a short lease ([`WebhookConfig::claim_lease`])
-//! renewed by a heartbeat, so a replica that dies mid-way holds it for at most one lease.
+//! from the handler's answer: a 2xx marks the message done for the window; any other answer or
+//! a panic gives the claim back, so that Twilio's retry is handled. The handler runs in a task
+//! of its own: when Twilio gives up waiting (its read timeout) and hyper drops the request, the
+//! handler is not cut short after its side effects; it runs to completion and its answer settles
+//! the claim, so the retry waits for it rather than handling the message again (a handler that
+//! can hang needs its own timeout inside the layer: a non-2xx answer gives the claim back).
+//! Meanwhile the claim is a short lease ([`WebhookConfig::claim_lease`]) renewed by a heartbeat,
+//! so a replica that dies mid-way holds it for at most one lease.
+//!
+//! A store that is unreachable for longer than the lease lets leases run out in the store while
+//! their handlers run. The heartbeat retries every 50-150 ms (at most a sixth of the lease) and
+//! takes its claim back once the store answers, unless someone took it over; a "done" is retried
+//! for a lease plus the redelivery wait; and a redelivery that met the outage holds off a fifth
+//! of the lease once the store answers, so a live holder gets there first. A delivery that
+//! claims the message in that first instant (one that did not see the outage, or whose holder is
+//! slower than the hold-off) still runs the handler a second time; the holder logs it.
 //!
 //! A redelivery that finds the message in progress elsewhere waits (at most
 //! [`WebhookConfig::redelivery_wait`]) for it to be done (200 without the handler) or for the
@@ -367,7 +379,38 @@ impl WebhookConfig {
         let holder = uuid::Uuid::new_v4().simple().to_string();
         let deadline = Instant::now() + self.redelivery_wait;
         let mut logged_store_error = false;
+        // Whether the store has failed since this request's last successful call to it.
+        let mut outage = false;
         loop {
+            if outage {
+                // The store was unreachable: a lease may have run out in the store meanwhile
+                // while its holder lives on (its heartbeat could not renew it). Once the store
+                // answers again, hold off a fifth of the lease before claiming, so that a holder
+                // still alive takes its claim back or marks the message done first (its
+                // heartbeat and settling retry every 50-150 ms, at most a sixth of the lease,
+                // while the store is down). `renew`
+                // with this request's own token changes nothing unless a claim of ours whose
+                // reply was lost is there, which the `claim` below then takes up.
+                match store.renew(&key, &holder, self.claim_lease).await {
+                    Ok(_) => {
+                        outage = false;
+                        let now = Instant::now();
+                        tokio::time::sleep(
+                            (self.claim_lease / 5).min(deadline.saturating_duration_since(now)),
+                        )
+                        .await;
+                    }
+                    Err(e) => {
+                        let now = Instant::now();
+                        if now >= deadline {
+                            return Err(WebhookRejection::Store(e));
+                        }
+                        let pause = Duration::from_millis(fastrand::u64(50..150));
+                        tokio::time::sleep(pause.min(deadline - now)).await;
+                        continue;
+                    }
+                }
+            }
             let last = match store.claim(&key, &holder, self.claim_lease).await {
                 Ok(Claim::Acquired) => {
                     slot.hold(HeldClaim {
@@ -378,6 +421,7 @@ impl WebhookConfig {
                         }),
                         lease: self.claim_lease,
                         window: *window,
+                        patience: self.redelivery_wait,
                     });
                     return Ok(());
                 }
@@ -396,6 +440,7 @@ impl WebhookConfig {
                         tracing::warn!(error = %e, "delivery store failed; retrying within the redelivery wait");
                         logged_store_error = true;
                     }
+                    outage = true;
                     WebhookRejection::Store(e)
                 }
             };
@@ -451,10 +496,14 @@ fn delivery_key(sid: &MessageSid, route: &str) -> String {
 ///
 /// While the handler runs it renews the claim every third of
 /// [`WebhookConfig::claim_lease`]. When the handler answers, a 2xx marks the message done for
-/// the dedup window, anything else gives the claim back; a panic or a dropped request gives it
-/// back too (in a spawned task, or when the lease runs out). A store that fails at this point
-/// is retried for up to one lease (the answer waits), then the claim ends with its lease; the
-/// handler's answer is never changed.
+/// the dedup window, anything else gives the claim back; a panic gives it back too (in a
+/// spawned task, or when the lease runs out). The handler, heartbeat and settling run in a task
+/// of their own, so a request dropped by the client (Twilio's read timeout) does not cut the
+/// handler short: it runs to completion and settles the claim. A store that fails at this point
+/// is retried (the answer waits): "done" for up to a lease plus the redelivery wait, a release
+/// for one lease (then the claim ends with its lease); the handler's answer is never changed.
+/// While the store is unreachable the heartbeat retries every 50-150 ms (at most a sixth of the
+/// lease) and takes the claim back if its lease ran out meanwhile and nobody took it over.
 ///
 /// Put it on the routes that use the extractors, before the state:
 /// `Router::new().route(..).layer(DeliveryLayer::new()).with_state(..)`.
@@ -503,7 +552,7 @@ where
         let slot = DeliverySlot::default();
         req.extensions_mut().insert(slot.clone());
         let handled = self.inner.call(req);
-        Box::pin(async move {
+        let settled = async move {
             let answer = {
                 let handled = pin!(handled);
                 let heartbeat = pin!(slot.clone().heartbeat());
@@ -519,6 +568,26 @@ where
                 claim.settle(success).await;
             }
             answer
+        };
+        Box::pin(async move {
+            // In a task of its own, so that a client that stops waiting (Twilio's read timeout;
+            // hyper then drops this future) does not cut the handler short after its side
+            // effects but before its answer: it runs to completion and its answer settles the
+            // claim, so Twilio's retry finds the message done instead of handling it again.
+            let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+                return settled.await;
+            };
+            // In the caller's span, so that the handler's logs keep their request context.
+            match runtime
+                .spawn(tracing::Instrument::in_current_span(settled))
+                .await
+            {
+                Ok(answer) => answer,
+                // The claim was given back as the task unwound; panic here as the handler did.
+                Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+                // Cancelled: the runtime is shutting down, this future will not be polled again.
+                Err(_) => std::future::pending().await,
+            }
         })
     }
 }
@@ -555,6 +624,7 @@ impl DeliverySlot {
     /// drops it when the handler answers).
     async fn heartbeat(self) -> std::convert::Infallible {
         self.0.claimed.notified().await;
+        let mut pause = None;
         loop {
             let held = self.lock().as_ref().and_then(|held| {
                 let claim = held.claim.as_ref()?;
@@ -570,17 +640,48 @@ impl DeliverySlot {
                 std::future::pending::<()>().await;
                 continue;
             };
-            tokio::time::sleep(lease / 3).await;
-            match store.renew(&key, &holder, lease).await {
-                Ok(true) => {}
-                Ok(false) => tracing::warn!(
-                    key,
-                    "the claim of a Twilio callback still being handled was lost (its lease ran                      out, e.g. while the store was unreachable); another replica may handle it too"
-                ),
-                Err(e) => tracing::warn!(key, error = %e, "could not renew a delivery claim"),
-            }
+            tokio::time::sleep(pause.unwrap_or(lease / 3)).await;
+            pause = match store.renew(&key, &holder, lease).await {
+                Ok(true) => None,
+                // The lease ran out in the store (it was unreachable for longer than the lease):
+                // take the claim again unless someone else has.
+                Ok(false) => match store.claim(&key, &holder, lease).await {
+                    Ok(Claim::Acquired) => {
+                        tracing::warn!(
+                            key,
+                            "the lease of a Twilio callback still being handled ran out (the                              delivery store was unreachable for longer than it); claimed it again"
+                        );
+                        None
+                    }
+                    Ok(Claim::InProgress | Claim::Done) => {
+                        tracing::warn!(
+                            key,
+                            "the claim of a Twilio callback still being handled was lost (its                              lease ran out, e.g. while the store was unreachable) and taken over;                              another replica may handle it too"
+                        );
+                        // Nothing left to renew.
+                        std::future::pending::<()>().await;
+                        continue;
+                    }
+                    Err(e) => {
+                        tracing::warn!(key, error = %e, "could not renew a delivery claim");
+                        Some(quick_retry(lease))
+                    }
+                },
+                // Retried soon: the lease must not run out for want of a renewal once the store
+                // is back.
+                Err(e) => {
+                    tracing::warn!(key, error = %e, "could not renew a delivery claim");
+                    Some(quick_retry(lease))
+                }
+            };
         }
     }
+}
+
+/// The pause before retrying a store call that failed: 50-150 ms, at most a sixth of the lease
+/// (shorter than the fifth a redelivery holds off after an outage).
+fn quick_retry(lease: Duration) -> Duration {
+    Duration::from_millis(fastrand::u64(50..150)).min(lease / 6)
 }
 
 /// A claim held by one request; given back when dropped unsettled.
@@ -589,6 +690,8 @@ struct HeldClaim {
     claim: Option<ClaimRef>,
     lease: Duration,
     window: Duration,
+    /// [`WebhookConfig::redelivery_wait`]: how much longer than a lease a "done" is retried.
+    patience: Duration,
 }
 
 struct ClaimRef {
@@ -606,7 +709,17 @@ impl HeldClaim {
         let Some(ClaimRef { store, key, holder }) = self.claim.take() else {
             return;
         };
-        let deadline = Instant::now() + self.lease;
+        // A "done" is worth waiting for: without it a redelivery may run the handler again.
+        // Retried for a lease plus the redelivery wait (a store outage that long is waited
+        // out; `complete` marks the message done even if the lease ran out meanwhile, unless
+        // someone else took the claim over). Giving the claim back is retried for one lease,
+        // after which the claim has ended anyway.
+        let budget = if success {
+            self.lease + self.patience
+        } else {
+            self.lease
+        };
+        let deadline = Instant::now() + budget;
         let mut logged = false;
         loop {
             let attempt = if success {
@@ -648,8 +761,7 @@ impl HeldClaim {
                 tracing::warn!(key, error = %e, "delivery store failed while settling a claim; retrying");
                 logged = true;
             }
-            let pause = Duration::from_millis(fastrand::u64(50..150));
-            tokio::time::sleep(pause.min(deadline - now)).await;
+            tokio::time::sleep(quick_retry(self.lease).min(deadline - now)).await;
         }
     }
 }
