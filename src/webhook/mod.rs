@@ -19,6 +19,8 @@ mod event;
 #[cfg(feature = "axum")]
 mod forwarded;
 mod params;
+#[doc(hidden)]
+pub(crate) mod private;
 mod settings;
 mod signature;
 mod url_variants;
