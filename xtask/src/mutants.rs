@@ -94,11 +94,12 @@ pub fn command(files: &[&str], in_diff: Option<&str>, extra: &[String]) -> Vec<S
             }
         }
     }
-    args.extend(extra.iter().cloned());
+    // `--cargo-arg`, not a trailing `--`: the targets must limit the build as well as the
+    // run (trailing arguments only reach the test binaries).
     if let Some(tests) = test_args(files.iter().copied()) {
-        args.push("--".into());
-        args.extend(tests.iter().map(|s| (*s).to_owned()));
+        args.extend(tests.iter().map(|t| format!("--cargo-arg={t}")));
     }
+    args.extend(extra.iter().cloned());
     args
 }
 
@@ -153,7 +154,8 @@ mod tests {
         assert_eq!(
             sweep.join(" "),
             "-j 1 --all-features --output target/mutants.out --file src/webhook/params.rs \
-             -- --lib --test webhook_verify --test webhook_signature"
+             --cargo-arg=--lib --cargo-arg=--test --cargo-arg=webhook_verify \
+             --cargo-arg=--test --cargo-arg=webhook_signature"
         );
         let diff = command(
             &["src/client.rs"],
