@@ -111,7 +111,8 @@ fn add_port(url: &str) -> Cow<'_, str> {
 /// `&`-separated pieces, empty ones skipped; `+` is a space; valid `%XX` decoded, invalid ones
 /// kept, invalid UTF-8 replaced; repeated names grouped at their first appearance, names that
 /// are array indices first in numeric order (JavaScript's own key order); each name and value
-/// escaped like `encodeURIComponent`. Checked against Node in this module's tests (`legacy_querystring_like_node`).
+/// escaped like `encodeURIComponent`. Checked against Node in this module's tests
+/// (`legacy_querystring_like_node`).
 fn legacy_querystring(url: &str) -> String {
     let Some(query_start) = url.find('?') else {
         return url.to_owned();
