@@ -1,18 +1,23 @@
-//! The client: one connection pool, credentials and settings, cheap to clone.
+//! The client: one connection pool, credentials and settings, cheap to clone. [`Client`] is a
+//! handle on one [`ClientRef`], the state every clone and every request shares (as reqwest's
+//! `Client` and `ClientRef`). The operations add their own `impl Client` blocks, each in its
+//! operation's module (`send_message` in `message.rs`, `subscribe` in `subscription.rs`,
+//! `broadcast` in `broadcast.rs`); this module knows none of them.
 
 use std::fmt;
 use std::sync::Arc;
+use std::time::Duration;
 
 use progenitor_client::ClientInfo as _;
-use serde::Serialize;
 
 use crate::config::ClientBuilder;
 use crate::error::Error;
 use crate::flow::FlowStats;
-use crate::message::{MessageContent, SendMessage};
-use crate::orchestrator::Options;
-use crate::sid::{AccountSid, CallSid, IntoSid};
-use crate::transport::Shared;
+use crate::flow::limiter::ConcurrencyLimiter;
+use crate::generated;
+use crate::retry::RetryPolicy;
+use crate::retry::budget::RetryBudget;
+use crate::sid::AccountSid;
 
 /// A Twilio client for call messages. `Clone` is cheap and shares one connection pool.
 ///
@@ -28,12 +33,38 @@ use crate::transport::Shared;
 /// ```
 #[derive(Clone)]
 pub struct Client {
-    shared: Arc<Shared>,
+    inner: Arc<ClientRef>,
+}
+
+/// What every clone of one [`Client`] and every request it makes share, behind one `Arc`.
+pub(crate) struct ClientRef {
+    /// The host of `base_url`, for the span's `server.address`.
+    pub(crate) server_address: String,
+    pub(crate) account_sid: AccountSid,
+    /// Per attempt, unless an operation says otherwise.
+    pub(crate) timeout: Duration,
+    pub(crate) retry: RetryPolicy,
+    /// The concurrency limit every request waits under.
+    pub(crate) limiter: ConcurrencyLimiter,
+    /// What every retry of a fault pays from.
+    pub(crate) retry_budget: RetryBudget,
+    /// The one generated client; its hook adds the credentials.
+    pub(crate) api: generated::Client,
 }
 
 impl fmt::Debug for Client {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.shared.fmt(f)
+        let inner = &self.inner;
+        f.debug_struct("Client")
+            .field("base_url", &inner.api.baseurl())
+            .field("account_sid", &inner.account_sid)
+            .field("authorization", &"<redacted>")
+            .field("user_agent", inner.api.inner().user_agent())
+            .field("timeout", &inner.timeout)
+            .field("retry", &inner.retry)
+            .field("limiter", &inner.limiter)
+            .field("retry_budget", &inner.retry_budget)
+            .finish_non_exhaustive()
     }
 }
 
@@ -49,63 +80,61 @@ impl Client {
         ClientBuilder::from_env()?.build()
     }
 
-    pub(crate) fn from_shared(shared: Arc<Shared>) -> Self {
-        Client { shared }
+    pub(crate) fn new(inner: ClientRef) -> Self {
+        Client {
+            inner: Arc::new(inner),
+        }
     }
 
-    pub(crate) fn shared(&self) -> &Arc<Shared> {
-        &self.shared
+    pub(crate) fn inner(&self) -> &ClientRef {
+        &self.inner
     }
 
     /// The account whose calls this client addresses.
     pub fn account_sid(&self) -> &AccountSid {
-        &self.shared.account_sid
+        &self.inner.account_sid
     }
 
     /// The base URL requests go to, e.g. `https://api.twilio.com`.
     pub fn base_url(&self) -> &str {
-        self.shared.api.baseurl()
+        self.inner.api.baseurl()
     }
 
     /// The client's flow control now: the concurrency limit it has learned (or was given),
     /// requests in flight and waiting, how many were throttled, and the retry budget left.
     /// Shared by every clone.
     pub fn flow_stats(&self) -> FlowStats {
-        self.shared.flow.stats()
+        let mut stats = self.inner.limiter.stats();
+        stats.retry_tokens = self.inner.retry_budget.available();
+        stats
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::flow::{ConcurrencyLimit, DEFAULT_INITIAL_CONCURRENCY};
+    use crate::retry::budget::DEFAULT_CAPACITY;
+
+    fn builder() -> ClientBuilder {
+        Client::builder()
+            .account_sid("ACaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa")
+            .auth_token("token")
     }
 
-    /// Sends `content`, serialized to JSON, into the active call `call` (a [`CallSid`] or its
-    /// text). Await the result, or set options such as an idempotency key first.
-    ///
-    /// The call must be `in-progress` or `ringing`. Content is checked before anything is
-    /// sent: it must serialize to at most 10000 characters of JSON.
-    ///
-    /// [`CallSid`]: crate::CallSid
-    pub fn send_message<T: Serialize + ?Sized>(
-        &self,
-        call: impl IntoSid<CallSid>,
-        content: &T,
-    ) -> SendMessage {
-        SendMessage::new(
-            self.clone(),
-            call.into_sid(),
-            MessageContent::to_json(content),
-            Options::default(),
-        )
-    }
+    #[test]
+    fn stats_combine_limiter_and_budget() {
+        let stats = builder().build().unwrap().flow_stats();
+        assert_eq!(stats.limit, Some(DEFAULT_INITIAL_CONCURRENCY));
+        assert_eq!(stats.retry_tokens, Some(DEFAULT_CAPACITY));
+        assert_eq!((stats.in_flight, stats.waiting, stats.throttled), (0, 0, 0));
 
-    /// Sends JSON text the caller already has; it is checked to parse as JSON and to be at
-    /// most 10000 characters, and sent as it is.
-    pub fn send_message_json(
-        &self,
-        call: impl IntoSid<CallSid>,
-        json: impl Into<String>,
-    ) -> SendMessage {
-        SendMessage::new(
-            self.clone(),
-            call.into_sid(),
-            MessageContent::from_json(json),
-            Options::default(),
-        )
+        let stats = builder()
+            .concurrency_limit(ConcurrencyLimit::Off)
+            .retry_budget(None)
+            .build()
+            .unwrap()
+            .flow_stats();
+        assert_eq!((stats.limit, stats.retry_tokens), (None, None));
     }
 }

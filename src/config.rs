@@ -2,18 +2,19 @@
 //! Setters only record; [`ClientBuilder::build`] checks everything and reports the first problem.
 
 use std::fmt;
-use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine as _;
 use reqwest::header::HeaderValue;
 
-use crate::client::Client;
+use crate::client::{Client, ClientRef};
 use crate::error::{ConfigError, Error};
-use crate::flow::{ConcurrencyLimit, FlowControl, RetryBudget};
+use crate::flow::ConcurrencyLimit;
+use crate::flow::limiter::ConcurrencyLimiter;
 use crate::retry::RetryPolicy;
+use crate::retry::budget::RetryBudget;
 use crate::sid::{AccountSid, ApiKeySid, IntoSid, SidError};
-use crate::transport::{Shared, api_client};
+use crate::transport::api_client;
 
 /// Default host: Twilio's US1 region.
 pub const DEFAULT_BASE_URL: &str = "https://api.twilio.com";
@@ -148,9 +149,9 @@ impl ClientBuilder {
     }
 
     /// The client's retry budget, shared by every clone: `Some(tokens)` (default 500), or
-    /// `None` for no budget. A retry after a fault (5xx, connection failure) costs 5 tokens,
-    /// after a timeout 10; a retry that succeeds gets its tokens back, and a call that succeeds
-    /// at once returns 1. When the bucket is empty, faults are not retried, so an outage is not
+    /// `None` for no budget. A retry after a fault (a 5xx, a timeout, a connection that failed
+    /// or broke) costs 10 tokens; a retry that succeeds gets its tokens back, and a call that
+    /// succeeds at once returns 1. When the bucket is empty, faults are not retried, so an outage is not
     /// multiplied by retries (smithy-rs's standard retry strategy works the same way).
     /// Throttled requests (429) never spend the budget.
     pub fn retry_budget(mut self, tokens: Option<usize>) -> Self {
@@ -304,20 +305,18 @@ impl ClientBuilder {
             .and_then(|url| url.host_str().map(str::to_owned))
             .unwrap_or_default();
         let authorization = authorization(&account_sid, &credentials)?;
-        Ok(Client::from_shared(Arc::new(Shared {
+        Ok(Client::new(ClientRef {
             api: api_client(&base_url, http, authorization, user_agent),
             server_address,
             account_sid,
             timeout,
             retry: self.retry.unwrap_or_default(),
-            flow: FlowControl::new(
-                self.concurrency.unwrap_or_default(),
-                match self.retry_budget {
-                    None => RetryBudget::default(),
-                    Some(tokens) => tokens.map_or_else(RetryBudget::unlimited, RetryBudget::new),
-                },
-            ),
-        })))
+            limiter: ConcurrencyLimiter::new(self.concurrency.unwrap_or_default()),
+            retry_budget: match self.retry_budget {
+                None => RetryBudget::default(),
+                Some(tokens) => tokens.map_or_else(RetryBudget::unlimited, RetryBudget::new),
+            },
+        }))
     }
 }
 

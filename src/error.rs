@@ -323,6 +323,7 @@ impl ApiError {
 /// A problem with the client's configuration, naming the setting (or environment variable).
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("{setting}: {reason}")]
+#[non_exhaustive]
 pub struct ConfigError {
     /// The builder setting or environment variable at fault, e.g. `TWILIO_ACCOUNT_SID`.
     pub setting: String,

@@ -13,10 +13,9 @@ use crate::error::{Error, InputError, RequestInfo};
 use crate::generated;
 use crate::generated::types;
 use crate::model::Message;
-use crate::orchestrator::{self, Operation, Options};
+use crate::orchestrator::{self, Generated, Operation, Options};
 use crate::retry::RetryPolicy;
-use crate::sid::{AccountSid, CallSid, SidError};
-use crate::transport::Generated;
+use crate::sid::{AccountSid, CallSid, IntoSid, SidError};
 
 /// The most characters of JSON text Twilio accepts in one message (error 32703 beyond it).
 pub const MAX_CONTENT_CHARS: usize = 10_000;
@@ -67,6 +66,41 @@ impl MessageContent {
 impl fmt::Debug for MessageContent {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "MessageContent({} bytes)", self.0.len())
+    }
+}
+
+impl Client {
+    /// Sends `content`, serialized to JSON, into the active call `call` (a [`CallSid`] or its
+    /// text). Await the result, or set options such as an idempotency key first.
+    ///
+    /// The call must be `in-progress` or `ringing`. Content is checked before anything is
+    /// sent: it must serialize to at most 10000 characters of JSON.
+    pub fn send_message<T: Serialize + ?Sized>(
+        &self,
+        call: impl IntoSid<CallSid>,
+        content: &T,
+    ) -> SendMessage {
+        SendMessage::new(
+            self.clone(),
+            call.into_sid(),
+            MessageContent::to_json(content),
+            Options::default(),
+        )
+    }
+
+    /// Sends JSON text the caller already has; it is checked to parse as JSON and to be at
+    /// most 10000 characters, and sent as it is.
+    pub fn send_message_json(
+        &self,
+        call: impl IntoSid<CallSid>,
+        json: impl Into<String>,
+    ) -> SendMessage {
+        SendMessage::new(
+            self.clone(),
+            call.into_sid(),
+            MessageContent::from_json(json),
+            Options::default(),
+        )
     }
 }
 

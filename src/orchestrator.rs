@@ -1,22 +1,29 @@
 //! The one request path. Every operation (send, subscribe, unsubscribe, and each call of a
 //! broadcast) runs through [`run`], which owns: the input checks, the idempotency key, the span,
-//! the retry loop, the per-attempt timeout, the generated call (through
-//! [`transport::attempt`]) and the result. An operation only declares its generated call and
-//! how the decoded body becomes its public result ([`Operation`]).
+//! the attempt loop, the generated call (through [`transport::attempt`]) and the result. An
+//! operation only declares its generated call and how the decoded body becomes its public
+//! result ([`Operation`]). The loop asks the retry rules (`src/retry/state.rs`) what each
+//! outcome means; it does no arithmetic of its own.
 //!
 //! Follow one message: `SendMessage` (src/message.rs) → [`run`] here → the generated
 //! `create_user_defined_message` → the hook in src/transport.rs → back here → `Message`.
 
 use std::future::Future;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::client::Client;
-use crate::error::{Error, GaveUp, InputError, RequestInfo};
-use crate::flow::{RetryKind, RetryToken};
+use crate::error::{Error, InputError, RequestInfo};
+use crate::flow::limiter::Lesson;
 use crate::generated;
 use crate::retry::RetryPolicy;
+use crate::retry::state::{Next, RetryState};
 use crate::sid::{AccountSid, CallSid};
-use crate::transport::{self, Generated};
+use crate::transport;
+
+/// What one generated call returns: the contract between an [`Operation`] and the generated
+/// client.
+pub(crate) type Generated<T> =
+    Result<progenitor_client::ResponseValue<T>, generated::Error<generated::types::TwilioError>>;
 
 /// One Twilio operation, as the orchestrator needs to know it.
 pub(crate) trait Operation: Send + Sync + 'static {
@@ -82,9 +89,9 @@ pub(crate) async fn run<O: Operation>(
     if let Some(slot) = operation.idempotency_key() {
         *slot = Some(idempotency_key(options.idempotency_key.take())?);
     }
-    let shared = client.shared();
-    let span = span::<O>(operation.call_sid(), &shared.server_address);
-    let attempts = transport::in_span(&span, attempts(&client, &options, &operation, &span)).await;
+    let inner = client.inner();
+    let span = span::<O>(operation.call_sid(), &inner.server_address);
+    let attempts = in_span(&span, attempts(&client, &options, &operation, &span)).await;
     let (body, request_id, attempts) = match attempts {
         Ok(done) => done,
         Err((mut error, attempts)) => {
@@ -105,152 +112,123 @@ pub(crate) async fn run<O: Operation>(
         gave_up: None,
     };
     operation
-        .output(body, shared.account_sid, request)
+        .output(body, inner.account_sid, request)
         .inspect_err(|e| {
             span.record("error.type", e.type_name());
         })
 }
 
-/// The retry loop: the body, Twilio's request id and the attempts made; or the last error and
-/// the attempts made.
+/// The attempt loop: the body, Twilio's request id and the attempts made; or the last error
+/// and the attempts made.
 ///
-/// Each attempt first waits for a slot under the client's concurrency limit and tells the
-/// limit what it learned. A throttled attempt (429 / 20429, never processed by Twilio) is tried
-/// again until the deadline without spending the policy's attempts; any other retry also
-/// needs a token from the client's retry budget.
+/// Each attempt waits for a slot under the client's concurrency limit, is sent, and tells the
+/// limit what it learned; after a failure the retry rules say whether to wait and try again.
 async fn attempts<O: Operation>(
     client: &Client,
     options: &Options,
     operation: &O,
     span: &tracing::Span,
 ) -> Result<(O::Body, Option<String>, u32), (Error, u32)> {
-    let shared = client.shared();
-    let flow = &shared.flow;
-    let policy = options.retry_policy.as_ref().unwrap_or(&shared.retry);
-    let per_attempt = options.timeout.unwrap_or(shared.timeout);
-    let start = Instant::now();
-    let (mut sent, mut faults, mut throttles) = (0, 0, 0);
-    let mut retry_token: Option<RetryToken> = None;
-    let mut may_have_been_processed = false;
-    let mut last_error: Option<Error> = None;
+    let inner = client.inner();
+    let limiter = &inner.limiter;
+    let policy = options.retry_policy.as_ref().unwrap_or(&inner.retry);
+    let per_attempt = options.timeout.unwrap_or(inner.timeout);
+    let mut retry = RetryState::new(O::NAME, policy, &inner.retry_budget);
     loop {
-        let remaining = policy.total_deadline.saturating_sub(start.elapsed());
         // A free slot is taken at once; only waiting needs a timer for the deadline.
-        let permit = match flow.limiter.try_acquire() {
-            Some(permit) => Ok(permit),
-            None => tokio::time::timeout(remaining, flow.limiter.acquire()).await,
-        };
-        let Ok(permit) = permit else {
-            let error = match last_error {
-                Some(mut error) => {
-                    if let Some(request) = error.request_mut() {
-                        request.gave_up = Some(GaveUp::Deadline {
-                            wait: remaining,
-                            remaining,
-                        });
-                    }
-                    error
+        let remaining = retry.remaining();
+        let permit = match limiter.try_acquire() {
+            Some(permit) => permit,
+            None => match tokio::time::timeout(remaining, limiter.acquire()).await {
+                Ok(permit) => permit,
+                Err(_) => {
+                    let attempts = retry.attempts();
+                    return Err((retry.deadline_passed(remaining), attempts));
                 }
-                None => Error::Deadline {
-                    request: Box::new(RequestInfo {
-                        operation: O::NAME,
-                        idempotency_key: None,
-                        request_id: None,
-                        attempts: 0,
-                        gave_up: None,
-                    }),
-                },
-            };
-            return Err((error, sent));
+            },
         };
-        sent += 1;
+        let timeout = retry.start_attempt(per_attempt);
         if !span.is_disabled() {
-            let stats = flow.limiter.stats();
+            let stats = limiter.stats();
             span.record("twilio.concurrency_limit", stats.limit);
             span.record("twilio.waiting", stats.waiting);
         }
         let attempt = transport::attempt(
             O::NAME,
-            per_attempt.min(policy.total_deadline.saturating_sub(start.elapsed())),
-            sent == 1 && !span.is_disabled(),
-            || operation.send(&shared.api, &shared.account_sid),
+            timeout,
+            retry.attempts() == 1 && !span.is_disabled(),
+            || operation.send(&inner.api, &inner.account_sid),
         )
         .await;
-        if let Some(url) = &attempt.url {
-            span.record("url.full", url.as_str());
-        }
-        let mut concurrent_requests = None;
-        let request_id = attempt.response.and_then(|meta| {
-            span.record("http.response.status_code", meta.status.as_u16());
-            if let Some(id) = &meta.request_id {
-                span.record("twilio.request_id", id.as_str());
-            }
-            concurrent_requests = meta.concurrent_requests;
-            meta.request_id
-        });
-        let mut error = match attempt.result {
+        let (request_id, concurrent_requests) =
+            record_response(span, attempt.url.as_deref(), attempt.response);
+        let error = match attempt.result {
             Ok(body) => {
-                permit.success(concurrent_requests);
-                match retry_token.take() {
-                    Some(token) => token.refund(),
-                    None if faults == 0 => flow.budget.on_first_attempt_success(),
-                    None => {}
-                }
-                return Ok((body, request_id, sent));
+                permit.learn(Lesson::Admitted, concurrent_requests);
+                retry.succeeded();
+                return Ok((body, request_id, retry.attempts()));
             }
             Err(error) => error,
         };
-        let throttled = error.is_throttled();
-        if throttled {
-            permit.throttled(concurrent_requests);
-            throttles += 1;
-            span.record("twilio.throttled", throttles);
-        } else if matches!(&error, Error::Api(api) if api.status.is_client_error()) {
-            // Twilio admitted the request and answered about it: the account had room.
-            permit.success(concurrent_requests);
-        } else {
-            permit.ignore();
+        let lesson = retry.failed(&error);
+        if lesson == Lesson::Throttled {
+            span.record("twilio.throttled", retry.throttles());
         }
-        if may_have_been_processed && let Some(body) = O::recover(&error) {
-            return Ok((body, request_id, sent));
+        permit.learn(lesson, concurrent_requests);
+        if retry.earlier_attempt_may_have_been_processed()
+            && let Some(body) = O::recover(&error)
+        {
+            return Ok((body, request_id, retry.attempts()));
         }
-        may_have_been_processed |= error.may_have_been_processed();
-        // Throttles back off on their own count (the limit, cut by each throttle, paces them
-        // too): a persistent 429 without `Retry-After` must not become a tight loop.
-        let count = if throttled { throttles } else { faults + 1 };
-        let next = policy.next(count, &error, start.elapsed(), fastrand::f64());
-        let wait = match next {
-            Ok(wait) if throttled => Ok(wait),
-            Ok(wait) => {
-                faults += 1;
-                let kind = match error {
-                    Error::Timeout { .. } | Error::Transport { .. } => RetryKind::Timeout,
-                    _ => RetryKind::Error,
-                };
-                // Replacing the token spends the last one: that retry failed.
-                retry_token = flow.budget.try_acquire(kind);
-                retry_token
-                    .as_ref()
-                    .map(|_| wait)
-                    .ok_or(Some(GaveUp::RetryBudget))
-            }
-            Err(reason) => Err(reason),
-        };
-        match wait {
-            Ok(wait) => {
-                tracing::debug!(attempt = sent, wait_ms = wait.as_millis() as u64, error = %error, "retrying");
+        match retry.next(error, fastrand::f64()) {
+            Next::RetryAfter(wait) => {
+                tracing::debug!(
+                    attempt = retry.attempts(),
+                    wait_ms = wait.as_millis() as u64,
+                    error = retry.last_error().map(tracing::field::display),
+                    "retrying"
+                );
                 tokio::time::sleep(wait).await;
-                span.record("http.request.resend_count", sent);
-                last_error = Some(error);
+                span.record("http.request.resend_count", retry.attempts());
             }
-            Err(reason) => {
-                if let Some(request) = error.request_mut() {
-                    request.gave_up = reason;
-                }
-                tracing::debug!(attempt = sent, error = %error, "failed");
-                return Err((error, sent));
+            Next::GiveUp(error) => {
+                tracing::debug!(attempt = retry.attempts(), error = %error, "failed");
+                return Err((error, retry.attempts()));
             }
         }
+    }
+}
+
+/// Records what the response said into the span; returns Twilio's request id and its
+/// `Twilio-Concurrent-Requests`.
+fn record_response(
+    span: &tracing::Span,
+    url: Option<&str>,
+    response: Option<transport::ResponseMeta>,
+) -> (Option<String>, Option<u32>) {
+    if let Some(url) = url {
+        span.record("url.full", url);
+    }
+    let Some(meta) = response else {
+        return (None, None);
+    };
+    span.record("http.response.status_code", meta.status.as_u16());
+    if let Some(id) = &meta.request_id {
+        span.record("twilio.request_id", id.as_str());
+    }
+    (meta.request_id, meta.concurrent_requests)
+}
+
+/// Runs `operation` inside `span`, or plainly when no subscriber wants the span (entering a
+/// disabled span on every poll still shows in profiles). Not an `async fn`, so the operation's
+/// state is not held twice.
+fn in_span<F: Future>(span: &tracing::Span, operation: F) -> impl Future<Output = F::Output> {
+    use futures_util::future::Either;
+    use tracing::Instrument as _;
+    if span.is_disabled() {
+        Either::Left(operation)
+    } else {
+        Either::Right(operation.instrument(span.clone()))
     }
 }
 

@@ -102,7 +102,7 @@ pub fn forwarded_request_url(
 /// The client's concurrency limiter, driven by hand: acquire without waiting, report or drop
 /// a held permit by its index.
 pub struct LimiterHarness {
-    limiter: crate::flow::ConcurrencyLimiter,
+    limiter: crate::flow::limiter::ConcurrencyLimiter,
     held: Vec<crate::flow::limiter::Permit>,
 }
 
@@ -123,7 +123,7 @@ impl LimiterHarness {
     /// A limiter with this setting and no permit held.
     pub fn new(setting: crate::ConcurrencyLimit) -> Self {
         LimiterHarness {
-            limiter: crate::flow::ConcurrencyLimiter::new(setting),
+            limiter: crate::flow::limiter::ConcurrencyLimiter::new(setting),
             held: Vec::new(),
         }
     }

@@ -1,5 +1,10 @@
-//! Safe retries: which outcomes are retried and how long to wait. The loop that applies the
-//! policy, reusing one idempotency key for every attempt, is the orchestrator's.
+//! Safe retries, every rule in one place: which outcomes are retried and how long to wait
+//! ([`RetryPolicy`], here), what a retry costs the client's budget ([`budget`]), and one
+//! call's state between its attempts ([`state`]). The orchestrator's loop only asks
+//! ([`state::RetryState`]); it reuses one idempotency key for every attempt.
+
+pub(crate) mod budget;
+pub(crate) mod state;
 
 use std::time::Duration;
 
@@ -20,7 +25,8 @@ pub const MIN_ATTEMPT_TIME: Duration = Duration::from_millis(100);
 /// A throttled request does not spend the attempts: it keeps trying, paced by the client's
 /// concurrency limit and by backoff or `Retry-After`, until the total deadline
 /// ([`retry_throttled`](Self::retry_throttled)). Other retries also need the client's retry
-/// budget, so that an outage is not multiplied by retries.
+/// budget (each costs 10 of its 500 tokens by default, refunded if the retry succeeds), so
+/// that an outage is not multiplied by retries.
 ///
 /// Defaults, and why:
 /// - 4 attempts (3 retries) for faults: rides out a proxy restart without holding a caller

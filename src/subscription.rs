@@ -11,11 +11,10 @@ use crate::decode::Created;
 use crate::error::{Error, InputError, RequestInfo};
 use crate::generated::{self, types};
 use crate::model::{CallbackMethod, Subscription};
-use crate::orchestrator::{self, Operation, Options};
+use crate::orchestrator::{self, Generated, Operation, Options};
 use crate::retry::RetryPolicy;
 use crate::sid::AccountSid;
 use crate::sid::{CallSid, IntoSid, SidError, SubscriptionSid};
-use crate::transport::Generated;
 
 /// A subscription about to be created: await it (or [`send`](Self::send) it), or set options
 /// first. It owns a clone of the client, so the future can be spawned.

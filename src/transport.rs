@@ -17,10 +17,7 @@ use reqwest::StatusCode;
 use reqwest::header::{AUTHORIZATION, HeaderName, HeaderValue, RETRY_AFTER, USER_AGENT};
 
 use crate::error::{ApiError, Error, InputError, RequestInfo};
-use crate::flow::FlowControl;
 use crate::generated;
-use crate::retry::RetryPolicy;
-use crate::sid::AccountSid;
 
 // Header names as constants: parsing them from text on every request shows in profiles.
 const API_VERSION: HeaderName = HeaderName::from_static("api-version");
@@ -35,36 +32,8 @@ const EXCERPT_CHARS: usize = 200;
 /// a few hundred bytes; the cap keeps a broken or hostile server from exhausting memory.
 pub const MAX_RESPONSE_BYTES: usize = 64 * 1024;
 
-/// What one generated call returns.
-pub(crate) type Generated<T> =
-    Result<progenitor_client::ResponseValue<T>, generated::Error<generated::types::TwilioError>>;
-
-/// Settings shared by every request of one [`Client`](crate::Client), behind one `Arc`.
-pub struct Shared {
-    /// The host of `base_url`, for the span's `server.address`.
-    pub(crate) server_address: String,
-    pub(crate) account_sid: AccountSid,
-    pub(crate) timeout: Duration,
-    pub(crate) retry: RetryPolicy,
-    /// The concurrency limit and retry budget every request of the client shares.
-    pub(crate) flow: FlowControl,
-    /// The one generated client; its hooks add the credentials.
-    pub(crate) api: generated::Client,
-}
-
-impl fmt::Debug for Shared {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Client")
-            .field("base_url", &self.api.baseurl())
-            .field("account_sid", &self.account_sid)
-            .field("authorization", &"<redacted>")
-            .field("user_agent", &self.api.inner().user_agent)
-            .field("timeout", &self.timeout)
-            .field("retry", &self.retry)
-            .field("flow", &self.flow)
-            .finish_non_exhaustive()
-    }
-}
+/// What a failed generated call carries.
+type GeneratedError = generated::Error<generated::types::TwilioError>;
 
 /// The generated client's inner value: the headers every request carries.
 #[derive(Clone)]
@@ -72,6 +41,13 @@ pub struct CallContext {
     /// Basic credentials, built once and marked sensitive.
     authorization: HeaderValue,
     user_agent: HeaderValue,
+}
+
+impl CallContext {
+    /// The `User-Agent` every request carries (it holds no secret).
+    pub(crate) fn user_agent(&self) -> &HeaderValue {
+        &self.user_agent
+    }
 }
 
 impl fmt::Debug for CallContext {
@@ -166,7 +142,7 @@ pub(crate) fn attempt<T, F, Fut>(
 ) -> impl Future<Output = Attempted<T>>
 where
     F: FnOnce() -> Fut,
-    Fut: Future<Output = Generated<T>>,
+    Fut: Future<Output = Result<progenitor_client::ResponseValue<T>, GeneratedError>>,
 {
     let context = Box::new(RefCell::new(Attempt {
         timeout,
@@ -192,8 +168,9 @@ where
     })
 }
 
-/// Called inside the hook: this attempt's timeout and whether the URL is wanted.
-fn attempt_settings(request: &reqwest::Request) -> Duration {
+/// Called inside the hook: this attempt's timeout (`None` only outside [`attempt`], which
+/// every request goes through), and the URL copied out when it is wanted.
+fn attempt_settings(request: &reqwest::Request) -> Option<Duration> {
     ATTEMPT
         .try_with(|a| {
             let mut a = a.borrow_mut();
@@ -202,7 +179,7 @@ fn attempt_settings(request: &reqwest::Request) -> Duration {
             }
             a.timeout
         })
-        .unwrap_or(crate::config::DEFAULT_TIMEOUT)
+        .ok()
 }
 
 fn record_response(meta: ResponseMeta) {
@@ -224,7 +201,9 @@ impl ClientHooks<CallContext> for generated::Client {
         // `reqwest::Client` gets exactly the same treatment.
         headers.insert(AUTHORIZATION, ctx.authorization.clone());
         headers.insert(USER_AGENT, ctx.user_agent.clone());
-        *request.timeout_mut() = Some(timeout);
+        if let Some(timeout) = timeout {
+            *request.timeout_mut() = Some(timeout);
+        }
 
         let response = self.client().execute(request).await?;
         // Recorded before the body is read, so a failure while reading keeps the status.
@@ -251,22 +230,6 @@ impl ClientHooks<CallContext> for generated::Client {
     }
 }
 
-/// Runs `operation` inside `span`, or plainly when no subscriber wants the span (entering a
-/// disabled span on every poll still shows in profiles). Not an `async fn`, so the operation's
-/// state is not held twice.
-pub(crate) fn in_span<F: Future>(
-    span: &tracing::Span,
-    operation: F,
-) -> impl Future<Output = F::Output> {
-    use futures_util::future::Either;
-    use tracing::Instrument as _;
-    if span.is_disabled() {
-        Either::Left(operation)
-    } else {
-        Either::Right(operation.instrument(span.clone()))
-    }
-}
-
 /// The request an error is about, before the orchestrator adds key and attempts.
 fn request_info(operation: &'static str, meta: Option<&ResponseMeta>) -> RequestInfo {
     RequestInfo {
@@ -280,7 +243,7 @@ fn request_info(operation: &'static str, meta: Option<&ResponseMeta>) -> Request
 
 /// A failed generated call as this crate's error.
 async fn error_of(
-    error: generated::Error<generated::types::TwilioError>,
+    error: GeneratedError,
     operation: &'static str,
     meta: Option<&ResponseMeta>,
 ) -> Error {
@@ -304,7 +267,7 @@ async fn error_of(
 }
 
 async fn map_error(
-    error: generated::Error<generated::types::TwilioError>,
+    error: GeneratedError,
     meta: Option<&ResponseMeta>,
     request: RequestInfo,
 ) -> Error {

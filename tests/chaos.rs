@@ -163,6 +163,11 @@ async fn no_message_is_lost_or_delivered_twice() {
         .auth_token("token")
         .base_url(format!("http://{addr}"))
         .timeout(Duration::from_millis(300))
+        // 30% of attempts failing is an outage by the default budget's measure (500 tokens,
+        // 10 a retry, refunded when it succeeds: a client stops retrying once about one retry
+        // in seven fails again). This test is about exactly-once delivery through retries, so
+        // the budget gets room for all of them.
+        .retry_budget(Some(20_000))
         .retry_policy(
             RetryPolicy::default()
                 .max_attempts(12)

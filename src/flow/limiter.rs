@@ -15,7 +15,7 @@
 //!   use while the request was in flight (Netflix concurrency-limits' `AIMDLimit`, RFC 7661),
 //!   so a client sending one request at a time does not build up a limit it never tested;
 //! - **`Twilio-Concurrent-Requests`**: Twilio says to watch this header but not exactly what it
-//!   counts (UNVERIFIED; read here as the account's requests in flight). Its value on a
+//!   counts (Twilio does not document it; it is read here as the account's requests in flight). Its value on a
 //!   throttled answer is taken as the account's capacity. A success whose header says the
 //!   account was already that full does not grow the limit, and trims it by [`MARK_BETA`] =
 //!   0.95 once per window: the early warning of the next 429, as ECN and DECbit are for TCP.
@@ -315,6 +315,18 @@ struct Ticket {
     in_flight_before: usize,
 }
 
+/// What one attempt's outcome tells the limiter about the account's capacity. The retry rules
+/// decide which (`retry::state::RetryState::failed`); the limiter only learns.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Lesson {
+    /// Twilio admitted the request and answered it: a 2xx, or a 4xx about the request itself.
+    Admitted,
+    /// Twilio throttled it: HTTP 429 or error 20429.
+    Throttled,
+    /// Nothing about the account's load: a fault (a 5xx from a proxy, a timeout, a connection).
+    Nothing,
+}
+
 /// A slot for one attempt. Report its outcome once; dropping it unreported (a cancelled
 /// request) frees the slot and teaches nothing.
 #[must_use = "a permit holds a slot until it is reported or dropped"]
@@ -334,6 +346,16 @@ impl fmt::Debug for Permit {
 }
 
 impl Permit {
+    /// Reports the attempt's outcome as a [`Lesson`], with the `Twilio-Concurrent-Requests`
+    /// header if the response had one.
+    pub(crate) fn learn(self, lesson: Lesson, concurrent_requests: Option<u32>) {
+        match lesson {
+            Lesson::Admitted => self.success(concurrent_requests),
+            Lesson::Throttled => self.throttled(concurrent_requests),
+            Lesson::Nothing => self.ignore(),
+        }
+    }
+
     /// Twilio answered (any answer that is not a throttle: a 2xx, or an error about this
     /// request such as 400/404). `concurrent_requests` is the `Twilio-Concurrent-Requests`
     /// header, if any.

@@ -1,24 +1,20 @@
-//! Flow control at the account's limits: a client-wide adaptive concurrency limit and a retry
-//! budget. Neither knows about HTTP; the request path reports what each attempt taught it.
+//! Flow control at the account's limit: a client-wide adaptive concurrency limit. It knows
+//! nothing about HTTP; the request path reports what each attempt taught it.
 //!
 //! Why: Twilio limits how many REST requests an account may have in flight at once and answers
 //! the excess with HTTP 429 / error 20429: "Requests that receive 429 responses aren't
 //! processed and are safe to retry after backing off" (twilio.com/docs/api/errors/20429). The limit is per account, shared by
 //! every process using its credentials, and its value is not published per account. So the
 //! client learns it, the way TCP learns a link's capacity: it waits for a permit instead of
-//! sending into a 429 ([`limiter`]), and it keeps an outage from being multiplied by retries
-//! ([`budget`]).
+//! sending into a 429 ([`limiter`]). Keeping an outage from being multiplied by retries is the
+//! retry rules' job (the retry budget, `src/retry/budget.rs`).
 //!
-//! The orchestrator (`src/orchestrator.rs`) takes a permit before every attempt, reports each
-//! outcome to it, and asks the budget before every retry of a fault.
+//! The orchestrator (`src/orchestrator.rs`) takes a permit before every attempt and reports
+//! each outcome to it, as the retry rules classify it ([`limiter::Lesson`]).
 
-pub(crate) mod budget;
 pub(crate) mod limiter;
 #[cfg(test)]
 mod sim;
-
-pub(crate) use budget::{RetryBudget, RetryKind, RetryToken};
-pub(crate) use limiter::ConcurrencyLimiter;
 
 /// The starting limit of [`ConcurrencyLimit::Adaptive`] by default.
 ///
@@ -29,8 +25,8 @@ pub const DEFAULT_INITIAL_CONCURRENCY: usize = 10;
 /// The largest limit [`ConcurrencyLimit::Adaptive`] grows to by default.
 ///
 /// 100 is the per-account REST concurrency that third-party summaries of Twilio's limits give
-/// for a default account (UNVERIFIED: Twilio documents that the limit exists and that 429 /
-/// 20429 enforces it, not its value). Growing past the account's limit only earns 429s, so a
+/// for a default account. Twilio does not document the value: only that the limit exists and
+/// that 429 / 20429 enforces it. Growing past the account's limit only earns 429s, so a
 /// higher cap helps only an account whose limit Twilio raised: set it to that limit.
 pub const DEFAULT_MAX_CONCURRENCY: usize = 100;
 
@@ -112,36 +108,6 @@ pub struct FlowStats {
     pub retry_tokens: Option<usize>,
 }
 
-/// The flow control of one client: its concurrency limiter and its retry budget, shared by
-/// every clone (each field is an `Arc` inside).
-#[derive(Clone, Debug)]
-pub(crate) struct FlowControl {
-    pub(crate) limiter: ConcurrencyLimiter,
-    pub(crate) budget: RetryBudget,
-}
-
-impl FlowControl {
-    pub(crate) fn new(limit: ConcurrencyLimit, budget: RetryBudget) -> Self {
-        FlowControl {
-            limiter: ConcurrencyLimiter::new(limit),
-            budget,
-        }
-    }
-
-    /// What the client's stats method returns.
-    pub(crate) fn stats(&self) -> FlowStats {
-        let mut stats = self.limiter.stats();
-        stats.retry_tokens = self.budget.available();
-        stats
-    }
-}
-
-impl Default for FlowControl {
-    fn default() -> Self {
-        FlowControl::new(ConcurrencyLimit::default(), RetryBudget::default())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -168,18 +134,5 @@ mod tests {
             ConcurrencyLimit::Fixed(1)
         );
         assert_eq!(ConcurrencyLimit::Off.normalized(), ConcurrencyLimit::Off);
-    }
-
-    #[test]
-    fn stats_combine_limiter_and_budget() {
-        let flow = FlowControl::default();
-        let stats = flow.stats();
-        assert_eq!(stats.limit, Some(DEFAULT_INITIAL_CONCURRENCY));
-        assert_eq!(stats.retry_tokens, Some(budget::DEFAULT_CAPACITY));
-        assert_eq!((stats.in_flight, stats.waiting, stats.throttled), (0, 0, 0));
-
-        let flow = FlowControl::new(ConcurrencyLimit::Off, RetryBudget::unlimited());
-        let stats = flow.stats();
-        assert_eq!((stats.limit, stats.retry_tokens), (None, None));
     }
 }

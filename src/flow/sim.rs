@@ -5,8 +5,8 @@
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
-use super::limiter::Permit;
-use super::{ConcurrencyLimit, ConcurrencyLimiter};
+use super::ConcurrencyLimit;
+use super::limiter::{ConcurrencyLimiter, Permit};
 
 /// How a simulated account answers.
 #[derive(Clone, Copy, Debug)]

@@ -1,10 +1,11 @@
 //! Project tasks: `cargo xtask codegen [--check]`, `cargo xtask spec diff <upstream.json>`,
-//! `cargo xtask spec lint`, `cargo xtask build-cost [features]`,
-//! `cargo xtask mutants [--in-diff FILE] [-- <cargo-mutants args>]`. The `spec` commands live in the library (src/lib.rs).
+//! `cargo xtask spec lint`, `cargo xtask build-cost [features]`, `cargo xtask module-cycles`,
+//! `cargo xtask mutants [--in-diff FILE] [-- <cargo-mutants args>]`. The `spec` commands live
+//! in the library (src/lib.rs).
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use xtask::{build_cost, mutants, spec_diff, spec_lint};
+use xtask::{build_cost, module_cycles, mutants, spec_diff, spec_lint};
 
 include!("../../openapi/generate.rs");
 
@@ -23,6 +24,8 @@ fn main() -> ExitCode {
         ["build-cost"] => print_cost(build_cost::run(&root(), None)),
         ["build-cost", features] => print_cost(build_cost::run(&root(), Some(features))),
         ["spec", "lint"] => report(spec_lint::run(&root().join(SPEC_PATH))),
+        ["module-cycles"] => report(module_cycles::run(&root())),
+        ["module-cycles", crate_root] => report(module_cycles::run(Path::new(crate_root))),
         ["spec", "lint", fragment] => report(spec_lint::run(Path::new(fragment))),
         ["mutants", rest @ ..] => run_mutants(rest),
         _ => {
@@ -32,6 +35,7 @@ fn main() -> ExitCode {
             );
             eprintln!("       cargo xtask spec lint [<fragment.yaml>]");
             eprintln!("       cargo xtask build-cost [<comma-separated SDK features>]");
+            eprintln!("       cargo xtask module-cycles [<crate root>]");
             eprintln!("       cargo xtask mutants [--in-diff <FILE>] [-- <cargo-mutants args>]");
             ExitCode::from(2)
         }

@@ -2,58 +2,62 @@
 //! when everything fails (every request 503, connections refused) retries stop multiplying the
 //! load.
 //!
-//! The semantics and constants are those of the AWS SDKs' standard retry mode ("retry quota"),
-//! as implemented by smithy-rs (`aws-smithy-runtime`, `client/retries/token_bucket.rs` and
-//! `strategy/standard.rs`) and aws-sdk-go-v2 (`aws/retry/standard.go`):
-//! - the bucket holds [`DEFAULT_CAPACITY`] = 500 tokens (`DEFAULT_CAPACITY`,
-//!   `DefaultRetryRateTokens`);
-//! - a retry costs [`RETRY_COST`] = 5 tokens, a retry after a timeout [`TIMEOUT_RETRY_COST`] =
-//!   10 (`LEGACY_RETRY_COST`, `LEGACY_RETRY_TIMEOUT_COST`; Go's `DefaultRetryCost`,
-//!   `DefaultRetryTimeoutCost`) — a timeout may have left work running at the server, so it is
-//!   the more expensive guess;
-//! - a retry that succeeds gets its cost back, one that fails loses it (Go: "If you retry, and
-//!   you succeed, you get a refund. But if the retry fails you lose the tokens");
+//! The semantics and constants are those of smithy-rs's standard retry strategy
+//! (`aws-smithy-runtime`, `client/retries/token_bucket.rs`, read at commit 56ee88c5):
+//! - the bucket holds [`DEFAULT_CAPACITY`] = 500 tokens (`DEFAULT_CAPACITY`);
+//! - a retry costs what [`retry_cost`] says (the table below);
+//! - a retry that succeeds gets its cost back, one that fails loses it;
 //! - a call that succeeds at its first attempt adds [`SUCCESS_REFILL`] = 1 token, up to the
-//!   capacity (`PERMIT_REGENERATION_AMOUNT`, `DefaultNoRetryIncrement`);
+//!   capacity (`PERMIT_REGENERATION_AMOUNT`);
 //! - an empty bucket means no retry: the error is returned at once.
 //!
-//! So a healthy client keeps a full bucket, and a failing one gets 100 retries (50 after
-//! timeouts) before it stops retrying; from then on it sends each call once, until successes
-//! refill the bucket.
+//! ## What each retry costs
 //!
-//! Throttling (429 / 20429) does not pay from this bucket, unlike in smithy-rs: Twilio never
-//! processed a throttled request, and the concurrency limiter already paces those retries to
-//! what the account accepts (issue 11: "a throttled request keeps trying until the total
-//! deadline").
+//! smithy-rs prices a retry by the kind its classifiers give the failure: a `TransientError`
+//! costs `LEGACY_RETRY_TIMEOUT_COST` = 10, a `ThrottlingError` or any other retryable kind
+//! `LEGACY_RETRY_COST` = 5 (`TokenBucket::acquire`). Every fault this client retries is
+//! transient there (`classifiers.rs`: `HttpStatusCodeClassifier` for 500/502/503/504,
+//! `TransientErrorClassifier` for timeouts and I/O errors; `aws-smithy-http-client`
+//! `client.rs` `downcast_error`: a failed connect and a connection closed mid-request are both
+//! `ConnectorError::io`), so each costs the same:
+//!
+//! | outcome of the attempt | `Error` | smithy-rs kind | tokens |
+//! | --- | --- | --- | --- |
+//! | a retryable answer: 500, 502, 503, 504 | `Api` | transient | 10 |
+//! | a timeout | `Timeout` | transient | 10 |
+//! | a connection that failed before anything was sent | `Connect` | transient | 10 |
+//! | a connection that broke after the request was sent | `Transport` | transient | 10 |
+//! | throttled: 429 / 20429 | `Api` | throttling (5 there) | 0 |
+//!
+//! Throttling does not pay, unlike in smithy-rs: Twilio never processed a throttled request,
+//! and the concurrency limiter already paces those retries to what the account accepts.
+//!
+//! So a healthy client keeps a full bucket, and a failing one gets 50 retries before it stops
+//! retrying; from then on it sends each call once, until successes refill the bucket.
 
 use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use crate::error::{Error, is_retryable_status};
+
 /// Tokens in a full bucket.
 pub(crate) const DEFAULT_CAPACITY: usize = 500;
-/// What a retry after an error answer or a connection failure costs.
-pub(crate) const RETRY_COST: usize = 5;
-/// What a retry after a timeout costs.
-pub(crate) const TIMEOUT_RETRY_COST: usize = 10;
+/// What a retry after a transient fault costs (smithy-rs's `LEGACY_RETRY_TIMEOUT_COST`).
+pub(crate) const TRANSIENT_RETRY_COST: usize = 10;
 /// What a call that succeeded at its first attempt adds back.
 pub(crate) const SUCCESS_REFILL: usize = 1;
 
-/// Why a retry is wanted; it sets the price.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum RetryKind {
-    /// A retryable error answer (500/502/503/504) or a connection failure.
-    Error,
-    /// A timeout: the request may still be running at Twilio.
-    Timeout,
-}
-
-impl RetryKind {
-    fn cost(self) -> usize {
-        match self {
-            RetryKind::Error => RETRY_COST,
-            RetryKind::Timeout => TIMEOUT_RETRY_COST,
+/// What retrying after `error` costs: the module's table. `None`: the budget is not asked,
+/// because the request was throttled (never processed) or is not retried at all.
+pub(crate) fn retry_cost(error: &Error) -> Option<usize> {
+    match error {
+        _ if error.is_throttled() => None,
+        Error::Api(api) if is_retryable_status(api.status) => Some(TRANSIENT_RETRY_COST),
+        Error::Timeout { .. } | Error::Connect { .. } | Error::Transport { .. } => {
+            Some(TRANSIENT_RETRY_COST)
         }
+        _ => None,
     }
 }
 
@@ -114,14 +118,13 @@ impl RetryBudget {
     /// Pays for one retry, or says there is no budget left for it. A call keeps the token
     /// until its next attempt is over: [`RetryToken::refund`] if it succeeded; dropping the
     /// token (the attempt failed too) keeps the tokens spent.
-    pub(crate) fn try_acquire(&self, kind: RetryKind) -> Option<RetryToken> {
+    pub(crate) fn try_acquire(&self, cost: usize) -> Option<RetryToken> {
         let Some(bucket) = &self.inner else {
             return Some(RetryToken {
                 bucket: None,
                 cost: 0,
             });
         };
-        let cost = kind.cost();
         bucket
             .tokens
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |t| t.checked_sub(cost))
@@ -184,58 +187,56 @@ impl RetryToken {
 mod tests {
     use super::*;
 
+    const COST: usize = TRANSIENT_RETRY_COST;
+
     #[test]
-    fn a_failing_client_gets_a_hundred_retries_then_none() {
+    fn a_failing_client_gets_fifty_retries_then_none() {
         let budget = RetryBudget::default();
         let mut granted = 0;
-        while let Some(token) = budget.try_acquire(RetryKind::Error) {
+        while let Some(token) = budget.try_acquire(COST) {
             drop(token); // the retry failed too: spent
             granted += 1;
             assert!(granted <= DEFAULT_CAPACITY, "the bucket must drain");
         }
-        assert_eq!(granted, DEFAULT_CAPACITY / RETRY_COST);
+        assert_eq!(granted, 50);
         assert_eq!(budget.available(), Some(0));
-        assert!(budget.try_acquire(RetryKind::Timeout).is_none());
+        assert!(budget.try_acquire(COST).is_none());
     }
 
     #[test]
-    fn timeouts_cost_twice_as_much() {
-        let budget = RetryBudget::new(30);
-        let t = budget.try_acquire(RetryKind::Timeout).unwrap();
-        assert_eq!(t.cost(), TIMEOUT_RETRY_COST);
-        assert_eq!(budget.available(), Some(20));
-        drop(t);
-        let e = budget.try_acquire(RetryKind::Error).unwrap();
-        assert_eq!(e.cost(), RETRY_COST);
+    fn a_refused_retry_costs_nothing() {
+        let budget = RetryBudget::new(25);
+        let t = budget.try_acquire(COST).unwrap();
+        assert_eq!(t.cost(), COST);
         assert_eq!(budget.available(), Some(15));
-        drop(e);
-        assert!(budget.try_acquire(RetryKind::Timeout).is_some());
+        drop(t);
+        assert!(budget.try_acquire(COST).is_some());
         assert_eq!(budget.available(), Some(5));
         assert!(
-            budget.try_acquire(RetryKind::Timeout).is_none(),
-            "5 left, a timeout retry costs 10"
+            budget.try_acquire(COST).is_none(),
+            "5 left, a retry costs 10"
         );
         assert_eq!(budget.available(), Some(5), "a refused retry costs nothing");
-        assert!(budget.try_acquire(RetryKind::Error).is_some());
+        assert!(budget.try_acquire(5).is_some());
     }
 
     #[test]
     fn a_successful_retry_is_refunded_and_first_attempt_successes_refill() {
         let budget = RetryBudget::new(100);
-        let token = budget.try_acquire(RetryKind::Error).unwrap();
-        assert_eq!(budget.available(), Some(95));
+        let token = budget.try_acquire(COST).unwrap();
+        assert_eq!(budget.available(), Some(90));
         token.refund();
         assert_eq!(budget.available(), Some(100));
 
         for _ in 0..10 {
-            drop(budget.try_acquire(RetryKind::Timeout).unwrap());
+            drop(budget.try_acquire(COST).unwrap());
         }
         assert_eq!(budget.available(), Some(0));
-        for _ in 0..7 {
+        for _ in 0..12 {
             budget.on_first_attempt_success();
         }
-        assert_eq!(budget.available(), Some(7));
-        assert!(budget.try_acquire(RetryKind::Error).is_some());
+        assert_eq!(budget.available(), Some(12));
+        assert!(budget.try_acquire(COST).is_some());
         for _ in 0..1000 {
             budget.on_first_attempt_success();
         }
@@ -246,18 +247,18 @@ mod tests {
     fn clones_share_one_bucket_and_unlimited_never_refuses() {
         let budget = RetryBudget::new(10);
         let clone = budget.clone();
-        drop(clone.try_acquire(RetryKind::Timeout).unwrap());
-        assert!(budget.try_acquire(RetryKind::Error).is_none());
+        drop(clone.try_acquire(COST).unwrap());
+        assert!(budget.try_acquire(COST).is_none());
 
         let unlimited = RetryBudget::unlimited();
         for _ in 0..10_000 {
-            drop(unlimited.try_acquire(RetryKind::Timeout).unwrap());
+            drop(unlimited.try_acquire(COST).unwrap());
         }
         assert_eq!(unlimited.available(), None);
-        assert!(RetryBudget::new(0).try_acquire(RetryKind::Error).is_none());
+        assert!(RetryBudget::new(0).try_acquire(COST).is_none());
     }
 
-    /// The issue's outage: every request fails. With the default 4 attempts, requests sent stay
+    /// The outage: every request fails. With the default 4 attempts, requests sent stay
     /// within 1.1× the logical calls once the budget is spent.
     #[test]
     fn an_outage_is_not_amplified() {
@@ -268,7 +269,7 @@ mod tests {
         for _ in 0..calls {
             sent += 1; // the first attempt is never refused by the budget
             for _ in 1..max_attempts {
-                match budget.try_acquire(RetryKind::Error) {
+                match budget.try_acquire(COST) {
                     Some(token) => {
                         sent += 1;
                         drop(token); // 503 again
@@ -277,7 +278,7 @@ mod tests {
                 }
             }
         }
-        assert_eq!(sent, calls + DEFAULT_CAPACITY / RETRY_COST);
+        assert_eq!(sent, calls + DEFAULT_CAPACITY / COST);
         assert!(sent as f64 <= 1.1 * calls as f64, "{sent} requests");
     }
 }
