@@ -164,3 +164,56 @@ impl LimiterHarness {
         self.limiter.stats()
     }
 }
+
+/// Sets the idempotency key recorded on an error (as the orchestrator records the call's).
+pub fn set_idempotency_key(error: &mut Error, key: &str) {
+    if let Some(request) = error.request_mut() {
+        request.idempotency_key = Some(key.to_owned());
+    }
+}
+
+/// One step of [`retry_sequence`].
+#[derive(Debug)]
+pub enum RetryStep {
+    /// The state said: wait this long, then attempt again.
+    RetryAfter(std::time::Duration),
+    /// The state gave up with this error.
+    GaveUp(Error),
+    /// The attempt succeeded.
+    Succeeded,
+}
+
+/// Drives one call's retry state (the orchestrator's questions, without the network) through
+/// `attempts`: each `Some((error, jitter))` a failed attempt, `None` a success. Stops at the
+/// first success or give-up. `budget`: the client's retry budget capacity (`None`: unlimited).
+/// Returns the steps and the tokens left in the budget.
+pub fn retry_sequence(
+    policy: &crate::RetryPolicy,
+    budget: Option<usize>,
+    attempts: Vec<Option<(Error, f64)>>,
+) -> (Vec<RetryStep>, Option<usize>) {
+    let budget = match budget {
+        Some(capacity) => crate::retry::budget::RetryBudget::new(capacity),
+        None => crate::retry::budget::RetryBudget::unlimited(),
+    };
+    let mut state = crate::retry::state::RetryState::new("Fuzz", policy, &budget);
+    let mut steps = Vec::new();
+    for attempt in attempts {
+        let _timeout = state.start_attempt(std::time::Duration::from_secs(10));
+        let Some((error, jitter)) = attempt else {
+            state.succeeded();
+            steps.push(RetryStep::Succeeded);
+            break;
+        };
+        let _lesson = state.failed(&error);
+        match state.next(error, jitter) {
+            crate::retry::state::Next::RetryAfter(wait) => steps.push(RetryStep::RetryAfter(wait)),
+            crate::retry::state::Next::GiveUp(error) => {
+                steps.push(RetryStep::GaveUp(error));
+                break;
+            }
+        }
+    }
+    drop(state);
+    (steps, budget.available())
+}

@@ -74,11 +74,16 @@ pub fn diff_files(diff: &str) -> Vec<&str> {
 /// The cargo-mutants command line (after `cargo mutants`) for a sweep of `files`, or for the
 /// diff in `in_diff` touching `files`; `extra` is passed through.
 pub fn command(files: &[&str], in_diff: Option<&str>, extra: &[String]) -> Vec<String> {
-    // One job: the machine is shared, and each build is mostly linking.
+    // One job: the machine is shared, and each build is mostly linking. `--gitignore=true`:
+    // the copy of the tree skips fuzz/corpus and fuzz/target, which a running fuzzer may be
+    // changing and which no build needs. A mutant that loops is cut off after a minute.
     let mut args: Vec<String> = [
         "-j",
         "1",
         "--all-features",
+        "--gitignore=true",
+        "--timeout",
+        "60",
         "--output",
         "target/mutants.out",
     ]
@@ -151,7 +156,7 @@ mod tests {
         let sweep = command(&["src/webhook/params.rs"], None, &[]);
         assert_eq!(
             sweep.join(" "),
-            "-j 1 --all-features --output target/mutants.out --file src/webhook/params.rs \
+            "-j 1 --all-features --gitignore=true --timeout 60 --output target/mutants.out --file src/webhook/params.rs \
              --cargo-arg=--lib --cargo-arg=--test --cargo-arg=webhook_verify \
              --cargo-arg=--test --cargo-arg=webhook_signature"
         );
@@ -162,7 +167,7 @@ mod tests {
         );
         assert_eq!(
             diff.join(" "),
-            "-j 1 --all-features --output target/mutants.out --in-diff my.diff --shard 0/2"
+            "-j 1 --all-features --gitignore=true --timeout 60 --output target/mutants.out --in-diff my.diff --shard 0/2"
         );
     }
 }
