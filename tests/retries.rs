@@ -332,3 +332,41 @@ async fn redirects_are_not_followed_so_credentials_stay_home() {
     assert_eq!(err.status().map(|s| s.as_u16()), Some(307), "{err:?}");
     stolen.assert_calls_async(0).await;
 }
+
+/// Found by the `retry_state` fuzz target: with `retry_throttled(false)` a throttled attempt
+/// "counts like any other", so `max_attempts` caps throttled and failed attempts together.
+/// They were counted apart, and a 503, a 429 and a 503 made three attempts of two.
+#[tokio::test]
+async fn without_retry_throttled_max_attempts_counts_throttled_attempts_too() {
+    let server = MockServer::start_async().await;
+    let statuses = [503u16, 429, 503, 201];
+    let sent = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = sent.clone();
+    server
+        .mock_async(|when, then| {
+            when.path(messages());
+            then.respond_with(move |_: &HttpMockRequest| {
+                let n = counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let status = statuses[n.min(statuses.len() - 1)];
+                let body = if status == 201 { CREATED } else { "{}" };
+                HttpMockResponse::builder()
+                    .status(status)
+                    .header("content-type", "application/json")
+                    .body(body)
+                    .build()
+            });
+        })
+        .await;
+    let policy = fast().max_attempts(2).retry_throttled(false);
+    let err = client(&server, policy)
+        .send_message(CALL, &json!({}))
+        .await
+        .unwrap_err();
+    assert_eq!(sent.load(std::sync::atomic::Ordering::SeqCst), 2);
+    assert_eq!(err.status().map(|s| s.as_u16()), Some(429), "{err:?}");
+    let request = err.request().unwrap();
+    assert_eq!(
+        (request.attempts, request.gave_up.clone()),
+        (2, Some(GaveUp::Attempts))
+    );
+}
