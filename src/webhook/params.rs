@@ -54,13 +54,12 @@ pub(crate) fn canonical(mut params: Vec<Param<'_>>) -> Vec<u8> {
     // each distinct value once.
     params.sort_unstable();
     params.dedup();
-    let len = params.iter().map(|(n, v)| n.len() + v.len()).sum();
-    let mut out = Vec::with_capacity(len);
-    for (name, value) in &params {
-        out.extend_from_slice(name.as_bytes());
-        out.extend_from_slice(value.as_bytes());
-    }
-    out
+    // `concat` sizes the one allocation itself: no length sum of our own to get wrong.
+    params
+        .iter()
+        .flat_map(|(name, value)| [name.as_bytes(), value.as_bytes()])
+        .collect::<Vec<&[u8]>>()
+        .concat()
 }
 
 /// Visits a JSON object of strings; anything else is refused, with the reason left behind.
