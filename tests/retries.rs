@@ -366,7 +366,7 @@ async fn without_retry_throttled_max_attempts_counts_throttled_attempts_too() {
     assert_eq!(err.status().map(|s| s.as_u16()), Some(429), "{err:?}");
     let request = err.request().unwrap();
     assert_eq!(
-        (request.attempts, request.gave_up.clone()),
+        (request.attempts, request.gave_up),
         (2, Some(GaveUp::Attempts))
     );
 }
