@@ -251,6 +251,8 @@ mod tests {
             ("a=%27", "a='"),
             ("a==b", "a=%3Db"),
             ("%61=1&a=2", "a=1&a=2"),
+            // "0" is an array index (JavaScript orders it first); "00" is not.
+            ("b=1&00=y&0=x", "0=x&b=1&00=y"),
         ];
         for (query, expected) in cases {
             let url = format!("https://a.com/?{query}");
