@@ -253,6 +253,8 @@ mod tests {
             ("%61=1&a=2", "a=1&a=2"),
             // "0" is an array index (JavaScript orders it first); "00" is not.
             ("b=1&00=y&0=x", "0=x&b=1&00=y"),
+            // "+5" is not an index either, although Rust's integer parser would read it.
+            ("b=1&%2B5=x&5=y", "5=y&b=1&%2B5=x"),
         ];
         for (query, expected) in cases {
             let url = format!("https://a.com/?{query}");
