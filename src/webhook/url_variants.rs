@@ -216,7 +216,11 @@ mod tests {
             ("https://[::1]/x", "https://[::1]/x", "https://[::1]:443/x"),
             // A literal ending in a colon: the port starts after the bracket, not inside it.
             ("https://[::]/x", "https://[::]/x", "https://[::]:443/x"),
-            ("https://[::]:8443/x", "https://[::]/x", "https://[::]:8443/x"),
+            (
+                "https://[::]:8443/x",
+                "https://[::]/x",
+                "https://[::]:8443/x",
+            ),
             ("https://a.com:/x", "https://a.com/x", "https://a.com:/x"),
             ("ftp://a.com/", "ftp://a.com/", "ftp://a.com:80/"),
             ("not a url", "not a url", "not a url"),
