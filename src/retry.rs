@@ -116,7 +116,8 @@ impl RetryPolicy {
     ///
     /// For a throttled error, `attempt` counts the throttled attempts (the backoff grows with
     /// it) and, with [`retry_throttled`](Self::retry_throttled), the attempt cap does not
-    /// apply; for any other error it counts the other attempts.
+    /// apply; for any other error it counts the other attempts. Without `retry_throttled`, a
+    /// throttled attempt counts like any other: `attempt` counts them all.
     pub fn decide(&self, attempt: u32, error: &Error, elapsed: Duration, jitter: f64) -> Decision {
         match self.next(attempt, error, elapsed, jitter) {
             Ok(wait) => Decision::RetryAfter(wait),

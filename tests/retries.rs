@@ -332,3 +332,90 @@ async fn redirects_are_not_followed_so_credentials_stay_home() {
     assert_eq!(err.status().map(|s| s.as_u16()), Some(307), "{err:?}");
     stolen.assert_calls_async(0).await;
 }
+
+/// Found by the `retry_state` fuzz target: with `retry_throttled(false)` a throttled attempt
+/// "counts like any other", so `max_attempts` caps throttled and failed attempts together.
+/// They were counted apart, and a 503, a 429 and a 503 made three attempts of two.
+#[tokio::test]
+async fn without_retry_throttled_max_attempts_counts_throttled_attempts_too() {
+    let server = MockServer::start_async().await;
+    let statuses = [503u16, 429, 503, 201];
+    let sent = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = sent.clone();
+    server
+        .mock_async(|when, then| {
+            when.path(messages());
+            then.respond_with(move |_: &HttpMockRequest| {
+                let n = counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let status = statuses[n.min(statuses.len() - 1)];
+                let body = if status == 201 { CREATED } else { "{}" };
+                HttpMockResponse::builder()
+                    .status(status)
+                    .header("content-type", "application/json")
+                    .body(body)
+                    .build()
+            });
+        })
+        .await;
+    let policy = fast().max_attempts(2).retry_throttled(false);
+    let err = client(&server, policy)
+        .send_message(CALL, &json!({}))
+        .await
+        .unwrap_err();
+    assert_eq!(sent.load(std::sync::atomic::Ordering::SeqCst), 2);
+    assert_eq!(err.status().map(|s| s.as_u16()), Some(429), "{err:?}");
+    let request = err.request().unwrap();
+    assert_eq!(
+        (request.attempts, request.gave_up),
+        (2, Some(GaveUp::Attempts))
+    );
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig { cases: 256, failure_persistence: None, ..Default::default() })]
+
+    /// Each setter sets its own figure and keeps the others, whatever the order: the wait
+    /// `decide` gives is full-jitter exponential backoff from `base_delay` capped at
+    /// `max_delay`, or the server's `Retry-After` capped at `max_retry_after`, within
+    /// `max_attempts` attempts.
+    #[test]
+    fn setters_set_what_decide_uses(
+        base_ms in 1u64..1_000,
+        max_ms in 1u64..5_000,
+        max_retry_after_ms in 1u64..20_000,
+        retry_after_ms in proptest::option::of(0u64..30_000),
+        attempt in 1u32..8,
+        jitter in 0.0f64..1.0,
+        reversed in proptest::prelude::any::<bool>(),
+    ) {
+        use twilio_call_messages::Decision;
+        use twilio_call_messages::__private::api_error_with_retry_after;
+        let ms = Duration::from_millis;
+        let policy = if reversed {
+            RetryPolicy::default()
+                .max_retry_after(ms(max_retry_after_ms))
+                .max_delay(ms(max_ms))
+                .base_delay(ms(base_ms))
+                .total_deadline(Duration::from_secs(3_600))
+                .max_attempts(8)
+        } else {
+            RetryPolicy::default()
+                .max_attempts(8)
+                .total_deadline(Duration::from_secs(3_600))
+                .base_delay(ms(base_ms))
+                .max_delay(ms(max_ms))
+                .max_retry_after(ms(max_retry_after_ms))
+        };
+        let error = api_error_with_retry_after(503, b"", retry_after_ms.map(ms));
+        let expected = match retry_after_ms {
+            Some(after) => ms(after.min(max_retry_after_ms)),
+            None => ms((base_ms << (attempt - 1)).min(max_ms)).mul_f64(jitter),
+        };
+        proptest::prop_assert_eq!(
+            policy.decide(attempt, &error, Duration::ZERO, jitter),
+            Decision::RetryAfter(expected)
+        );
+        // The eighth attempt was the last.
+        proptest::prop_assert_eq!(policy.decide(8, &error, Duration::ZERO, jitter), Decision::Stop);
+    }
+}

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use httpmock::MockServer;
 use serde_json::json;
-use twilio_call_messages::{CallSid, Client, Error, InputError};
+use twilio_call_messages::{CallSid, Client, Error, InputError, RetryPolicy};
 
 const ACCOUNT: &str = "ACaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
 const CALL: &str = "CAbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
@@ -235,8 +235,11 @@ async fn problem_documents_decode() {
                 .body(r#"{"type":"https://www.twilio.com/docs/errors/20429","title":"Too Many Requests","status":429,"code":20429,"detail":"Rate limit exceeded","instance":"/x"}"#);
         })
         .await;
+    // A throttled request is retried until the total deadline: a short one, so the test
+    // checks the decoded 429 without waiting out the default 60 s.
     let err = client(&server)
         .send_message(CALL, &json!({}))
+        .retry_policy(RetryPolicy::default().total_deadline(Duration::from_millis(500)))
         .await
         .unwrap_err();
     let Error::Api(api) = &err else {

@@ -557,3 +557,192 @@ proptest! {
         prop_assert!(validator().verify(URL, &h, &body).is_err(), "{:?}", values);
     }
 }
+
+/// A JSON string literal for `text`: every character as a `\u` escape when `escape_all`, else
+/// only what JSON requires (`"`, `\`, control characters), as `JSON.stringify` writes it.
+fn json_string(text: &str, escape_all: bool) -> String {
+    let mut out = String::from('"');
+    for c in text.chars() {
+        if escape_all || c == '"' || c == '\\' || c < ' ' {
+            let mut units = [0u16; 2];
+            for unit in c.encode_utf16(&mut units) {
+                out.push_str(&format!("\\u{unit:04x}"));
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// The reason the parameter scheme gives for a JSON value that is not a string.
+fn kind(value: &serde_json::Value) -> &'static str {
+    match value {
+        serde_json::Value::Null => "null",
+        serde_json::Value::Bool(_) => "a boolean",
+        serde_json::Value::Number(_) => "a number",
+        serde_json::Value::String(_) => "a string",
+        serde_json::Value::Array(_) => "an array",
+        serde_json::Value::Object(_) => "an object",
+    }
+}
+
+/// Any JSON value: every kind of number (negative, positive, fractional), nested values.
+fn json_value() -> impl Strategy<Value = serde_json::Value> {
+    let leaf = prop_oneof![
+        Just(serde_json::Value::Null),
+        any::<bool>().prop_map(serde_json::Value::from),
+        any::<i64>().prop_map(serde_json::Value::from),
+        any::<u64>().prop_map(serde_json::Value::from),
+        (-1e9f64..1e9).prop_map(serde_json::Value::from),
+        ".{0,6}".prop_map(serde_json::Value::from),
+    ];
+    leaf.prop_recursive(2, 8, 3, |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..3).prop_map(serde_json::Value::from),
+            prop::collection::btree_map("[a-z]{1,3}", inner, 0..3)
+                .prop_map(|m| serde_json::Value::Object(m.into_iter().collect())),
+        ]
+    })
+}
+
+/// Names and values with what JSON must escape, what it may, and plain text.
+const JSON_TEXT: &str = "[a-zA-Z0-9 \"\\\\/\u{0}-\u{1f}é€😀]{0,8}";
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, failure_persistence: None, ..ProptestConfig::default() })]
+
+    /// A flat JSON object is signed as its fields: the signature `sign_form` makes over the
+    /// fields themselves, with no JSON involved, verifies the JSON body, whichever escapes it
+    /// uses in names and values.
+    #[test]
+    fn json_fields_sign_as_the_fields_themselves(
+        fields in prop::collection::btree_map(JSON_TEXT, JSON_TEXT, 0..6),
+        escape_all in any::<bool>(),
+    ) {
+        let members: Vec<String> = fields
+            .iter()
+            .map(|(n, v)| format!("{}:{}", json_string(n, escape_all), json_string(v, escape_all)))
+            .collect();
+        let body = format!("{{{}}}", members.join(","));
+        let pairs: Vec<(&String, &String)> = fields.iter().collect();
+        let signature = validator().sign_form(URL, &pairs);
+        let h = headers(&signature, Some(JSON), None);
+        prop_assert_eq!(validator().verify(URL, &h, body.as_bytes()), Ok(()), "{}", body);
+        // Another value for one field is another text, and refused.
+        if let Some((name, value)) = fields.iter().next() {
+            let mut changed = fields.clone();
+            changed.insert(name.clone(), format!("{value}x"));
+            let members: Vec<String> = changed
+                .iter()
+                .map(|(n, v)| format!("{}:{}", json_string(n, escape_all), json_string(v, escape_all)))
+                .collect();
+            let body = format!("{{{}}}", members.join(","));
+            prop_assert_eq!(
+                validator().verify(URL, &h, body.as_bytes()),
+                Err(SignatureError::SignatureMismatch)
+            );
+        }
+    }
+
+    /// JSON the parameter scheme cannot cover is refused, saying what it is: a body that is
+    /// not an object (a bare number of any sign or form, boolean, null, string, array), or the
+    /// first field, in document order, whose value is not a string.
+    #[test]
+    fn json_that_is_not_a_flat_object_of_strings_is_refused_with_its_kind(value in json_value()) {
+        let body = serde_json::to_vec(&value).unwrap();
+        let h = headers(FORM_SIGNATURE, Some(JSON), None);
+        let result = validator().verify(URL, &h, &body);
+        match &value {
+            serde_json::Value::Object(map) => match map.iter().find(|(_, v)| !v.is_string()) {
+                Some((field, v)) => prop_assert_eq!(
+                    result,
+                    Err(SignatureError::Unverifiable(Unverifiable::NonStringField {
+                        field: field.clone(),
+                        kind: kind(v),
+                    }))
+                ),
+                // A flat object of strings is covered: only the signature is wrong.
+                None => prop_assert_eq!(result, Err(SignatureError::SignatureMismatch)),
+            },
+            other => prop_assert_eq!(
+                result,
+                Err(SignatureError::Unverifiable(Unverifiable::NotAnObject { kind: kind(other) }))
+            ),
+        }
+    }
+
+    /// When the settings header repeats `key=` or `algorithm=`, the first non-empty one wins
+    /// (twilio-python's reading, kept by ours); empty ones and other parts are skipped.
+    #[test]
+    fn the_first_non_empty_setting_wins(
+        parts in prop::collection::vec(
+            prop_oneof![
+                prop::sample::select(vec!["key=k1", "key=k2", "key=", " key = k2 ", "key"]),
+                prop::sample::select(vec![
+                    "algorithm=HMAC_SHA256",
+                    "algorithm=hmac_sha1",
+                    "algorithm=",
+                    "algorithm = HMAC_SHA1 ",
+                    "extra=1",
+                ]),
+            ],
+            1..6,
+        ),
+    ) {
+        let setting = |name: &str| {
+            parts.iter().find_map(|part| {
+                let (n, v) = part.split_once('=')?;
+                (n.trim() == name && !v.trim().is_empty()).then(|| v.trim().to_owned())
+            })
+        };
+        let header = parts.join(",");
+        let held = SignatureValidator::new(TOKEN)
+            .with_shared_key("k1", "secret-one")
+            .with_shared_key("k2", "secret-two");
+        let result = |signature: &str| {
+            let h = headers(signature, Some(FORM), Some(&header));
+            held.verify(URL, &h, &form_body())
+        };
+        let key = match setting("key") {
+            Some(key) => key,
+            None => {
+                let expected = SignatureError::UnknownKey { key_id: String::new() };
+                prop_assert_eq!(result(FORM_SIGNATURE), Err(expected));
+                return Ok(());
+            }
+        };
+        let algorithm = match setting("algorithm") {
+            Some(algorithm) => algorithm,
+            None => {
+                let expected = SignatureError::UnsupportedAlgorithm { algorithm: String::new() };
+                prop_assert_eq!(result(FORM_SIGNATURE), Err(expected));
+                return Ok(());
+            }
+        };
+        // Signed by a validator that holds only the expected key, under a plain header.
+        let secret = if key == "k1" { "secret-one" } else { "secret-two" };
+        let plain = format!("key={key},algorithm={algorithm}");
+        let sign = |key_id: &str, secret: &str, settings: &str| {
+            SignatureValidator::new_with_tokens(Vec::<String>::new())
+                .with_shared_key(key_id, secret)
+                .sign_request(URL, &headers("", Some(FORM), Some(settings)), &form_body())
+                .unwrap()
+        };
+        prop_assert_eq!(result(&sign(&key, secret, &plain)), Ok(()), "{}", header);
+        // The other key, or the other algorithm, is refused.
+        let (other, other_secret) = if key == "k1" { ("k2", "secret-two") } else { ("k1", "secret-one") };
+        let other_key = format!("key={other},algorithm={algorithm}");
+        prop_assert_eq!(
+            result(&sign(other, other_secret, &other_key)),
+            Err(SignatureError::SignatureMismatch)
+        );
+        let other_algorithm = if algorithm.eq_ignore_ascii_case("HMAC_SHA256") { "HMAC_SHA1" } else { "HMAC_SHA256" };
+        let switched = format!("key={key},algorithm={other_algorithm}");
+        prop_assert_eq!(
+            result(&sign(&key, secret, &switched)),
+            Err(SignatureError::SignatureMismatch)
+        );
+    }
+}

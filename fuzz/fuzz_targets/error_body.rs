@@ -10,5 +10,9 @@ fuzz_target!(|data: &[u8]| {
     };
     let error = decode_error_response(status, body);
     assert_eq!(error.status().map(|s| s.as_u16()), Some(status));
-    let _ = (error.to_string(), format!("{error:?}"), error.is_retryable());
+    let _ = (
+        error.to_string(),
+        format!("{error:?}"),
+        error.is_retryable(),
+    );
 });

@@ -190,6 +190,32 @@ mod tests {
     const COST: usize = TRANSIENT_RETRY_COST;
 
     #[test]
+    fn debug_shows_the_tokens_and_the_cost() {
+        let budget = RetryBudget::new(25);
+        let token = budget.try_acquire(COST).unwrap();
+        assert_eq!(
+            format!("{budget:?}"),
+            "RetryBudget { tokens: 15, capacity: 25 }"
+        );
+        assert_eq!(format!("{token:?}"), "RetryToken { cost: 10 }");
+        assert_eq!(
+            format!("{:?}", RetryBudget::unlimited()),
+            "RetryBudget(unlimited)"
+        );
+    }
+
+    #[test]
+    fn an_answer_that_is_not_retried_has_no_price() {
+        // The table's last line: what is not retried never asks the budget.
+        for (status, body) in [(400, &b""[..]), (404, b""), (501, b""), (401, b"{}")] {
+            let error = crate::__private::decode_error_response(status, body);
+            assert_eq!(retry_cost(&error), None, "{status}");
+        }
+        let error = crate::__private::decode_error_response(503, b"");
+        assert_eq!(retry_cost(&error), Some(COST));
+    }
+
+    #[test]
     fn a_failing_client_gets_fifty_retries_then_none() {
         let budget = RetryBudget::default();
         let mut granted = 0;

@@ -132,7 +132,11 @@ impl<'a> RetryState<'a> {
     /// `Retry-After` must not become a tight loop).
     pub(crate) fn next(&mut self, mut error: Error, jitter: f64) -> Next {
         self.may_have_been_processed |= error.may_have_been_processed();
-        let count = if error.is_throttled() {
+        // Without `retry_throttled`, a throttled attempt counts like any other: one count, and
+        // `max_attempts` caps them all together.
+        let count = if !self.policy.retry_throttled {
+            self.faults + self.throttles
+        } else if error.is_throttled() {
             self.throttles
         } else {
             self.faults

@@ -22,6 +22,8 @@ mod forwarded;
 mod params;
 #[cfg(feature = "redis")]
 mod redis_store;
+#[doc(hidden)]
+pub(crate) mod private;
 mod settings;
 mod signature;
 mod url_variants;

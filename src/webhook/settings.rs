@@ -108,4 +108,16 @@ mod tests {
         // A value may itself contain `=`; the first one splits.
         assert_eq!(Settings::parse("key=a=b").key_id, Some("a=b"));
     }
+
+    #[test]
+    fn each_algorithm_is_named_as_the_header_names_it() {
+        for (algorithm, name) in [
+            (Algorithm::HmacSha1, "HMAC_SHA1"),
+            (Algorithm::HmacSha256, "HMAC_SHA256"),
+        ] {
+            assert_eq!(algorithm.as_str(), name);
+            let header = format!("key=k,algorithm={}", algorithm.as_str());
+            assert_eq!(Settings::parse(&header).algorithm(), Some(algorithm));
+        }
+    }
 }

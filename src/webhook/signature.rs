@@ -142,9 +142,9 @@ impl fmt::Debug for SignatureValidator {
 }
 
 /// What the signature covers besides the URL, and whether the body matched `bodySHA256`.
-struct Signed {
-    suffix: Vec<u8>,
-    body_hash_ok: bool,
+pub(super) struct Signed {
+    pub(super) suffix: Vec<u8>,
+    pub(super) body_hash_ok: bool,
 }
 
 impl SignatureValidator {
@@ -426,7 +426,7 @@ fn borrowed<N: AsRef<str>, V: AsRef<str>>(params: &[(N, V)]) -> Vec<Param<'_>> {
 }
 
 /// What the signature covers after the URL, chosen by the URL and the body's content type.
-fn signed_content(
+pub(super) fn signed_content(
     url: &str,
     content_type: Option<&[u8]>,
     body: &[u8],

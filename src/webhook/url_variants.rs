@@ -111,7 +111,8 @@ fn add_port(url: &str) -> Cow<'_, str> {
 /// `&`-separated pieces, empty ones skipped; `+` is a space; valid `%XX` decoded, invalid ones
 /// kept, invalid UTF-8 replaced; repeated names grouped at their first appearance, names that
 /// are array indices first in numeric order (JavaScript's own key order); each name and value
-/// escaped like `encodeURIComponent`. Checked against Node in `tests/webhook_url_variants.rs`.
+/// escaped like `encodeURIComponent`. Checked against Node in this module's tests
+/// (`legacy_querystring_like_node`).
 fn legacy_querystring(url: &str) -> String {
     let Some(query_start) = url.find('?') else {
         return url.to_owned();
@@ -213,6 +214,13 @@ mod tests {
                 "https://[::1]:443/x",
             ),
             ("https://[::1]/x", "https://[::1]/x", "https://[::1]:443/x"),
+            // A literal ending in a colon: the port starts after the bracket, not inside it.
+            ("https://[::]/x", "https://[::]/x", "https://[::]:443/x"),
+            (
+                "https://[::]:8443/x",
+                "https://[::]/x",
+                "https://[::]:8443/x",
+            ),
             ("https://a.com:/x", "https://a.com/x", "https://a.com:/x"),
             ("ftp://a.com/", "ftp://a.com/", "ftp://a.com:80/"),
             ("not a url", "not a url", "not a url"),
@@ -247,6 +255,10 @@ mod tests {
             ("a=%27", "a='"),
             ("a==b", "a=%3Db"),
             ("%61=1&a=2", "a=1&a=2"),
+            // "0" is an array index (JavaScript orders it first); "00" is not.
+            ("b=1&00=y&0=x", "0=x&b=1&00=y"),
+            // "+5" is not an index either, although Rust's integer parser would read it.
+            ("b=1&%2B5=x&5=y", "5=y&b=1&%2B5=x"),
         ];
         for (query, expected) in cases {
             let url = format!("https://a.com/?{query}");

@@ -4,6 +4,7 @@
 pub mod build_cost;
 pub mod example_schema;
 pub mod module_cycles;
+pub mod mutants;
 pub mod oas;
 pub mod spec_diff;
 pub mod spec_lint;

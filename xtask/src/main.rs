@@ -1,9 +1,11 @@
 //! Project tasks: `cargo xtask codegen [--check]`, `cargo xtask spec diff <upstream.json>`,
-//! `cargo xtask spec lint`, `cargo xtask build-cost [features]`, `cargo xtask module-cycles`. The `spec` commands live in the library (src/lib.rs).
+//! `cargo xtask spec lint`, `cargo xtask build-cost [features]`, `cargo xtask module-cycles`,
+//! `cargo xtask mutants [--in-diff FILE] [-- <cargo-mutants args>]`. The `spec` commands live
+//! in the library (src/lib.rs).
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use xtask::{build_cost, module_cycles, spec_diff, spec_lint};
+use xtask::{build_cost, module_cycles, mutants, spec_diff, spec_lint};
 
 include!("../../openapi/generate.rs");
 
@@ -25,6 +27,7 @@ fn main() -> ExitCode {
         ["module-cycles"] => report(module_cycles::run(&root())),
         ["module-cycles", crate_root] => report(module_cycles::run(Path::new(crate_root))),
         ["spec", "lint", fragment] => report(spec_lint::run(Path::new(fragment))),
+        ["mutants", rest @ ..] => run_mutants(rest),
         _ => {
             eprintln!("usage: cargo xtask codegen [--check]");
             eprintln!(
@@ -33,6 +36,7 @@ fn main() -> ExitCode {
             eprintln!("       cargo xtask spec lint [<fragment.yaml>]");
             eprintln!("       cargo xtask build-cost [<comma-separated SDK features>]");
             eprintln!("       cargo xtask module-cycles [<crate root>]");
+            eprintln!("       cargo xtask mutants [--in-diff <FILE>] [-- <cargo-mutants args>]");
             ExitCode::from(2)
         }
     }
@@ -59,6 +63,55 @@ fn print_cost(result: Result<Vec<String>, String>) -> ExitCode {
         }
         Err(e) => {
             eprintln!("{e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// Runs cargo-mutants on the guarded modules, or on a diff, with the test targets that matter.
+fn run_mutants(args: &[&str]) -> ExitCode {
+    let (ours, extra) = match args.iter().position(|a| *a == "--") {
+        Some(i) => (&args[..i], &args[i + 1..]),
+        None => (args, &[][..]),
+    };
+    let extra: Vec<String> = extra.iter().map(|s| (*s).to_owned()).collect();
+    let root = root();
+    let diff_text;
+    let (files, in_diff) = match ours {
+        [] => (mutants::GUARDED.to_vec(), None),
+        ["--in-diff", file] => {
+            diff_text = match std::fs::read_to_string(file) {
+                Ok(text) => text,
+                Err(e) => {
+                    eprintln!("cannot read {file}: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            (mutants::diff_files(&diff_text), Some(*file))
+        }
+        _ => {
+            eprintln!("usage: cargo xtask mutants [--in-diff <FILE>] [-- <cargo-mutants args>]");
+            return ExitCode::from(2);
+        }
+    };
+    let args = mutants::command(&files, in_diff, &extra);
+    println!("cargo mutants {}", args.join(" "));
+    // A build directory of its own that stays warm between runs (cargo-mutants builds each
+    // mutant in a copy of the tree; the dependencies are the same every time), and no debug
+    // info: each mutant's build is mostly linking.
+    let status = std::process::Command::new(std::env::var("CARGO").unwrap_or("cargo".into()))
+        .arg("mutants")
+        .args(&args)
+        .current_dir(&root)
+        .env("CARGO_TARGET_DIR", root.join("target/mutants"))
+        .env("CARGO_PROFILE_DEV_DEBUG", "0")
+        .env("CARGO_PROFILE_TEST_DEBUG", "0")
+        .status();
+    match status {
+        // cargo-mutants: 0 all caught, 2 some missed, 3 timeouts, 4 the baseline failed.
+        Ok(status) => ExitCode::from(status.code().unwrap_or(1).clamp(0, 255) as u8),
+        Err(e) => {
+            eprintln!("cannot run cargo mutants ({e}): cargo install cargo-mutants --locked");
             ExitCode::from(2)
         }
     }
