@@ -20,10 +20,10 @@ mod event;
 #[cfg(feature = "axum")]
 mod forwarded;
 mod params;
-#[cfg(feature = "redis")]
-mod redis_store;
 #[doc(hidden)]
 pub(crate) mod private;
+#[cfg(feature = "redis")]
+mod redis_store;
 mod settings;
 mod signature;
 mod url_variants;
