@@ -261,7 +261,7 @@ mod tests {
         let s = sources(&[
             ("crate", "mod a; mod b; mod c; pub use a::A;"),
             ("a", "use crate::b::B;\n// use crate::c::C;"),
-            ("b", "fn f() -> crate::c::C { todo!() }"),
+            ("b", "fn f() -> crate::c::C { make() }"),
             ("c", "use crate::{a::A, sid};\n"),
             (
                 "sid",
