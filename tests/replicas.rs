@@ -246,6 +246,17 @@ struct Record {
     delivered: bool,
 }
 
+impl Record {
+    /// Each attempt as `r<replica> <outcome> <time>`, for the report.
+    fn attempts_seen(&self) -> Vec<String> {
+        self.attempts
+            .iter()
+            .zip(&self.durations)
+            .map(|((r, o), d)| format!("r{r} {o:?} {d:.1?}"))
+            .collect()
+    }
+}
+
 struct Sender {
     http: reqwest::Client,
     ports: Vec<u16>,
@@ -552,26 +563,14 @@ async fn run(redis: RedisServer, retries: usize) -> RedisServer {
         duplicates.len()
     );
     for (sid, by) in &duplicates {
-        let record = &records[sid];
-        let attempts: Vec<String> = record
-            .attempts
-            .iter()
-            .zip(&record.durations)
-            .map(|((r, o), d)| format!("r{r} {o:?} {d:.1?}"))
-            .collect();
+        let attempts = records[sid].attempts_seen();
         report!(
             "   duplicate {sid}: handled by {by:?}; attempts {attempts:?}; logged {:?}",
             logged_for.get(sid)
         );
     }
     for sid in &undelivered {
-        let record = &records[sid];
-        let attempts: Vec<String> = record
-            .attempts
-            .iter()
-            .zip(&record.durations)
-            .map(|((r, o), d)| format!("r{r} {o:?} {d:.1?}"))
-            .collect();
+        let attempts = records[sid].attempts_seen();
         report!(
             "   undelivered {sid}: attempts {attempts:?}; logged {:?}",
             logged_for.get(sid)
