@@ -112,7 +112,8 @@ impl RetryPolicy {
 
     /// What to do after attempt number `attempt` (from 1) failed with `error`, `elapsed`
     /// after the call started. `jitter` is a random number in `[0, 1)`. Pure: no clock, no
-    /// randomness of its own.
+    /// randomness of its own. Total: a `jitter` outside `[0, 1]` is clamped, and NaN counts as 1
+    /// (the whole backoff), so a broken random source cannot panic or spin.
     ///
     /// For a throttled error, `attempt` counts the throttled attempts (the backoff grows with
     /// it) and, with [`retry_throttled`](Self::retry_throttled), the attempt cap does not
@@ -154,7 +155,13 @@ impl RetryPolicy {
                 let exp = self
                     .base_delay
                     .saturating_mul(1u32 << attempt.saturating_sub(1).min(20));
-                exp.min(self.max_delay).mul_f64(jitter.clamp(0.0, 1.0))
+                // `clamp` keeps NaN, and `mul_f64(NaN)` panics.
+                let jitter = if jitter.is_nan() {
+                    1.0
+                } else {
+                    jitter.clamp(0.0, 1.0)
+                };
+                exp.min(self.max_delay).mul_f64(jitter)
             }
         };
         // A retry needs time to wait and then to try: an attempt cut to a sliver of time would
@@ -382,5 +389,23 @@ mod tests {
             Decision::Stop
         );
         assert_eq!(RetryPolicy::default().max_attempts(0).max_attempts, 1);
+    }
+
+    #[test]
+    fn any_jitter_gives_a_wait() {
+        let p = RetryPolicy::default();
+        for (jitter, wait) in [
+            (f64::NAN, MS(100)),
+            (f64::INFINITY, MS(100)),
+            (2.0, MS(100)),
+            (f64::NEG_INFINITY, MS(0)),
+            (-0.5, MS(0)),
+        ] {
+            assert_eq!(
+                p.decide(1, &timeout(), MS(0), jitter),
+                Decision::RetryAfter(wait),
+                "{jitter}"
+            );
+        }
     }
 }

@@ -4,7 +4,8 @@
 //! - a `Retry-After` is waited out, capped at `max_retry_after`, and one at or past what remains
 //!   of the deadline stops at once;
 //! - without `Retry-After`, a wait never exceeds `max_delay`;
-//! - only a throttled outcome (with `retry_throttled`) is retried past `max_attempts`.
+//! - only a throttled outcome (with `retry_throttled`) is retried past `max_attempts`;
+//! - any jitter, NaN included, gives a decision (no panic).
 #![no_main]
 use std::time::Duration;
 
@@ -24,8 +25,15 @@ struct Input {
     outcome: Outcome,
     attempt: u32,
     elapsed_ms: u32,
+    jitter: Jitter,
+}
+
+#[derive(Arbitrary, Debug)]
+enum Jitter {
     /// Mapped into `[0, 1)`, the documented range.
-    jitter: u16,
+    Documented(u16),
+    /// Any float, NaN and infinities included: `decide` is total.
+    Raw(f64),
 }
 
 #[derive(Arbitrary, Debug)]
@@ -60,7 +68,10 @@ fuzz_target!(|input: Input| {
     };
     let elapsed = ms(input.elapsed_ms);
     let deadline = ms(input.total_deadline_ms);
-    let jitter = f64::from(input.jitter) / 65_536.0;
+    let jitter = match input.jitter {
+        Jitter::Documented(n) => f64::from(n) / 65_536.0,
+        Jitter::Raw(x) => x,
+    };
     let decision = policy.decide(input.attempt, &error, elapsed, jitter);
     if !error.is_retryable() {
         assert_eq!(decision, Decision::Stop, "retried {error:?}");

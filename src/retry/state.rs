@@ -373,10 +373,12 @@ mod tests {
             cut <= Duration::from_secs(60) && cut > Duration::from_secs(59),
             "cut to the deadline: {cut:?}"
         );
-        state.failed(&api(429, None));
-        let _ = state.next(api(429, None), 0.5);
+        for _ in 0..2 {
+            state.failed(&api(429, None));
+            let _ = state.next(api(429, None), 0.5);
+            state.start_attempt(Duration::from_secs(1));
+        }
         assert!(!state.earlier_attempt_may_have_been_processed());
-        state.start_attempt(Duration::from_secs(1));
         state.failed(&timeout());
         assert!(matches!(state.next(timeout(), 0.5), Next::RetryAfter(_)));
         assert!(state.earlier_attempt_may_have_been_processed());
@@ -387,7 +389,25 @@ mod tests {
             panic!("two faults with max_attempts(2)");
         };
         assert_eq!(error.request().unwrap().gave_up, Some(GaveUp::Attempts));
-        assert_eq!((state.attempts(), state.throttles()), (3, 1));
+        assert_eq!((state.attempts(), state.throttles()), (4, 2));
+    }
+
+    /// A retried fault that the budget does not price (a deadline that passed before the
+    /// attempt was sent) is still a fault retried: the success after it adds nothing.
+    #[test]
+    fn a_success_after_an_unpriced_fault_adds_no_token() {
+        let policy = RetryPolicy::default();
+        let budget = RetryBudget::new(100);
+        drop(budget.try_acquire(50));
+        let mut state = RetryState::new("Op", &policy, &budget);
+        state.start_attempt(Duration::from_secs(1));
+        let deadline = Error::Deadline { request: request() };
+        assert_eq!(state.failed(&deadline), Lesson::Nothing);
+        assert!(matches!(state.next(deadline, 0.5), Next::RetryAfter(_)));
+        assert_eq!(budget.available(), Some(50), "unpriced");
+        state.start_attempt(Duration::from_secs(1));
+        state.succeeded();
+        assert_eq!(budget.available(), Some(50));
     }
 
     #[test]
