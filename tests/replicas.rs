@@ -36,8 +36,6 @@ use twilio_call_messages::reqwest;
 use twilio_call_messages::webhook::RedisDeliveryStore;
 use twilio_call_messages::webhook::axum::{DeliveryLayer, VerifiedCallMessage, WebhookConfig};
 
-const TEST: &str =
-    "replicas_handle_every_message_once_through_failures_a_sigkill_and_a_redis_restart";
 const ROLE: &str = "TCM_REPLICA";
 const TOKEN: &str = "replica-test-auth-token";
 const PUBLIC: &str = "https://hooks.example.com";
@@ -61,12 +59,31 @@ const LEASE: Duration = twilio_call_messages::webhook::axum::DEFAULT_CLAIM_LEASE
 const RETRY_AFTER: Duration = Duration::from_millis(500);
 const READ_TIMEOUT: Duration = Duration::from_secs(15);
 
+/// `rc=1`, Twilio's default, with a short Redis outage.
 #[test]
-fn replicas_handle_every_message_once_through_failures_a_sigkill_and_a_redis_restart() {
+fn replicas_handle_every_message_once_with_one_retry_through_a_sigkill_and_a_redis_restart() {
+    scenario(
+        "replicas_handle_every_message_once_with_one_retry_through_a_sigkill_and_a_redis_restart",
+        1,
+    );
+}
+
+/// `rc=5`, with a Redis outage longer than the claim lease. Apart from the `rc=1` run so that
+/// the two run side by side (each has its own Redis and receivers).
+#[test]
+fn replicas_handle_every_message_once_with_five_retries_through_a_redis_outage_past_the_lease() {
+    scenario(
+        "replicas_handle_every_message_once_with_five_retries_through_a_redis_outage_past_the_lease",
+        5,
+    );
+}
+
+/// One run; `test` is the calling test's name, which the receivers are started with.
+fn scenario(test: &'static str, retries: usize) {
     if std::env::var_os(ROLE).is_some() {
         receiver();
     }
-    if !available(TEST) {
+    if !available(test) {
         return;
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -76,12 +93,7 @@ fn replicas_handle_every_message_once_through_failures_a_sigkill_and_a_redis_res
         .unwrap();
     #[cfg(feature = "rustls-ring")]
     let _ = rustls::crypto::ring::default_provider().install_default();
-    runtime.block_on(async {
-        let mut redis = RedisServer::start(true);
-        for retries in [1, 5] {
-            redis = run(redis, retries).await;
-        }
-    });
+    runtime.block_on(run(RedisServer::start(true), test, retries));
 }
 
 // ---------------------------------------------------------------- the receiver processes
@@ -195,10 +207,16 @@ impl Drop for Replica {
     }
 }
 
-fn spawn_replica(dir: &Path, redis: &RedisServer, prefix: &str, index: usize) -> Replica {
+fn spawn_replica(
+    test: &str,
+    dir: &Path,
+    redis: &RedisServer,
+    prefix: &str,
+    index: usize,
+) -> Replica {
     let log = dir.join(format!("replica-{index}.log"));
     let mut child = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", TEST, "--nocapture", "--test-threads=1"])
+        .args(["--exact", test, "--nocapture", "--test-threads=1"])
         .env(ROLE, index.to_string())
         .env("TCM_REDIS_URL", redis.url())
         .env("TCM_PREFIX", prefix)
@@ -342,13 +360,13 @@ macro_rules! report {
     };
 }
 
-async fn run(redis: RedisServer, retries: usize) -> RedisServer {
+async fn run(redis: RedisServer, test: &str, retries: usize) {
     let started = Instant::now();
     let dir = redis.dir.join(format!("rc{retries}"));
     std::fs::create_dir_all(&dir).unwrap();
     let prefix = format!("rc{retries}:");
     let mut replicas: Vec<Option<Replica>> = (0..3)
-        .map(|i| Some(spawn_replica(&dir, &redis, &prefix, i)))
+        .map(|i| Some(spawn_replica(test, &dir, &redis, &prefix, i)))
         .collect();
     let logs: Vec<PathBuf> = replicas
         .iter()
@@ -436,7 +454,8 @@ async fn run(redis: RedisServer, retries: usize) -> RedisServer {
     for task in tasks {
         task.await.unwrap();
     }
-    let (redis, redis_down) = restarting.unwrap().await.unwrap();
+    // `_redis` (not `_`): the server lives until the checks are done.
+    let (_redis, redis_down) = restarting.unwrap().await.unwrap();
     let elapsed = started.elapsed();
     drop(replicas); // the survivors
 
@@ -583,5 +602,4 @@ async fn run(redis: RedisServer, retries: usize) -> RedisServer {
         handler_calls,
         MESSAGES + excused.len() + outage_excused.len()
     );
-    redis
 }
