@@ -1,6 +1,6 @@
 //! Project tasks: `cargo xtask codegen [--check]`, `cargo xtask spec diff <upstream.json>`,
 //! `cargo xtask spec lint`, `cargo xtask build-cost [features]`, `cargo xtask module-cycles`,
-//! `cargo xtask mutants [--in-diff FILE] [-- <cargo-mutants args>]`. The `spec` commands live
+//! `cargo xtask mutants [--in-diff FILE | src/…rs...] [-- <cargo-mutants args>]`. The `spec` commands live
 //! in the library (src/lib.rs).
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -36,7 +36,7 @@ fn main() -> ExitCode {
             eprintln!("       cargo xtask spec lint [<fragment.yaml>]");
             eprintln!("       cargo xtask build-cost [<comma-separated SDK features>]");
             eprintln!("       cargo xtask module-cycles [<crate root>]");
-            eprintln!("       cargo xtask mutants [--in-diff <FILE>] [-- <cargo-mutants args>]");
+            eprintln!("       {MUTANTS_USAGE}");
             ExitCode::from(2)
         }
     }
@@ -68,7 +68,11 @@ fn print_cost(result: Result<Vec<String>, String>) -> ExitCode {
     }
 }
 
-/// Runs cargo-mutants on the guarded modules, or on a diff, with the test targets that matter.
+const MUTANTS_USAGE: &str =
+    "cargo xtask mutants [--in-diff <FILE> | <src/…rs>...] [-- <cargo-mutants args>]";
+
+/// Runs cargo-mutants on the guarded modules, the named files, or a diff, with the test
+/// targets that matter.
 fn run_mutants(args: &[&str]) -> ExitCode {
     let (ours, extra) = match args.iter().position(|a| *a == "--") {
         Some(i) => (&args[..i], &args[i + 1..]),
@@ -89,8 +93,10 @@ fn run_mutants(args: &[&str]) -> ExitCode {
             };
             (mutants::diff_files(&diff_text), Some(*file))
         }
+        // Named files (or `src/…/*.rs` globs, as cargo-mutants takes them): a sweep of those.
+        files if mutants::are_sources(files) => (files.to_vec(), None),
         _ => {
-            eprintln!("usage: cargo xtask mutants [--in-diff <FILE>] [-- <cargo-mutants args>]");
+            eprintln!("{MUTANTS_USAGE}");
             return ExitCode::from(2);
         }
     };

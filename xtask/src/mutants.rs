@@ -2,7 +2,8 @@
 //! that decides whether a callback is genuine and whether a message is retried, with only the
 //! test targets that exercise it, so that a run fits on a 2-core machine.
 //!
-//! Without `--in-diff`: the guarded modules (see [`GUARDED`]). With it: the mutants in the
+//! Without arguments: the guarded modules (see [`GUARDED`]). With `src/` files (or globs): those
+//! files, with their rules' test targets. With `--in-diff`: the mutants in the
 //! diff's changed lines, tested with the union of the test targets of the files it touches
 //! (the whole suite for a file no rule names).
 
@@ -56,6 +57,12 @@ pub fn test_args<'a>(files: impl IntoIterator<Item = &'a str>) -> Option<Vec<&'s
             })
             .collect(),
     )
+}
+
+/// Whether every argument names Rust files under `src/` (a path or a cargo-mutants glob).
+pub fn are_sources(args: &[&str]) -> bool {
+    args.iter()
+        .all(|a| a.starts_with("src/") && a.ends_with(".rs"))
 }
 
 /// The source files a unified diff changes (its `+++ b/…` lines), `src/` only.
@@ -140,6 +147,13 @@ mod tests {
         );
         assert_eq!(test_args(["src/client.rs", "src/retry.rs"]), None);
         assert_eq!(test_args([]), Some(vec![]));
+    }
+
+    #[test]
+    fn named_files_must_be_sources() {
+        assert!(are_sources(&["src/flow/limiter.rs", "src/retry/*.rs"]));
+        assert!(!are_sources(&["src/flow/limiter.rs", "--in-diff"]));
+        assert!(!are_sources(&["README.md"]));
     }
 
     #[test]
