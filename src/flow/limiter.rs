@@ -581,6 +581,36 @@ mod tests {
         assert_eq!(l.stats().throttled, 1, "a mark is not a throttle");
     }
 
+    /// `Twilio-Concurrent-Requests: 0` on a 429 names no capacity: it must not become a hint
+    /// that every later success "reaches", which would stop all growth.
+    #[test]
+    fn a_throttle_reporting_zero_requests_sets_no_capacity() {
+        let l = adaptive(10, 100);
+        l.try_acquire().unwrap().throttled(Some(0));
+        assert_eq!(limit(&l), 8);
+        for _ in 0..10 {
+            for permit in fill(&l) {
+                permit.success(Some(1));
+            }
+        }
+        assert!(
+            limit(&l) > 8,
+            "grows as after a throttle without the header"
+        );
+    }
+
+    #[test]
+    fn debug_names_the_setting_and_the_stats() {
+        let l = ConcurrencyLimiter::new(ConcurrencyLimit::Fixed(3));
+        let _held = l.try_acquire().unwrap();
+        let debug = format!("{l:?}");
+        assert!(
+            debug.starts_with("ConcurrencyLimiter { setting: Fixed(3), stats: FlowStats {"),
+            "{debug}"
+        );
+        assert!(debug.contains("limit: Some(3), in_flight: 1"), "{debug}");
+    }
+
     #[test]
     fn fixed_and_off_never_adapt() {
         let fixed = ConcurrencyLimiter::new(ConcurrencyLimit::Fixed(3));
