@@ -599,6 +599,15 @@ mod tests {
         );
     }
 
+    /// Growth by one from a limit of 1 adds exactly one permit (2 / 1 would add two).
+    #[test]
+    fn growing_from_one_adds_one_permit() {
+        let l = adaptive(1, 4);
+        l.try_acquire().unwrap().success(None);
+        assert_eq!(limit(&l), 2);
+        assert_eq!(fill(&l).len(), 2);
+    }
+
     #[test]
     fn debug_names_the_setting_and_the_stats() {
         let l = ConcurrencyLimiter::new(ConcurrencyLimit::Fixed(3));
@@ -609,6 +618,7 @@ mod tests {
             "{debug}"
         );
         assert!(debug.contains("limit: Some(3), in_flight: 1"), "{debug}");
+        assert_eq!(format!("{_held:?}"), "Permit { seq: 0, .. }");
     }
 
     #[test]
