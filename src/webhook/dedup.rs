@@ -427,4 +427,102 @@ mod tests {
         );
         assert!(store.is_empty());
     }
+
+    /// Compaction is amortized: the queue keeps up to `2 × live + 64` records before a claim
+    /// compacts it (so a claim is O(1) on average), and never more than that plus the records
+    /// of one claim (here a claim and a renewal).
+    #[test]
+    fn compaction_waits_for_64_stale_records_and_no_longer() {
+        let store = MemoryDeliveryStore::new(10);
+        let t0 = Instant::now();
+        let mut longest = 0;
+        for i in 0..1_000u64 {
+            let at = t0 + Duration::from_micros(i);
+            assert_eq!(store.claim_at("k", "h", LEASE, at), Claim::Acquired);
+            assert!(store.renew_at("k", "h", LEASE, at));
+            longest = longest.max(store.lock().order.len());
+            assert!(store.release_at("k", "h", at));
+        }
+        assert_eq!(longest, 64 + 2);
+    }
+
+    /// Compaction drops stale records only: a live key keeps its record, so it still expires
+    /// (and is forgotten) on time.
+    #[test]
+    fn compaction_keeps_the_records_of_live_keys() {
+        let store = MemoryDeliveryStore::new(10);
+        let t0 = Instant::now();
+        assert_eq!(store.claim_at("live", "h", LEASE, t0), Claim::Acquired);
+        for i in 1..=200u64 {
+            let at = t0 + Duration::from_micros(i);
+            assert_eq!(store.claim_at("k", "h", LEASE, at), Claim::Acquired);
+            assert!(store.release_at("k", "h", at));
+        }
+        assert_eq!(
+            store.claim_at("other", "h", LEASE, t0 + LEASE + S),
+            Claim::Acquired
+        );
+        assert_eq!(store.len(), 1, "\"live\" expired and was forgotten");
+    }
+
+    /// Eviction follows each key's current expiry: a renewed key is not the oldest any more.
+    #[test]
+    fn a_renewed_claim_is_not_evicted_first() {
+        let store = MemoryDeliveryStore::new(2);
+        let t0 = Instant::now();
+        assert_eq!(store.claim_at("a", "h", LEASE, t0), Claim::Acquired);
+        assert_eq!(store.claim_at("b", "h", LEASE, t0 + S), Claim::Acquired);
+        assert!(store.renew_at("a", "h", LEASE, t0 + 2 * S));
+        assert_eq!(store.claim_at("c", "h", LEASE, t0 + 3 * S), Claim::Acquired);
+        assert_eq!(
+            store.claim_at("a", "x", LEASE, t0 + 3 * S),
+            Claim::InProgress
+        );
+        assert_eq!(store.claim_at("b", "x", LEASE, t0 + 3 * S), Claim::Acquired);
+    }
+
+    /// An expiry is exclusive: at the instant a lease ends, the key can be taken over, also
+    /// when its record sits behind a longer-lived one in the queue.
+    #[test]
+    fn a_lease_ends_at_its_instant() {
+        let store = MemoryDeliveryStore::new(10);
+        let t0 = Instant::now();
+        assert_eq!(store.claim_at("done", "h", LEASE, t0), Claim::Acquired);
+        assert!(store.complete_at("done", "h", WINDOW, t0));
+        assert_eq!(store.claim_at("k", "a", LEASE, t0 + S), Claim::Acquired);
+        assert_eq!(
+            store.claim_at("k", "b", LEASE, t0 + S + LEASE),
+            Claim::Acquired
+        );
+    }
+
+    /// Completing a key that is already done keeps the first window: a late second
+    /// completion does not make the key remembered for longer.
+    #[test]
+    fn a_second_completion_does_not_extend_the_window() {
+        let store = MemoryDeliveryStore::new(10);
+        let t0 = Instant::now();
+        assert_eq!(store.claim_at("k", "a", LEASE, t0), Claim::Acquired);
+        assert!(store.complete_at("k", "a", WINDOW, t0));
+        assert!(store.complete_at("k", "a", WINDOW, t0 + 30 * S));
+        assert_eq!(
+            store.claim_at("k", "b", LEASE, t0 + WINDOW),
+            Claim::Acquired
+        );
+    }
+
+    #[test]
+    fn debug_shows_capacity_and_length() {
+        let store = MemoryDeliveryStore::new(10);
+        assert!(store.is_empty());
+        assert_eq!(
+            store.claim_at("k", "h", LEASE, Instant::now()),
+            Claim::Acquired
+        );
+        assert!(!store.is_empty());
+        assert_eq!(
+            format!("{store:?}"),
+            "MemoryDeliveryStore { capacity: 10, len: 1 }"
+        );
+    }
 }
