@@ -511,6 +511,21 @@ mod tests {
         );
     }
 
+    /// A completion whose claim was forgotten meanwhile (evicted, expired) is still recorded,
+    /// which can take the store past its capacity; the next new claim brings it back.
+    #[test]
+    fn a_claim_evicts_back_to_the_capacity() {
+        let store = MemoryDeliveryStore::new(2);
+        let t0 = Instant::now();
+        assert_eq!(store.claim_at("a", "h", LEASE, t0), Claim::Acquired);
+        assert_eq!(store.claim_at("b", "h", LEASE, t0 + S), Claim::Acquired);
+        assert!(store.complete_at("evicted", "h", WINDOW, t0 + S));
+        assert_eq!(store.len(), 3);
+        assert_eq!(store.claim_at("c", "h", LEASE, t0 + S), Claim::Acquired);
+        assert_eq!(store.len(), 2);
+        assert_eq!(store.claim_at("evicted", "x", LEASE, t0 + S), Claim::Done);
+    }
+
     #[test]
     fn debug_shows_capacity_and_length() {
         let store = MemoryDeliveryStore::new(10);
