@@ -267,6 +267,42 @@ mod tests {
         assert_eq!(url(&h, true).unwrap(), "https://svc:8080/hook?a=1");
     }
 
+    /// RFC 7239's syntax, strictly: names and bare values are tokens (no space, not empty), and
+    /// the first `proto` of the element wins.
+    #[test]
+    fn forwarded_pairs_are_tokens_and_the_first_proto_wins() {
+        let malformed = Err(UrlError::Malformed {
+            header: "Forwarded",
+        });
+        for bad in [
+            "pro to=https;host=a.com",
+            "=https;host=a.com",
+            "proto=;host=a.com",
+        ] {
+            assert_eq!(
+                url(&[("host", "svc"), ("forwarded", bad)], true),
+                malformed,
+                "{bad}"
+            );
+        }
+        let twice = [("forwarded", "proto=https;proto=http;host=a.com")];
+        assert_eq!(url(&twice, true).unwrap(), "https://a.com/hook?a=1");
+    }
+
+    /// `X-Forwarded-Port` replaces the port of an IPv6 literal, whose last `:` before the `]`
+    /// is not a port.
+    #[test]
+    fn a_forwarded_port_replaces_only_the_port_of_an_ipv6_host() {
+        for host in ["[::]", "[::]:80"] {
+            let h = [("x-forwarded-host", host), ("x-forwarded-port", "8443")];
+            assert_eq!(
+                url(&h, true).unwrap(),
+                "http://[::]:8443/hook?a=1",
+                "{host}"
+            );
+        }
+    }
+
     #[test]
     fn what_cannot_be_rebuilt_is_an_error() {
         let cases: [&[(&'static str, &str)]; 8] = [
