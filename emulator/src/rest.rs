@@ -1,8 +1,8 @@
 //! Twilio's REST API for call messages, at its real paths (`twilio-api.md`, "The three
 //! operations"; the upstream description `twilio_api_v2010.user_defined_messages.json`).
 
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::sync::{Arc, MutexGuard};
 use std::time::Instant;
 
 use base64::Engine as _;
@@ -330,12 +330,39 @@ fn active_call_check(state: &State, path: &str, call: &CallSid) -> Result<(), Re
     Ok(())
 }
 
-fn call_exists(state: &State, path: &str, call: &CallSid) -> Result<(), Response> {
-    if state.calls.contains_key(call) {
-        Ok(())
-    } else {
-        Err(not_found(path))
+/// The opening of a create on a call (a message, a subscription): the state, locked from the
+/// replay check to the record, so that two requests with the same key at once (a client's
+/// retry racing its first attempt) record one; or the answer when the call is unknown or the
+/// key was seen. A repeated key gets the first result, even if the call ended since: the
+/// request was processed once (`twilio-api.md`: "IdempotencyKey ... a unique string value per
+/// API call").
+fn open_create<'a>(
+    inner: &'a Inner,
+    path: &str,
+    call: &CallSid,
+    key: Option<&str>,
+) -> Result<MutexGuard<'a, State>, Response> {
+    let mut state = inner.state();
+    if !state.calls.contains_key(call) {
+        return Err(not_found(path));
     }
+    match replay(inner, &mut state, path, key) {
+        Some(response) => Err(response),
+        None => Ok(state),
+    }
+}
+
+/// A required form field, or Twilio's answer when it is missing. ASSUMPTION: Twilio's wording
+/// and code for a missing required parameter (20001, HTTP 400); upstream marks `Content` and
+/// `Callback` required.
+fn required<'a>(form: &'a [(String, String)], name: &str) -> Result<&'a str, Response> {
+    field(form, name).ok_or_else(|| {
+        error(
+            400,
+            20001,
+            &format!("Missing required parameter {name} in the post body"),
+        )
+    })
 }
 
 fn create_message(
@@ -345,25 +372,13 @@ fn create_message(
     form: &[(String, String)],
     key: Option<&str>,
 ) -> Response {
-    // One lock from the replay check to the record: two requests with the same key at once
-    // (a client's retry racing its first attempt) record one message.
-    let mut state = inner.state();
-    if let Err(response) = call_exists(&state, path, call) {
-        return response;
-    }
-    // A repeated key gets the first result, even if the call ended since: the request was
-    // processed once (`twilio-api.md`: "IdempotencyKey ... a unique string value per API call").
-    if let Some(response) = replay(inner, &mut state, path, key) {
-        return response;
-    }
-    let Some(content) = field(form, "Content") else {
-        // ASSUMPTION: Twilio's wording and code for a missing required parameter
-        // (20001, HTTP 400); upstream marks `Content` required.
-        return error(
-            400,
-            20001,
-            "Missing required parameter Content in the post body",
-        );
+    let mut state = match open_create(inner, path, call, key) {
+        Ok(state) => state,
+        Err(response) => return response,
+    };
+    let content = match required(form, "Content") {
+        Ok(content) => content,
+        Err(response) => return response,
     };
     // ASSUMPTION (`twilio-api.md`: "whether 327xx are synchronous HTTP errors or only debugger
     // warnings" is UNVERIFIED): both answer HTTP 400 with their code at once.
@@ -443,19 +458,13 @@ fn subscribe(
     form: &[(String, String)],
     key: Option<&str>,
 ) -> Response {
-    let mut state = inner.state();
-    if let Err(response) = call_exists(&state, path, call) {
-        return response;
-    }
-    if let Some(response) = replay(inner, &mut state, path, key) {
-        return response;
-    }
-    let Some(callback) = field(form, "Callback") else {
-        return error(
-            400,
-            20001,
-            "Missing required parameter Callback in the post body",
-        );
+    let mut state = match open_create(inner, path, call, key) {
+        Ok(state) => state,
+        Err(response) => return response,
+    };
+    let callback = match required(form, "Callback") {
+        Ok(callback) => callback,
+        Err(response) => return response,
     };
     if let Err(why) = check_callback(callback) {
         // ASSUMPTION: 21502 is Twilio's "Invalid callback url"; that this operation uses it.
