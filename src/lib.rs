@@ -11,8 +11,6 @@ mod decode;
 mod error;
 mod flow;
 mod message;
-#[cfg(feature = "mock")]
-pub mod mock;
 mod model;
 mod orchestrator;
 mod retry;

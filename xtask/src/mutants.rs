@@ -7,8 +7,9 @@
 //! diff's changed lines, tested with the union of the test targets of the files it touches
 //! (the whole suite for a file no rule names).
 
-/// Which test targets catch the mutants of a source file: the first rule whose prefix the
-/// path starts with wins. `lib` is the unit tests in `src/`; the others are `tests/*.rs`.
+/// Which tests catch the mutants of a source file: the first rule whose prefix the path starts
+/// with wins. `lib` is the unit tests in `src/`; the others are modules of the one integration
+/// test binary (`tests/it/`).
 const RULES: &[(&str, &[&str])] = &[
     ("src/webhook/forwarded.rs", &["lib", "webhook_axum"]),
     (
@@ -36,8 +37,8 @@ pub const GUARDED: &[&str] = &[
     "src/retry/*.rs",
 ];
 
-/// The `cargo test` arguments that cover every file in `files`: the union of their rules'
-/// targets, in rule order; `None` (the whole suite) if any file has no rule.
+/// The tests that cover every file in `files`: the union of their rules' entries, in rule
+/// order; `None` (the whole suite) if any file has no rule.
 pub fn test_args<'a>(files: impl IntoIterator<Item = &'a str>) -> Option<Vec<&'static str>> {
     let mut targets: Vec<&'static str> = Vec::new();
     for file in files {
@@ -48,15 +49,28 @@ pub fn test_args<'a>(files: impl IntoIterator<Item = &'a str>) -> Option<Vec<&'s
             }
         }
     }
-    Some(
-        targets
-            .into_iter()
-            .flat_map(|t| match t {
-                "lib" => vec!["--lib"],
-                test => vec!["--test", test],
-            })
-            .collect(),
-    )
+    Some(targets)
+}
+
+/// The cargo-mutants arguments that build the unit tests and the integration binary and run
+/// only `tests` (from [`test_args`]): libtest filters, which select by substring, `::tests::`
+/// for the unit tests (every one sits in a `tests` module) and `<module>::` for a module of
+/// the integration binary.
+fn test_selection(tests: &[&str]) -> Vec<String> {
+    if tests.is_empty() {
+        return Vec::new();
+    }
+    // `--cargo-arg`: the targets limit the build as well as the run.
+    let mut args: Vec<String> = ["--lib", "--test", "it"]
+        .iter()
+        .map(|a| format!("--cargo-arg={a}"))
+        .collect();
+    args.push("--cargo-test-arg=--".into());
+    args.extend(tests.iter().map(|t| match *t {
+        "lib" => "--cargo-test-arg=::tests::".to_owned(),
+        module => format!("--cargo-test-arg={module}::"),
+    }));
+    args
 }
 
 /// Whether every argument names Rust files under `src/` (a path or a cargo-mutants glob).
@@ -104,10 +118,8 @@ pub fn command(files: &[&str], in_diff: Option<&str>, extra: &[String]) -> Vec<S
             }
         }
     }
-    // `--cargo-arg`, not a trailing `--`: the targets must limit the build as well as the
-    // run (trailing arguments only reach the test binaries).
     if let Some(tests) = test_args(files.iter().copied()) {
-        args.extend(tests.iter().map(|t| format!("--cargo-arg={t}")));
+        args.extend(test_selection(&tests));
     }
     args.extend(extra.iter().cloned());
     args
@@ -121,25 +133,11 @@ mod tests {
     fn each_file_gets_the_targets_that_exercise_it() {
         assert_eq!(
             test_args(["src/webhook/signature.rs", "src/webhook/settings.rs"]),
-            Some(vec![
-                "--lib",
-                "--test",
-                "webhook_verify",
-                "--test",
-                "webhook_signature"
-            ])
+            Some(vec!["lib", "webhook_verify", "webhook_signature"])
         );
         assert_eq!(
             test_args(["src/retry.rs", "src/webhook/event.rs", "src/retry/state.rs"]),
-            Some(vec![
-                "--lib",
-                "--test",
-                "retries",
-                "--test",
-                "request_path",
-                "--test",
-                "webhook_event"
-            ])
+            Some(vec!["lib", "retries", "request_path", "webhook_event"])
         );
         assert_eq!(
             test_args(["src/retry/budget.rs"]),
@@ -171,8 +169,9 @@ mod tests {
         assert_eq!(
             sweep.join(" "),
             "-j 1 --all-features --gitignore=true --timeout 60 --output target/mutants.out --file src/webhook/params.rs \
-             --cargo-arg=--lib --cargo-arg=--test --cargo-arg=webhook_verify \
-             --cargo-arg=--test --cargo-arg=webhook_signature"
+             --cargo-arg=--lib --cargo-arg=--test --cargo-arg=it --cargo-test-arg=-- \
+             --cargo-test-arg=::tests:: --cargo-test-arg=webhook_verify:: \
+             --cargo-test-arg=webhook_signature::"
         );
         let diff = command(
             &["src/client.rs"],

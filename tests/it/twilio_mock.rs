@@ -1,37 +1,9 @@
-//! Typed [httpmock] helpers for testing a service that uses this crate, without writing
-//! Twilio's wire details by hand (feature `mock`).
+//! Typed [httpmock] helpers for the tests that pin Twilio's exact wire: match on the form
+//! fields, the Basic auth and the path Twilio's API expects, and answer with Twilio's bodies.
 //!
-//! Point the client at the mock server with [`ClientBuilder::base_url`], then describe what
-//! Twilio should receive and answer:
-//!
-//! ```
-//! use httpmock::MockServer;
-//! use serde_json::json;
-//! use twilio_call_messages::Client;
-//! use twilio_call_messages::mock::TwilioMock;
-//!
-//! # #[tokio::main(flavor = "current_thread")]
-//! # async fn main() -> Result<(), twilio_call_messages::Error> {
-//! let server = MockServer::start_async().await;
-//! let account = "ACaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa".parse()?;
-//! let call = "CAbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb".parse()?;
-//! let mock = server.mock_send_message(|when, then| {
-//!     when.auth_token(&account, "test-token").call_sid(&call).content(&json!({"step": 2}));
-//!     then.created();
-//! });
-//!
-//! let client = Client::builder()
-//!     .account_sid(account.as_str())
-//!     .auth_token("test-token")
-//!     .base_url(server.base_url())
-//!     .build()?;
-//! let message = client.send_message(&call, &json!({"step": 2})).await?;
-//! assert_eq!(message.call_sid, call);
-//! mock.assert_async().await;
-//! # Ok(()) }
-//! ```
-//!
-//! [`ClientBuilder::base_url`]: crate::ClientBuilder::base_url
+//! Ours, not the users': a service that uses this crate tests against the emulator
+//! (`twilio-call-messages-emulator`), which keeps Twilio's rules; these helpers only describe
+//! bytes.
 
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::marker::PhantomData;
@@ -41,8 +13,8 @@ use base64::Engine as _;
 use httpmock::{HttpMockRequest, HttpMockResponse, Mock, MockServer, Then, When};
 use serde::Serialize;
 
-use crate::model::CallbackMethod;
-use crate::sid::{AccountSid, CallSid, MessageSid, SubscriptionSid};
+use twilio_call_messages::CallbackMethod;
+use twilio_call_messages::{AccountSid, CallSid, MessageSid, SubscriptionSid};
 
 /// The `date_created` the helpers answer with (Twilio's own example date).
 pub const DATE_CREATED: &str = "Wed, 18 Dec 2019 20:02:01 +0000";

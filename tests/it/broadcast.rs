@@ -11,7 +11,7 @@ use serde_json::json;
 use tokio::net::TcpListener;
 use twilio_call_messages::{CallSid, Client, Error, RetryPolicy};
 
-mod common;
+use crate::common;
 
 const ACCOUNT: &str = "ACaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
 

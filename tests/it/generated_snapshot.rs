@@ -4,7 +4,7 @@
 #[test]
 fn snapshot_matches_what_build_rs_generated() {
     let built = include_str!(concat!(env!("OUT_DIR"), "/generated.rs"));
-    let committed = include_str!("../openapi/generated.rs");
+    let committed = include_str!("../../openapi/generated.rs");
     assert!(
         built == committed,
         "openapi/generated.rs is stale: run `cargo xtask codegen` and commit the result"

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use twilio_call_messages::{CallSid, Client, SignatureValidator};
 
-mod common;
+use crate::common;
 
 const ACCOUNT: &str = "ACaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
 const TOKEN: &str = "binary-test-token";

@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 use twilio_call_messages::{ApiKeySid, CallSid, Client, reqwest};
 use twilio_call_messages_emulator::{CallStatus, Emulator, FaultKind, Faults};
 
-mod common;
+use crate::common;
 
 fn messages_url(e: &Emulator, call: &CallSid) -> String {
     format!(

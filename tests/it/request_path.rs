@@ -1,6 +1,6 @@
 //! The one request path: every operation is spawnable, takes the same options, and reports in
 //! one span of its own; broadcast takes any SIDs, JSON text, a key prefix, and streams.
-#![cfg(feature = "mock")]
+
 
 use std::collections::{HashMap, HashSet};
 use std::future::IntoFuture;
@@ -13,12 +13,12 @@ use futures_util::StreamExt as _;
 use httpmock::MockServer;
 use serde_json::json;
 use tokio::net::TcpListener;
-use twilio_call_messages::mock::TwilioMock;
+use crate::twilio_mock::TwilioMock;
 use twilio_call_messages::{
     ApiKeySid, CallSid, Client, Error, InputError, RetryPolicy, SubscriptionSid,
 };
 
-mod common;
+use crate::common;
 
 const ACCOUNT: &str = "ACaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
 const CALL: &str = "CAbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";

@@ -1,17 +1,17 @@
 //! The operation span: OpenTelemetry's HTTP client fields, recorded only into our own span.
 //! One test function in its own binary: tracing caches per-callsite interest process-wide, so
 //! subscribers set by tests running in parallel would disturb each other.
-#![cfg(feature = "mock")]
+
 
 use std::future::IntoFuture;
 use std::time::Duration;
 
 use httpmock::MockServer;
 use serde_json::json;
-use twilio_call_messages::mock::TwilioMock;
+use crate::twilio_mock::TwilioMock;
 use twilio_call_messages::{Client, RetryPolicy};
 
-mod common;
+use crate::common;
 
 use common::captured::Captured;
 

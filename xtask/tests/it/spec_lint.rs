@@ -1,7 +1,7 @@
 //! `cargo xtask spec lint`: the real fragment passes; a broken copy fails with one line per
 //! problem.
 
-mod common;
+use crate::common;
 
 use common::{fixture, real_fragment, xtask};
 use xtask::spec_lint;

@@ -1,14 +1,14 @@
 //! Credentials and message content never appear in any `Debug`, `Display`, error or
 //! `tracing` event of a run that exercises success, API errors, retries and bad input.
-#![cfg(feature = "mock")]
+
 
 use std::time::Duration;
 
 use httpmock::MockServer;
-use twilio_call_messages::mock::TwilioMock;
+use crate::twilio_mock::TwilioMock;
 use twilio_call_messages::{Client, RetryPolicy};
 
-mod common;
+use crate::common;
 
 use common::captured::Captured;
 

@@ -1,9 +1,9 @@
 //! `subscribe` / `unsubscribe` against a local server, and the `mock` helpers for all three
 //! operations.
-#![cfg(feature = "mock")]
+
 
 use httpmock::MockServer;
-use twilio_call_messages::mock::{DATE_CREATED, REQUEST_ID, TwilioMock};
+use crate::twilio_mock::{DATE_CREATED, REQUEST_ID, TwilioMock};
 use twilio_call_messages::{
     AccountSid, CallSid, CallbackMethod, Client, Error, InputError, SubscriptionSid,
 };

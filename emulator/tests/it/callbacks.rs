@@ -10,7 +10,7 @@ use twilio_call_messages_emulator::{
     CallStatus, CallbackBody, CallbackFaults, Emulator, EmulatorError, Signing,
 };
 
-mod common;
+use crate::common;
 
 use common::{Received, Receiver};
 

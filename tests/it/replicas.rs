@@ -15,7 +15,7 @@
 //! the end. Figures are printed to stderr, not asserted on.
 #![cfg(all(feature = "redis", feature = "axum"))]
 
-mod redis_support;
+use crate::redis_support;
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::{BufRead, BufReader, Write};
@@ -83,6 +83,8 @@ fn scenario(test: &'static str, retries: usize) {
     if std::env::var_os(ROLE).is_some() {
         receiver();
     }
+    // The receivers run this test by its full name in the test binary (`replicas::<test>`).
+    let test: &'static str = format!("{}::{test}", module_path!().split_once("::").unwrap().1).leak();
     if !available(test) {
         return;
     }

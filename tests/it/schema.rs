@@ -16,8 +16,8 @@ use twilio_call_messages::{
     Subscription, SubscriptionSid,
 };
 
-const FRAGMENT: &str = include_str!("../openapi/call-messages.yaml");
-const CALLBACK: &str = include_str!("../openapi/call-message-event.json");
+const FRAGMENT: &str = include_str!("../../openapi/call-messages.yaml");
+const CALLBACK: &str = include_str!("../../openapi/call-message-event.json");
 
 /// Fields the SDK's results add to Twilio's: the request's, not the resource's.
 const SDK_FIELDS: [&str; 2] = ["idempotency_key", "request_id"];

@@ -1,0 +1,10 @@
+//! The emulator's tests: one test binary with a module per topic (the REST API, the callbacks,
+//! the binary, the bodies against upstream's schemas); `common` is the callback receiver they
+//! share.
+
+mod common;
+
+mod binary;
+mod callbacks;
+mod rest;
+mod upstream_schema;
