@@ -1,7 +1,8 @@
 //! The SDK's integration tests: one test binary with a module per topic, so that the
 //! dependency graph is linked once rather than once per file. Each module says what it covers;
 //! `common` and `redis_support` are the local servers they share, `twilio_mock` the httpmock
-//! helpers for the tests that pin Twilio's exact wire.
+//! helpers for the tests that pin Twilio's exact wire. The tests that read what `tracing`
+//! prints are in `tests/logs/`, a process of their own (its docs say why).
 
 mod common;
 #[cfg(feature = "redis")]
@@ -14,7 +15,6 @@ mod chaos;
 mod faults;
 mod flow_control;
 mod generated_snapshot;
-mod no_leaks;
 mod plain_http;
 mod redis_store;
 mod replicas;
@@ -23,7 +23,6 @@ mod retries;
 mod schema;
 mod send_message;
 mod serde_types;
-mod span;
 mod subscriptions;
 mod webhook_axum;
 mod webhook_axum_delivery;

@@ -3,8 +3,7 @@
 //! typed content.
 #![cfg(feature = "axum")]
 
-use std::io::Write;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::Router;
@@ -158,33 +157,6 @@ fn header(pairs: &[(&'static str, &str)]) -> HeaderMap {
         .collect()
 }
 
-/// Captures every log line of this test binary (the hint must be logged once).
-fn logs() -> &'static Arc<Mutex<Vec<u8>>> {
-    static LOGS: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
-    LOGS.get_or_init(|| {
-        let logs = Arc::new(Mutex::new(Vec::new()));
-        let sink = logs.clone();
-        let subscriber = tracing_subscriber::fmt()
-            .with_writer(move || Sink(sink.clone()))
-            .with_ansi(false)
-            .finish();
-        tracing::subscriber::set_global_default(subscriber).unwrap();
-        logs
-    })
-}
-
-struct Sink(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Sink {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 #[tokio::test]
 async fn a_json_callback_signed_as_parameters_reaches_the_handler() {
     let server =
@@ -255,7 +227,15 @@ async fn shared_keys_and_their_misconfiguration() {
 
 #[tokio::test]
 async fn forwarded_headers_trusted_and_not() {
-    let _ = logs();
+    // This test's log lines: the server runs on this test's one thread (current_thread runtime).
+    let logs = crate::common::captured::Captured::default();
+    let writer = logs.clone();
+    let _guard = crate::common::captured::set_default(
+        tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .finish(),
+    );
     let signer = SignatureValidator::new(TOKEN);
     let body = event_json(SID, "{}", "Wed, 18 Dec 2019 20:02:01 +0000");
     // Twilio called https://hooks.example.com; the proxy says so.
@@ -296,7 +276,7 @@ async fn forwarded_headers_trusted_and_not() {
         let h = signed(&signer, &url, header(&x_forwarded), &body);
         assert_eq!(untrusting.post(PATH, h, body.clone()).await.0, 403);
     }
-    let text = String::from_utf8(logs().lock().unwrap().clone()).unwrap();
+    let text = logs.text();
     assert_eq!(
         text.matches("trust_forwarded_headers(true)").count(),
         1,

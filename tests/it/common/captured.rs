@@ -23,3 +23,19 @@ impl Captured {
         String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
     }
 }
+
+/// `tracing::subscriber::set_default`, safe beside the other tests of this binary: each test
+/// thread has its own default subscriber, while `tracing` keeps one global maximum level and one
+/// interest per callsite, computed from every live subscriber whenever one is created. Two
+/// threads creating theirs at once can leave them computed without one of them (its DEBUG
+/// events then vanish), so creations are serialized here and followed by a rebuild.
+pub fn set_default(
+    subscriber: impl tracing::Subscriber + Send + Sync,
+) -> tracing::subscriber::DefaultGuard {
+    let _one_at_a_time = REGISTRATION.lock().unwrap_or_else(|e| e.into_inner());
+    let guard = tracing::subscriber::set_default(subscriber);
+    tracing::callsite::rebuild_interest_cache();
+    guard
+}
+
+static REGISTRATION: Mutex<()> = Mutex::new(());

@@ -1,11 +1,10 @@
 //! Credentials and message content never appear in any `Debug`, `Display`, error or
 //! `tracing` event of a run that exercises success, API errors, retries and bad input.
 
-
 use std::time::Duration;
 
-use httpmock::MockServer;
 use crate::twilio_mock::TwilioMock;
+use httpmock::MockServer;
 use twilio_call_messages::{Client, RetryPolicy};
 
 use crate::common;
@@ -27,7 +26,7 @@ async fn secrets_and_content_never_reach_output() {
         .with_writer(move || writer.clone())
         .with_span_events(tracing_subscriber::fmt::format::FmtSpan::FULL)
         .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let _guard = common::captured::set_default(subscriber);
 
     let server = MockServer::start_async().await;
     server.mock_send_message(|when, then| {

@@ -2,13 +2,12 @@
 //! One test function in its own binary: tracing caches per-callsite interest process-wide, so
 //! subscribers set by tests running in parallel would disturb each other.
 
-
 use std::future::IntoFuture;
 use std::time::Duration;
 
+use crate::twilio_mock::TwilioMock;
 use httpmock::MockServer;
 use serde_json::json;
-use crate::twilio_mock::TwilioMock;
 use twilio_call_messages::{Client, RetryPolicy};
 
 use crate::common;
@@ -56,7 +55,7 @@ async fn the_span_carries_opentelemetry_http_client_fields() {
         then.error(503, 20500, "unavailable");
     });
     let captured = Captured::default();
-    let _guard = tracing::subscriber::set_default(subscriber(tracing::Level::DEBUG, &captured));
+    let _guard = common::captured::set_default(subscriber(tracing::Level::DEBUG, &captured));
     let client = client(&server.base_url());
 
     let err = client
@@ -119,7 +118,7 @@ async fn nothing_is_recorded_into_a_span_that_is_not_ours() {
     });
     let captured = Captured::default();
     // INFO: the caller's span is enabled, ours (DEBUG) is not.
-    let _guard = tracing::subscriber::set_default(subscriber(tracing::Level::INFO, &captured));
+    let _guard = common::captured::set_default(subscriber(tracing::Level::INFO, &captured));
     let client = client(&server.base_url());
     let empty = tracing::field::Empty;
     let caller = tracing::info_span!(
