@@ -23,8 +23,8 @@ pub const DEFAULT_IDEMPOTENCY_WINDOW: Duration = Duration::from_secs(24 * 60 * 6
 /// (<https://www.twilio.com/docs/voice/api/userdefinedmessagesubscription-resource>); Twilio's
 /// own end-to-end tests (twilio/twilio-voice.js
 /// `cypress/e2e/callMessage/userDefinedMessage.cy.ts`, receiving with `tests/relay/server.js`)
-/// see `'1'` for the first message. What the live service is seen
-/// sending wins the default; [`EmulatorBuilder::sequence_start`] sets 0.
+/// see `'1'` for the first message. What the live service is seen sending wins the default;
+/// [`EmulatorBuilder::sequence_start`] sets 0.
 ///
 /// [`EmulatorBuilder::sequence_start`]: crate::EmulatorBuilder::sequence_start
 pub const DEFAULT_SEQUENCE_START: u64 = 1;
@@ -106,8 +106,8 @@ impl FromStr for CallStatus {
 /// UNVERIFIED which one Twilio sends: the docs say the endpoint "must be able to accept
 /// application/json"
 /// (<https://www.twilio.com/docs/voice/api/userdefinedmessagesubscription-resource>), and
-/// Twilio's Voice SDK tests (twilio/twilio-voice.js `tests/relay/server.js`) parse both. Flat JSON (every value
-/// a string) is the default.
+/// Twilio's Voice SDK tests (twilio/twilio-voice.js `tests/relay/server.js`) parse both. Flat
+/// JSON (every value a string) is the default.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum CallbackBody {
     /// `application/json`, a flat object of strings (the default).
