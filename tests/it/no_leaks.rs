@@ -1,11 +1,10 @@
 //! Credentials and message content never appear in any `Debug`, `Display`, error or
 //! `tracing` event of a run that exercises success, API errors, retries and bad input.
 
-
 use std::time::Duration;
 
-use httpmock::MockServer;
 use crate::twilio_mock::TwilioMock;
+use httpmock::MockServer;
 use twilio_call_messages::{Client, RetryPolicy};
 
 use crate::common;

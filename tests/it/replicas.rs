@@ -84,7 +84,8 @@ fn scenario(test: &'static str, retries: usize) {
         receiver();
     }
     // The receivers run this test by its full name in the test binary (`replicas::<test>`).
-    let test: &'static str = format!("{}::{test}", module_path!().split_once("::").unwrap().1).leak();
+    let test: &'static str =
+        format!("{}::{test}", module_path!().split_once("::").unwrap().1).leak();
     if !available(test) {
         return;
     }

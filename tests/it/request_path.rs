@@ -1,7 +1,6 @@
 //! The one request path: every operation is spawnable, takes the same options, and reports in
 //! one span of its own; broadcast takes any SIDs, JSON text, a key prefix, and streams.
 
-
 use std::collections::{HashMap, HashSet};
 use std::future::IntoFuture;
 use std::net::SocketAddr;
@@ -9,11 +8,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::twilio_mock::TwilioMock;
 use futures_util::StreamExt as _;
 use httpmock::MockServer;
 use serde_json::json;
 use tokio::net::TcpListener;
-use crate::twilio_mock::TwilioMock;
 use twilio_call_messages::{
     ApiKeySid, CallSid, Client, Error, InputError, RetryPolicy, SubscriptionSid,
 };

@@ -2,13 +2,12 @@
 //! One test function in its own binary: tracing caches per-callsite interest process-wide, so
 //! subscribers set by tests running in parallel would disturb each other.
 
-
 use std::future::IntoFuture;
 use std::time::Duration;
 
+use crate::twilio_mock::TwilioMock;
 use httpmock::MockServer;
 use serde_json::json;
-use crate::twilio_mock::TwilioMock;
 use twilio_call_messages::{Client, RetryPolicy};
 
 use crate::common;

@@ -1,9 +1,8 @@
 //! `subscribe` / `unsubscribe` against a local server, and the `mock` helpers for all three
 //! operations.
 
-
-use httpmock::MockServer;
 use crate::twilio_mock::{DATE_CREATED, REQUEST_ID, TwilioMock};
+use httpmock::MockServer;
 use twilio_call_messages::{
     AccountSid, CallSid, CallbackMethod, Client, Error, InputError, SubscriptionSid,
 };
