@@ -1,4 +1,5 @@
-//! Goodput against an account concurrency limit (issue 11): one `broadcast` of 2,000 calls with
+//! Goodput against an account concurrency limit (the flow-control goal: within 1.2× of the ideal
+//! time, nothing lost, nothing sent twice): one `broadcast` of 2,000 calls with
 //! default settings against the local Twilio (`twilio-call-messages-emulator` with a
 //! concurrency limit: at most N requests at once, 40 ms each, 429 / 20429 beyond), for
 //! N = 4, 8, 20, 64; and three clients

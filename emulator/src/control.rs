@@ -1,6 +1,7 @@
 //! The control API under `/emulator/` (JSON in, JSON out): what a test in any language needs to
-//! play the call and its client, read what happened, and set the faults. The names of the
-//! issue are promises: `POST /emulator/calls`, `POST /emulator/calls/{CallSid}`,
+//! play the call and its client, read what happened, and set the faults. These paths are a
+//! stable interface that tests in other languages rely on: `POST /emulator/calls`,
+//! `POST /emulator/calls/{CallSid}`,
 //! `POST|GET /emulator/calls/{CallSid}/client-messages`, `GET /emulator/calls/{CallSid}/messages`.
 
 use std::sync::Arc;

@@ -1,5 +1,7 @@
 //! The call's client sends a message; Twilio delivers it to every subscription of the call
-//! (`twilio-api.md`, "The callback Twilio sends to a subscription's `Callback`").
+//! (<https://www.twilio.com/docs/voice/api/userdefinedmessagesubscription-resource>), with the
+//! connection overrides of
+//! <https://www.twilio.com/docs/usage/webhooks/webhooks-connection-overrides>.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -53,9 +55,9 @@ impl Default for Overrides {
             read: Duration::from_millis(15000),
             total: Duration::from_millis(15000),
             retries: 1,
-            // ASSUMPTION: the page gives no default for `rp`; `twilio-api.md` says Twilio
-            // retries a webhook it thinks failed, and a non-2xx answer is a failure (32711),
-            // so every failure is retried by default.
+            // ASSUMPTION: the page gives no default for `rp`; Twilio retries a webhook it
+            // thinks failed, and a non-2xx answer is a failure (32711), so every failure is
+            // retried by default (docs/twilio-behaviour.md#callback-delivery-and-retries).
             policy: RetryOn::ALL,
         }
     }
@@ -228,7 +230,8 @@ struct Prepared {
 
 /// Builds the callback: every documented field a string, in a flat JSON object or a form
 /// (a setting, UNVERIFIED which Twilio sends); a GET carries them in the query (ASSUMPTION).
-/// Signed as `twilio-api.md` "Webhook signatures" describes, by the SDK's own signer.
+/// Signed as <https://www.twilio.com/docs/usage/webhooks/webhooks-security> and twilio-python
+/// `twilio/request_validator.py` describe, by the SDK's own signer.
 fn prepare(inner: &Inner, message: &ClientMessage, delivery: &Delivery, token: &str) -> Prepared {
     let content = message.content.to_string();
     let sequence = message.sequence_number.to_string();

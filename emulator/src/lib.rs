@@ -57,8 +57,9 @@ pub use settings::{
 
 use settings::{ApiKey, Settings};
 
-/// The longest content a message may carry, in characters (`twilio-api.md`: error 32703,
-/// "content longer than 10000 characters"; the client SDKs say 10 KB, error 31212).
+/// The longest content a message may carry, in characters (error 32703 beyond it,
+/// <https://www.twilio.com/docs/api/errors/32703>; the client SDKs say 10 KB, error 31212 in
+/// twilio-voice.js `lib/twilio/errors/generated.ts`).
 pub const MAX_CONTENT_CHARS: usize = 10_000;
 
 /// Why the emulator refused something asked through its Rust API or control API.

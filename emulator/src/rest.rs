@@ -1,5 +1,7 @@
-//! Twilio's REST API for call messages, at its real paths (`twilio-api.md`, "The three
-//! operations"; the upstream description `twilio_api_v2010.user_defined_messages.json`).
+//! Twilio's REST API for call messages, at its real paths: Twilio's OpenAPI description
+//! (twilio/twilio-oai `spec/json/twilio_api_v2010.json`) and its pages
+//! <https://www.twilio.com/docs/voice/api/userdefinedmessage-resource> and
+//! <https://www.twilio.com/docs/voice/api/userdefinedmessagesubscription-resource>.
 
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, MutexGuard};
@@ -17,8 +19,8 @@ use crate::{new_sid, now_rfc2822, random_hex};
 
 const API_PREFIX: &str = "/2010-04-01/Accounts/";
 
-/// Twilio's REST error body: `code`, `message`, `more_info`, `status` (`twilio-api.md`,
-/// "Errors").
+/// Twilio's REST error body: `code`, `message`, `more_info`, `status`, as Twilio's helper
+/// libraries decode it (twilio-node `lib/base/RestException.ts`).
 pub(crate) fn error(status: u16, code: u32, message: &str) -> Response {
     Response::json(
         status,
@@ -250,7 +252,7 @@ fn process(
 }
 
 /// HTTP Basic with `AccountSid:AuthToken`, or `ApiKeySid:Secret` of the account
-/// (`twilio-api.md`, "Authentication").
+/// (<https://www.twilio.com/docs/iam/api-keys>; the OpenAPI description's `securitySchemes`).
 fn authenticated(inner: &Inner, request: &Request) -> bool {
     let Some(encoded) = request.header("authorization").and_then(|v| {
         v.strip_prefix("Basic ")
@@ -315,9 +317,9 @@ fn active_call_check(state: &State, path: &str, call: &CallSid) -> Result<(), Re
         return Err(not_found(path));
     };
     if !found.info.status.is_active() {
-        // ASSUMPTION (`twilio-api.md`: "UNVERIFIED which code and HTTP status"): HTTP 400 with
-        // 21220, whose text is Twilio's ("a realtime operation on a Call that was not
-        // in-progress").
+        // ASSUMPTION (no source states the status or code; docs/twilio-behaviour.md#errors):
+        // HTTP 400 with 21220, whose text is Twilio's ("a realtime operation on a Call that was
+        // not in-progress", https://www.twilio.com/docs/api/errors/21220).
         return Err(error(
             400,
             21220,
@@ -334,8 +336,8 @@ fn active_call_check(state: &State, path: &str, call: &CallSid) -> Result<(), Re
 /// replay check to the record, so that two requests with the same key at once (a client's
 /// retry racing its first attempt) record one; or the answer when the call is unknown or the
 /// key was seen. A repeated key gets the first result, even if the call ended since: the
-/// request was processed once (`twilio-api.md`: "IdempotencyKey ... a unique string value per
-/// API call").
+/// request was processed once (the `IdempotencyKey` parameter, "a unique string value per API
+/// call": <https://www.twilio.com/docs/voice/api/userdefinedmessage-resource>).
 fn open_create<'a>(
     inner: &'a Inner,
     path: &str,
@@ -380,8 +382,8 @@ fn create_message(
         Ok(content) => content,
         Err(response) => return response,
     };
-    // ASSUMPTION (`twilio-api.md`: "whether 327xx are synchronous HTTP errors or only debugger
-    // warnings" is UNVERIFIED): both answer HTTP 400 with their code at once.
+    // ASSUMPTION (no source says whether 32702/32703 are synchronous HTTP errors or only
+    // debugger warnings; docs/twilio-behaviour.md#errors): both answer HTTP 400 at once.
     let Ok(parsed) = serde_json::from_str::<serde_json::Value>(content) else {
         return error(400, 32702, "Content is not valid JSON");
     };

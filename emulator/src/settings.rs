@@ -9,8 +9,9 @@ use twilio_call_messages::{AccountSid, ApiKeySid};
 
 /// How long a repeated `IdempotencyKey` returns the first result: 24 hours by default.
 ///
-/// ASSUMPTION: Twilio documents the key ("a unique string value per API call") but not how
-/// long it honours it (`twilio-api.md`, "What an emulator of this API must reproduce"). 24 hours
+/// ASSUMPTION: Twilio documents the key ("a unique string value per API call",
+/// <https://www.twilio.com/docs/voice/api/userdefinedmessage-resource>) but not how long it
+/// honours it. 24 hours
 /// is the window the best-known idempotency-key API documents (Stripe's), and it is far longer
 /// than any retry deadline of the SDK (seconds), so a retry always meets its first result;
 /// a shorter setting lets a test watch a key expire.
@@ -18,10 +19,12 @@ pub const DEFAULT_IDEMPOTENCY_WINDOW: Duration = Duration::from_secs(24 * 60 * 6
 
 /// The first `SequenceNumber` of a call's callbacks: 1 by default.
 ///
-/// UNVERIFIED either way (`twilio-api.md`, "The callback Twilio sends"): the docs say the
-/// numbers start at 0; Twilio's own end-to-end tests (twilio/twilio-voice.js
-/// `tests/relay/server.js`) see `'1'` for the first message. What the live service is seen
-/// sending wins the default; [`EmulatorBuilder::sequence_start`] sets 0.
+/// UNVERIFIED either way: the docs say the numbers start at 0
+/// (<https://www.twilio.com/docs/voice/api/userdefinedmessagesubscription-resource>); Twilio's
+/// own end-to-end tests (twilio/twilio-voice.js
+/// `cypress/e2e/callMessage/userDefinedMessage.cy.ts`, receiving with `tests/relay/server.js`)
+/// see `'1'` for the first message. What the live service is seen sending wins the default;
+/// [`EmulatorBuilder::sequence_start`] sets 0.
 ///
 /// [`EmulatorBuilder::sequence_start`]: crate::EmulatorBuilder::sequence_start
 pub const DEFAULT_SEQUENCE_START: u64 = 1;
@@ -100,9 +103,11 @@ impl FromStr for CallStatus {
 
 /// The body of a callback.
 ///
-/// UNVERIFIED which one Twilio sends (`twilio-api.md`): the docs say the endpoint "must be able
-/// to accept application/json", and Twilio's Voice SDK tests parse both. Flat JSON (every value
-/// a string) is the default.
+/// UNVERIFIED which one Twilio sends: the docs say the endpoint "must be able to accept
+/// application/json"
+/// (<https://www.twilio.com/docs/voice/api/userdefinedmessagesubscription-resource>), and
+/// Twilio's Voice SDK tests (twilio/twilio-voice.js `tests/relay/server.js`) parse both. Flat
+/// JSON (every value a string) is the default.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum CallbackBody {
     /// `application/json`, a flat object of strings (the default).
@@ -123,7 +128,8 @@ impl FromStr for CallbackBody {
     }
 }
 
-/// How callbacks are signed (`twilio-api.md`, "Webhook signatures").
+/// How callbacks are signed (<https://www.twilio.com/docs/usage/webhooks/webhooks-security>;
+/// twilio-python `twilio/request_validator.py`).
 #[derive(Clone, Default, PartialEq, Eq)]
 pub enum Signing {
     /// `X-Twilio-Signature`: HMAC-SHA1 with the auth token over the URL and the sorted fields

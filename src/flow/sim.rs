@@ -335,7 +335,7 @@ mod tests {
             );
             assert_eq!(r.delivered, vec![MESSAGES], "N = {capacity}");
             let slowdown = slowdown(&r, capacity);
-            // The budget of the issue is 1.2× the ideal on real machines; the model leaves room.
+            // The flow-control goal is 1.2× the ideal time on real machines; the model leaves room.
             let bound = if capacity >= 64 { 1.2 } else { 1.12 };
             assert!(
                 slowdown <= bound,

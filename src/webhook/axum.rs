@@ -103,8 +103,9 @@ pub const MAX_CLOCK_SKEW: Duration = Duration::from_secs(60);
 pub const DEFAULT_CLAIM_LEASE: Duration = Duration::from_secs(5);
 
 /// The default [`WebhookConfig::redelivery_wait`]. Twilio waits 15 s for an answer (`rt`) and
-/// allows 15 s for all attempts together (`tt`, `twilio-api.md`): 8 s of waiting leaves room for
-/// the handler to run after a takeover.
+/// allows 15 s for all attempts together (`tt`), by default
+/// (<https://www.twilio.com/docs/usage/webhooks/webhooks-connection-overrides>): 8 s of waiting
+/// leaves room for the handler to run after a takeover.
 pub const DEFAULT_REDELIVERY_WAIT: Duration = Duration::from_secs(8);
 
 /// What the extractors need: the validator, how to rebuild the URL Twilio requested, a body

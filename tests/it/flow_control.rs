@@ -1,4 +1,4 @@
-//! Flow control against an account concurrency limit (issue 11), on the local Twilio
+//! Flow control against an account concurrency limit, on the local Twilio
 //! (`twilio-call-messages-emulator`) with a limit of N requests in flight, each taking 40 ms
 //! inside the account, 429 / 20429 beyond (twilio.com/docs/api/errors/20429): with default settings, a broadcast or a burst of plain
 //! sends against a limit smaller than its concurrency loses nothing and sends nothing twice,
@@ -32,7 +32,8 @@ async fn account(limit: usize, latency: Duration, header: bool) -> Emulator {
         .unwrap()
 }
 
-/// The issue's account: `limit` at once, 40 ms each, no header.
+/// The account of the flow-control goal (BENCHMARKS.md, "Flow control"): `limit` requests at
+/// once, 40 ms each, no `Twilio-Concurrent-Requests` header.
 async fn limited(limit: usize) -> Emulator {
     account(limit, Duration::from_millis(40), false).await
 }

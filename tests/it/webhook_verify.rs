@@ -138,7 +138,8 @@ fn json_callback_signed_as_parameters() {
 fn json_the_parameter_scheme_cannot_cover_is_refused_with_the_reason() {
     // twilio-node 6.2.0 accepts this one (`validateExpressRequest` signs the number 1 as the
     // text "1", so FORM_SIGNATURE matches); twilio-python 9.13.0 cannot sign it (TypeError).
-    // The issue asks for a refusal: how another language prints a number is not ours to guess.
+    // Refused on purpose, with the reason: how another language prints a number is not ours
+    // to guess.
     let numeric = JSON_BODY.replace(r#""SequenceNumber":"1""#, r#""SequenceNumber":1"#);
     let h = headers(FORM_SIGNATURE, Some(JSON), None);
     assert_eq!(

@@ -1,5 +1,5 @@
-//! The binary: `--port 0`, what it prints, the control API under `/emulator/` (the names of
-//! the issue are promises), the REST API beside it, and a clean stop on SIGTERM and SIGINT.
+//! The binary: `--port 0`, what it prints, the control API under `/emulator/` (its paths are a
+//! stable interface), the REST API beside it, and a clean stop on SIGTERM and SIGINT.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};

@@ -1,5 +1,6 @@
-//! The REST API, rule by rule: each test names the rule and its source (`twilio-api.md` is
-//! `../shared/twilio-api.md`; "upstream" is Twilio's OpenAPI description).
+//! The REST API, rule by rule: each test names the rule and its source (sections of
+//! `docs/twilio-behaviour.md`, which name the public sources; "upstream" is Twilio's OpenAPI
+//! description, excerpt in `openapi/upstream/`).
 
 use std::time::Duration;
 
@@ -157,8 +158,8 @@ async fn the_client_receives_in_order() {
     assert_eq!(got, (0..5).map(|n| json!({"n": n})).collect::<Vec<_>>());
 }
 
-/// 20003 / 401 for bad credentials (`twilio-api.md`, "Errors"); an API key of the account
-/// authenticates (`twilio-api.md`, "Authentication").
+/// 20003 / 401 for bad credentials; an API key of the account authenticates
+/// (`docs/twilio-behaviour.md#authentication`).
 #[tokio::test]
 async fn credentials() {
     let key: ApiKeySid = format!("SK{:032x}", 9).parse().unwrap();
@@ -254,7 +255,8 @@ async fn unknown_things() {
 }
 
 /// 21220 / 400 for a call that is not `in-progress` or `ringing` (ASSUMPTION on the status
-/// and code: `twilio-api.md`); `ringing` is active.
+/// and code: `docs/twilio-behaviour.md#errors`); `ringing` is active
+/// (`docs/twilio-behaviour.md#active-calls-and-call-legs`).
 #[tokio::test]
 async fn only_active_calls_take_messages_and_subscriptions() {
     let e = Emulator::start().await.unwrap();

@@ -1,7 +1,7 @@
 //! `cargo xtask spec diff`: each fixture is a small upstream-shaped description compared with
 //! `fixtures/fragment.yaml` (a frozen copy of the fragment, so that these tests exercise the
 //! diff, not the current state of the fragment). `in_sync.json` is the upstream excerpt in
-//! `../shared/reference/` without descriptions, examples, headers and security (and one
+//! `openapi/upstream/` without descriptions, examples, headers and security (and one
 //! description reworded, which must not count); every other fixture changes one thing in it.
 //! `broken-fragment.yaml` (for the lint tests) is `fragment.yaml` with five problems.
 
