@@ -52,25 +52,21 @@ pub fn test_args<'a>(files: impl IntoIterator<Item = &'a str>) -> Option<Vec<&'s
     Some(targets)
 }
 
-/// The cargo-mutants arguments that build the unit tests and the integration binary and run
-/// only `tests` (from [`test_args`]): libtest filters, which select by substring, `::tests::`
-/// for the unit tests (every one sits in a `tests` module) and `<module>::` for a module of
-/// the integration binary.
-fn test_selection(tests: &[&str]) -> Vec<String> {
-    if tests.is_empty() {
-        return Vec::new();
-    }
-    // `--cargo-arg`: the targets limit the build as well as the run.
-    let mut args: Vec<String> = ["--lib", "--test", "it"]
+/// The cargo-mutants arguments that build only the unit tests and the integration binary
+/// (`--cargo-arg`: the targets limit the build as well as the run).
+const TEST_TARGETS: [&str; 3] = ["--cargo-arg=--lib", "--cargo-arg=--test", "--cargo-arg=it"];
+
+/// The libtest filters that run only `tests` (from [`test_args`]): filters select by
+/// substring, `::tests::` for the unit tests (every one sits in a `tests` module) and
+/// `<module>::` for a module of the integration binary.
+fn test_filters(tests: &[&str]) -> Vec<String> {
+    tests
         .iter()
-        .map(|a| format!("--cargo-arg={a}"))
-        .collect();
-    args.push("--cargo-test-arg=--".into());
-    args.extend(tests.iter().map(|t| match *t {
-        "lib" => "--cargo-test-arg=::tests::".to_owned(),
-        module => format!("--cargo-test-arg={module}::"),
-    }));
-    args
+        .map(|t| match *t {
+            "lib" => "::tests::".to_owned(),
+            module => format!("{module}::"),
+        })
+        .collect()
 }
 
 /// Whether every argument names Rust files under `src/` (a path or a cargo-mutants glob).
@@ -118,10 +114,17 @@ pub fn command(files: &[&str], in_diff: Option<&str>, extra: &[String]) -> Vec<S
             }
         }
     }
-    if let Some(tests) = test_args(files.iter().copied()) {
-        args.extend(test_selection(&tests));
+    let tests = test_args(files.iter().copied()).filter(|t| !t.is_empty());
+    if tests.is_some() {
+        args.extend(TEST_TARGETS.map(String::from));
     }
     args.extend(extra.iter().cloned());
+    // After `--`, cargo test's arguments; after a second `--`, the test binaries' (the form
+    // cargo-mutants documents in "Passing options to Cargo").
+    if let Some(tests) = tests {
+        args.extend(["--".into(), "--".into()]);
+        args.extend(test_filters(&tests));
+    }
     args
 }
 
@@ -169,9 +172,8 @@ mod tests {
         assert_eq!(
             sweep.join(" "),
             "-j 1 --all-features --gitignore=true --timeout 60 --output target/mutants.out --file src/webhook/params.rs \
-             --cargo-arg=--lib --cargo-arg=--test --cargo-arg=it --cargo-test-arg=-- \
-             --cargo-test-arg=::tests:: --cargo-test-arg=webhook_verify:: \
-             --cargo-test-arg=webhook_signature::"
+             --cargo-arg=--lib --cargo-arg=--test --cargo-arg=it \
+             -- -- ::tests:: webhook_verify:: webhook_signature::"
         );
         let diff = command(
             &["src/client.rs"],
