@@ -5,6 +5,7 @@ use std::fmt;
 
 use reqwest::StatusCode;
 
+use crate::retry::classify::OutcomeKind;
 use crate::sid::SidError;
 
 /// Everything that can go wrong, from a bad SID to a 503 from a proxy. The request details are
@@ -105,20 +106,28 @@ impl Error {
     /// Whether sending the same request again, with the same idempotency key, may succeed:
     /// connection failures, timeouts, 429 (never processed by Twilio) and 500/502/503/504.
     pub fn is_retryable(&self) -> bool {
-        match self {
-            Error::Connect { .. }
-            | Error::Timeout { .. }
-            | Error::Transport { .. }
-            | Error::Deadline { .. } => true,
-            Error::Api(e) => is_retryable_status(e.status) || self.is_throttled(),
-            Error::Config(_) | Error::InvalidInput(_) | Error::Decode { .. } => false,
-        }
+        self.kind().is_retried()
     }
 
     /// Whether Twilio throttled the request (HTTP 429 or error 20429): the account had too many
     /// requests in flight, and Twilio did not process this one.
     pub fn is_throttled(&self) -> bool {
-        matches!(self, Error::Api(e) if e.status == StatusCode::TOO_MANY_REQUESTS || e.code == Some(20429))
+        self.kind().is_throttled()
+    }
+
+    /// The class of this failure, which the retry decision, the retry budget and the
+    /// concurrency limiter all read (the table is in `src/retry/classify.rs`).
+    pub(crate) fn kind(&self) -> OutcomeKind {
+        match self {
+            Error::Api(e) => OutcomeKind::of_answer(e.status, e.code),
+            Error::Connect { .. } | Error::Timeout { .. } | Error::Transport { .. } => {
+                OutcomeKind::Transient
+            }
+            Error::Deadline { .. } => OutcomeKind::NotSent,
+            Error::Config(_) | Error::InvalidInput(_) | Error::Decode { .. } => {
+                OutcomeKind::Permanent
+            }
+        }
     }
 
     /// Whether the request may have reached Twilio and been processed although no success
@@ -198,11 +207,6 @@ impl Error {
     }
 }
 
-/// 429 and the server errors that a proxy or an overloaded Twilio answer transiently.
-pub(crate) fn is_retryable_status(status: StatusCode) -> bool {
-    matches!(status.as_u16(), 429 | 500 | 502 | 503 | 504)
-}
-
 /// What a request was: operation, idempotency key and Twilio's request id.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
@@ -217,6 +221,26 @@ pub struct RequestInfo {
     pub attempts: u32,
     /// Why no further attempt was made, when the error was one a retry could have fixed.
     pub gave_up: Option<GaveUp>,
+}
+
+impl RequestInfo {
+    /// One attempt of `operation`, with Twilio's request id if a response carried one; the
+    /// orchestrator [completes](Self::complete) it when the call is over.
+    pub(crate) fn new(operation: &'static str, request_id: Option<String>) -> Self {
+        RequestInfo {
+            operation,
+            idempotency_key: None,
+            request_id,
+            attempts: 1,
+            gave_up: None,
+        }
+    }
+
+    /// What only the whole call knows: the key every attempt carried and the attempts made.
+    pub(crate) fn complete(&mut self, idempotency_key: Option<String>, attempts: u32) {
+        self.idempotency_key = idempotency_key;
+        self.attempts = attempts;
+    }
 }
 
 /// Why a retryable failure was not retried again.

@@ -13,9 +13,9 @@ use std::time::Duration;
 
 use crate::client::Client;
 use crate::error::{Error, InputError, RequestInfo};
-use crate::flow::limiter::Lesson;
 use crate::generated;
 use crate::retry::RetryPolicy;
+use crate::retry::classify::OutcomeKind;
 use crate::retry::state::{Next, RetryState};
 use crate::sid::{AccountSid, CallSid};
 use crate::transport;
@@ -91,35 +91,25 @@ pub(crate) async fn run<O: Operation>(
     }
     let inner = client.inner();
     let span = span::<O>(operation.call_sid(), &inner.server_address);
-    let attempts = in_span(&span, attempts(&client, &options, &operation, &span)).await;
-    let (body, request_id, attempts) = match attempts {
-        Ok(done) => done,
-        Err((mut error, attempts)) => {
-            let key = operation.idempotency_key().and_then(Option::take);
-            if let Some(request) = error.request_mut() {
-                request.idempotency_key = key;
-                request.attempts = attempts;
-            }
-            span.record("error.type", error.type_name());
-            return Err(error);
-        }
+    let (mut result, attempts) =
+        in_span(&span, attempts(&client, &options, &operation, &span)).await;
+    let key = operation.idempotency_key().and_then(Option::take);
+    let request = match &mut result {
+        Ok((_, request)) => Some(request),
+        Err(error) => error.request_mut(),
     };
-    let request = RequestInfo {
-        operation: O::NAME,
-        idempotency_key: operation.idempotency_key().and_then(Option::take),
-        request_id,
-        attempts,
-        gave_up: None,
-    };
-    operation
-        .output(body, inner.account_sid, request)
+    if let Some(request) = request {
+        request.complete(key, attempts);
+    }
+    result
+        .and_then(|(body, request)| operation.output(body, inner.account_sid, request))
         .inspect_err(|e| {
             span.record("error.type", e.type_name());
         })
 }
 
-/// The attempt loop: the body, Twilio's request id and the attempts made; or the last error
-/// and the attempts made.
+/// The attempt loop: the body and what the request was, or the last error; and the attempts
+/// made.
 ///
 /// Each attempt waits for a slot under the client's concurrency limit, is sent, and tells the
 /// limit what it learned; after a failure the retry rules say whether to wait and try again.
@@ -128,7 +118,7 @@ async fn attempts<O: Operation>(
     options: &Options,
     operation: &O,
     span: &tracing::Span,
-) -> Result<(O::Body, Option<String>, u32), (Error, u32)> {
+) -> (Result<(O::Body, RequestInfo), Error>, u32) {
     let inner = client.inner();
     let limiter = &inner.limiter;
     let policy = options.retry_policy.as_ref().unwrap_or(&inner.retry);
@@ -143,7 +133,7 @@ async fn attempts<O: Operation>(
                 Ok(permit) => permit,
                 Err(_) => {
                     let attempts = retry.attempts();
-                    return Err((retry.deadline_passed(remaining), attempts));
+                    return (Err(retry.deadline_passed(remaining)), attempts);
                 }
             },
         };
@@ -161,26 +151,28 @@ async fn attempts<O: Operation>(
         )
         .await;
         let (request_id, concurrent_requests) =
-            record_response(span, attempt.url.as_deref(), attempt.response);
+            record_in_span(span, attempt.url.as_deref(), attempt.response);
         let error = match attempt.result {
             Ok(body) => {
-                permit.learn(Lesson::Admitted, concurrent_requests);
+                permit.learn(OutcomeKind::Success.lesson(), concurrent_requests);
                 retry.succeeded();
-                return Ok((body, request_id, retry.attempts()));
+                let request = RequestInfo::new(O::NAME, request_id);
+                return (Ok((body, request)), retry.attempts());
             }
             Err(error) => error,
         };
-        let lesson = retry.failed(&error);
-        if lesson == Lesson::Throttled {
+        let kind = retry.failed(&error);
+        if kind.is_throttled() {
             span.record("twilio.throttled", retry.throttles());
         }
-        permit.learn(lesson, concurrent_requests);
+        permit.learn(kind.lesson(), concurrent_requests);
         if retry.earlier_attempt_may_have_been_processed()
             && let Some(body) = O::recover(&error)
         {
-            return Ok((body, request_id, retry.attempts()));
+            let request = RequestInfo::new(O::NAME, request_id);
+            return (Ok((body, request)), retry.attempts());
         }
-        match retry.next(error, fastrand::f64()) {
+        match retry.next(error, kind, fastrand::f64()) {
             Next::RetryAfter(wait) => {
                 tracing::debug!(
                     attempt = retry.attempts(),
@@ -193,15 +185,15 @@ async fn attempts<O: Operation>(
             }
             Next::GiveUp(error) => {
                 tracing::debug!(attempt = retry.attempts(), error = %error, "failed");
-                return Err((error, retry.attempts()));
+                return (Err(error), retry.attempts());
             }
         }
     }
 }
 
-/// Records what the response said into the span; returns Twilio's request id and its
-/// `Twilio-Concurrent-Requests`.
-fn record_response(
+/// Records the request URL and what the response said into the span; returns Twilio's request
+/// id and its `Twilio-Concurrent-Requests`.
+fn record_in_span(
     span: &tracing::Span,
     url: Option<&str>,
     response: Option<transport::ResponseMeta>,

@@ -9,13 +9,9 @@ use crate::sid::{AccountSid, CallSid};
 use crate::transport;
 
 fn request() -> RequestInfo {
-    RequestInfo {
-        operation: "CreateUserDefinedMessage",
-        idempotency_key: Some("key".to_owned()),
-        request_id: None,
-        attempts: 1,
-        gave_up: None,
-    }
+    let mut request = RequestInfo::new("CreateUserDefinedMessage", None);
+    request.complete(Some("key".to_owned()), 1);
+    request
 }
 
 /// The form body `send_message` sends for `content` (the generated request type, encoded the
@@ -146,10 +142,11 @@ impl LimiterHarness {
             return;
         }
         let permit = self.held.swap_remove(index % self.held.len());
+        use crate::retry::classify::Lesson;
         match outcome {
-            LimiterOutcome::Success(c) => permit.success(c),
-            LimiterOutcome::Throttled(c) => permit.throttled(c),
-            LimiterOutcome::Ignored => permit.ignore(),
+            LimiterOutcome::Success(c) => permit.learn(Lesson::Admitted, c),
+            LimiterOutcome::Throttled(c) => permit.learn(Lesson::Throttled, c),
+            LimiterOutcome::Ignored => permit.learn(Lesson::Nothing, None),
             LimiterOutcome::Dropped => drop(permit),
         }
     }
@@ -205,8 +202,8 @@ pub fn retry_sequence(
             steps.push(RetryStep::Succeeded);
             break;
         };
-        let _lesson = state.failed(&error);
-        match state.next(error, jitter) {
+        let kind = state.failed(&error);
+        match state.next(error, kind, jitter) {
             crate::retry::state::Next::RetryAfter(wait) => steps.push(RetryStep::RetryAfter(wait)),
             crate::retry::state::Next::GiveUp(error) => {
                 steps.push(RetryStep::GaveUp(error));

@@ -1,14 +1,16 @@
-//! Safe retries, every rule in one place: which outcomes are retried and how long to wait
-//! ([`RetryPolicy`], here), what a retry costs the client's budget ([`budget`]), and one
-//! call's state between its attempts ([`state`]). The orchestrator's loop only asks
+//! Safe retries, every rule in one place: what class an attempt's outcome is ([`classify`]),
+//! which outcomes are retried and how long to wait ([`RetryPolicy`], here), what a retry costs
+//! the client's budget ([`budget`]), and one call's state between its attempts ([`state`]). The orchestrator's loop only asks
 //! ([`state::RetryState`]); it reuses one idempotency key for every attempt.
 
 pub(crate) mod budget;
+pub(crate) mod classify;
 pub(crate) mod state;
 
 use std::time::Duration;
 
 use crate::error::{Error, GaveUp};
+use crate::retry::classify::OutcomeKind;
 
 /// No retry starts with less than this left of the total deadline for the attempt itself.
 pub const MIN_ATTEMPT_TIME: Duration = Duration::from_millis(100);
@@ -120,29 +122,31 @@ impl RetryPolicy {
     /// apply; for any other error it counts the other attempts. Without `retry_throttled`, a
     /// throttled attempt counts like any other: `attempt` counts them all.
     pub fn decide(&self, attempt: u32, error: &Error, elapsed: Duration, jitter: f64) -> Decision {
-        match self.next(attempt, error, elapsed, jitter) {
+        match self.next(attempt, error.kind(), error.retry_after(), elapsed, jitter) {
             Ok(wait) => Decision::RetryAfter(wait),
             Err(_) => Decision::Stop,
         }
     }
 
-    /// [`decide`](Self::decide), saying why it stops (`None`: the error is not retryable).
+    /// [`decide`](Self::decide) for a failure of class `kind` that asked to wait `retry_after`,
+    /// saying why it stops (`None`: the failure is not retried).
     pub(crate) fn next(
         &self,
         attempt: u32,
-        error: &Error,
+        kind: OutcomeKind,
+        retry_after: Option<Duration>,
         elapsed: Duration,
         jitter: f64,
     ) -> Result<Duration, Option<GaveUp>> {
-        if !error.is_retryable() {
+        if !kind.is_retried() {
             return Err(None);
         }
-        let uncapped = self.retry_throttled && error.is_throttled();
+        let uncapped = self.retry_throttled && kind.is_throttled();
         if !uncapped && attempt >= self.max_attempts {
             return Err(Some(GaveUp::Attempts));
         }
         let remaining = self.total_deadline.saturating_sub(elapsed);
-        let wait = match error.retry_after() {
+        let wait = match retry_after {
             // The server says no sooner: if that is past the deadline, stop now.
             Some(after) if after >= remaining => {
                 return Err(Some(GaveUp::Deadline {
@@ -192,13 +196,7 @@ mod tests {
     use reqwest::StatusCode;
 
     fn request() -> RequestInfo {
-        RequestInfo {
-            operation: "Op",
-            idempotency_key: None,
-            request_id: None,
-            attempts: 1,
-            gave_up: None,
-        }
+        RequestInfo::new("Op", None)
     }
 
     fn api(status: u16, retry_after: Option<u64>) -> Error {

@@ -182,7 +182,8 @@ fn attempt_settings(request: &reqwest::Request) -> Option<Duration> {
         .ok()
 }
 
-fn record_response(meta: ResponseMeta) {
+/// Keeps what the hook saw of the response in this attempt's task-local, for [`attempt`].
+fn keep_response_meta(meta: ResponseMeta) {
     let _ = ATTEMPT.try_with(|a| a.borrow_mut().response = Some(meta));
 }
 
@@ -214,10 +215,10 @@ impl ClientHooks<CallContext> for generated::Client {
             .content_length()
             .is_some_and(|n| n <= MAX_RESPONSE_BYTES as u64)
         {
-            record_response(meta);
+            keep_response_meta(meta);
             return Ok(response);
         }
-        record_response(meta);
+        keep_response_meta(meta);
         let (response, truncated) = read_capped(response).await?;
         if truncated {
             let _ = ATTEMPT.try_with(|a| {
@@ -230,24 +231,14 @@ impl ClientHooks<CallContext> for generated::Client {
     }
 }
 
-/// The request an error is about, before the orchestrator adds key and attempts.
-fn request_info(operation: &'static str, meta: Option<&ResponseMeta>) -> RequestInfo {
-    RequestInfo {
-        operation,
-        idempotency_key: None,
-        request_id: meta.and_then(|m| m.request_id.clone()),
-        attempts: 1,
-        gave_up: None,
-    }
-}
-
 /// A failed generated call as this crate's error.
 async fn error_of(
     error: GeneratedError,
     operation: &'static str,
     meta: Option<&ResponseMeta>,
 ) -> Error {
-    let request = request_info(operation, meta);
+    // Key and attempts are the orchestrator's to complete.
+    let request = RequestInfo::new(operation, meta.and_then(|m| m.request_id.clone()));
     match meta {
         Some(meta) if meta.truncated => {
             let reason = format!("the body is longer than the {MAX_RESPONSE_BYTES}-byte cap");

@@ -1,6 +1,6 @@
 //! The client-wide concurrency limiter: a request waits for a permit while the client has as
 //! many requests in flight as its current limit, and reports on the permit what its attempt
-//! taught: success, throttled, or nothing.
+//! taught ([`Lesson`]: admitted, throttled, or nothing), as the retry rules classify it.
 //!
 //! The adaptive limit is TCP's congestion window applied to an account's concurrency limit
 //! (RFC 5681 slow start and congestion avoidance; RFC 6582's one reduction per window):
@@ -46,6 +46,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::{ConcurrencyLimit, FlowStats};
+use crate::retry::classify::Lesson;
 
 /// The factor a throttle multiplies the adaptive limit by.
 pub(crate) const BETA: f64 = 0.8;
@@ -203,16 +204,22 @@ impl Inner {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn release(&self, slot: Option<OwnedSemaphorePermit>, ticket: Ticket, outcome: Outcome) {
+    fn release(
+        &self,
+        slot: Option<OwnedSemaphorePermit>,
+        ticket: Ticket,
+        lesson: Lesson,
+        concurrent: Option<u32>,
+    ) {
         let mut state = self.lock();
         // The most this request saw in flight: at its admission or at its completion.
         let peak = (ticket.in_flight_before + 1).max(state.in_flight);
         state.in_flight -= 1;
-        if let Outcome::Throttled(_) = outcome {
+        if lesson == Lesson::Throttled {
             state.throttled += 1;
         }
         if let ConcurrencyLimit::Adaptive { max, .. } = self.setting {
-            state.adapt(ticket, peak, outcome, max);
+            state.adapt(ticket, peak, lesson, concurrent, max);
             let limit = (state.window as usize).clamp(1, max);
             if let Some(semaphore) = &self.semaphore {
                 state.resize(semaphore, limit);
@@ -230,10 +237,18 @@ impl Inner {
 }
 
 impl State {
-    fn adapt(&mut self, ticket: Ticket, peak: usize, outcome: Outcome, max: usize) {
-        match outcome {
-            Outcome::Ignored => {}
-            Outcome::Success(concurrent) => {
+    /// `concurrent`: the answer's `Twilio-Concurrent-Requests`, if any.
+    fn adapt(
+        &mut self,
+        ticket: Ticket,
+        peak: usize,
+        lesson: Lesson,
+        concurrent: Option<u32>,
+        max: usize,
+    ) {
+        match lesson {
+            Lesson::Nothing => {}
+            Lesson::Admitted => {
                 let account_full = match concurrent.zip(self.capacity_hint) {
                     Some((now, capacity)) if now >= capacity => true,
                     Some(_) => {
@@ -263,7 +278,7 @@ impl State {
                 };
                 self.window = self.window.min(max as f64);
             }
-            Outcome::Throttled(concurrent) => {
+            Lesson::Throttled => {
                 if let Some(capacity) = concurrent.filter(|&c| c > 0) {
                     self.capacity_hint = Some(capacity);
                 }
@@ -299,32 +314,12 @@ impl State {
     }
 }
 
-/// What an attempt said about the account's load.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Outcome {
-    Success(Option<u32>),
-    Throttled(Option<u32>),
-    Ignored,
-}
-
 #[derive(Clone, Copy, Debug)]
 struct Ticket {
     /// Admission order.
     seq: u64,
     /// Requests in flight when this one was admitted.
     in_flight_before: usize,
-}
-
-/// What one attempt's outcome tells the limiter about the account's capacity. The retry rules
-/// decide which (`retry::state::RetryState::failed`); the limiter only learns.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Lesson {
-    /// Twilio admitted the request and answered it: a 2xx, or a 4xx about the request itself.
-    Admitted,
-    /// Twilio throttled it: HTTP 429 or error 20429.
-    Throttled,
-    /// Nothing about the account's load: a fault (a 5xx from a proxy, a timeout, a connection).
-    Nothing,
 }
 
 /// A slot for one attempt. Report its outcome once; dropping it unreported (a cancelled
@@ -346,46 +341,24 @@ impl fmt::Debug for Permit {
 }
 
 impl Permit {
-    /// Reports the attempt's outcome as a [`Lesson`], with the `Twilio-Concurrent-Requests`
-    /// header if the response had one.
-    pub(crate) fn learn(self, lesson: Lesson, concurrent_requests: Option<u32>) {
-        match lesson {
-            Lesson::Admitted => self.success(concurrent_requests),
-            Lesson::Throttled => self.throttled(concurrent_requests),
-            Lesson::Nothing => self.ignore(),
-        }
+    /// Reports the attempt's outcome, as the retry rules classify it, with the
+    /// `Twilio-Concurrent-Requests` header if the response had one.
+    pub(crate) fn learn(mut self, lesson: Lesson, concurrent_requests: Option<u32>) {
+        self.report(lesson, concurrent_requests);
     }
 
-    /// Twilio answered (any answer that is not a throttle: a 2xx, or an error about this
-    /// request such as 400/404). `concurrent_requests` is the `Twilio-Concurrent-Requests`
-    /// header, if any.
-    pub(crate) fn success(mut self, concurrent_requests: Option<u32>) {
-        self.report(Outcome::Success(concurrent_requests));
-    }
-
-    /// Twilio throttled the attempt: HTTP 429 or error 20429. `concurrent_requests` is the
-    /// `Twilio-Concurrent-Requests` header, if any.
-    pub(crate) fn throttled(mut self, concurrent_requests: Option<u32>) {
-        self.report(Outcome::Throttled(concurrent_requests));
-    }
-
-    /// The outcome says nothing about the account's load (connection refused, a timeout, a
-    /// 5xx from a proxy, input rejected before sending).
-    pub(crate) fn ignore(mut self) {
-        self.report(Outcome::Ignored);
-    }
-
-    fn report(&mut self, outcome: Outcome) {
+    fn report(&mut self, lesson: Lesson, concurrent_requests: Option<u32>) {
         if !self.reported {
             self.reported = true;
-            self.inner.release(self.slot.take(), self.ticket, outcome);
+            self.inner
+                .release(self.slot.take(), self.ticket, lesson, concurrent_requests);
         }
     }
 }
 
 impl Drop for Permit {
     fn drop(&mut self) {
-        self.report(Outcome::Ignored);
+        self.report(Lesson::Nothing, None);
     }
 }
 
@@ -438,11 +411,11 @@ mod tests {
     fn slow_start_doubles_per_window_until_the_max() {
         let l = adaptive(4, 10);
         for permit in fill(&l) {
-            permit.success(None);
+            permit.learn(Lesson::Admitted, None);
         }
         assert_eq!(limit(&l), 8);
         for permit in fill(&l) {
-            permit.success(None);
+            permit.learn(Lesson::Admitted, None);
         }
         assert_eq!(limit(&l), 10, "capped at the max");
         assert_eq!(fill(&l).len(), 10);
@@ -455,13 +428,13 @@ mod tests {
         assert_eq!(permits.len(), 20);
         // Every request of the window is throttled: one cut, 20 × 0.8 = 16.
         for permit in permits {
-            permit.throttled(None);
+            permit.learn(Lesson::Throttled, None);
         }
         assert_eq!(limit(&l), 16);
         let stats = l.stats();
         assert_eq!((stats.throttled, stats.decreases), (20, 1));
         // A request admitted after the cut is news: cut again.
-        l.try_acquire().unwrap().throttled(None);
+        l.try_acquire().unwrap().learn(Lesson::Throttled, None);
         assert_eq!(limit(&l), 12, "16 × 0.8 = 12.8");
         assert_eq!(l.stats().decreases, 2);
     }
@@ -470,33 +443,33 @@ mod tests {
     fn never_below_one() {
         let l = adaptive(2, 4);
         for _ in 0..20 {
-            l.try_acquire().unwrap().throttled(None);
+            l.try_acquire().unwrap().learn(Lesson::Throttled, None);
         }
         assert_eq!(limit(&l), 1);
         let one = l.try_acquire().unwrap();
         assert!(l.try_acquire().is_none());
-        one.ignore();
+        one.learn(Lesson::Nothing, None);
         assert!(l.try_acquire().is_some());
     }
 
     #[test]
     fn after_a_cut_growth_is_about_one_per_window() {
         let l = adaptive(10, 100);
-        l.try_acquire().unwrap().throttled(None); // 10 → 8, congestion avoidance
+        l.try_acquire().unwrap().learn(Lesson::Throttled, None); // 10 → 8, congestion avoidance
         assert_eq!(limit(&l), 8);
         // One window of successes (8 at once) adds about 1.
         for permit in fill(&l) {
-            permit.success(None);
+            permit.learn(Lesson::Admitted, None);
         }
         assert_eq!(limit(&l), 8, "8 + 8 × 1/8… stays just under 9");
         for permit in fill(&l) {
-            permit.success(None);
+            permit.learn(Lesson::Admitted, None);
         }
         assert_eq!(limit(&l), 9);
         let mut windows = 0;
         while limit(&l) < 13 {
             for permit in fill(&l) {
-                permit.success(None);
+                permit.learn(Lesson::Admitted, None);
             }
             windows += 1;
         }
@@ -508,12 +481,12 @@ mod tests {
         let l = adaptive(10, 100);
         let mut permits = fill(&l);
         assert_eq!(permits.len(), 10);
-        permits.pop().unwrap().throttled(None); // 10 → 8 with 9 still in flight
+        permits.pop().unwrap().learn(Lesson::Throttled, None); // 10 → 8 with 9 still in flight
         assert_eq!(limit(&l), 8);
         // The next returning permit is forgotten: nothing is free until in flight < 8.
-        permits.pop().unwrap().ignore();
+        permits.pop().unwrap().learn(Lesson::Nothing, None);
         assert!(l.try_acquire().is_none(), "8 in flight, limit 8");
-        permits.pop().unwrap().ignore();
+        permits.pop().unwrap().learn(Lesson::Nothing, None);
         let again = l.try_acquire().expect("7 in flight, limit 8");
         assert!(l.try_acquire().is_none());
         drop(again);
@@ -525,7 +498,7 @@ mod tests {
     fn an_unused_limit_does_not_grow() {
         let l = adaptive(10, 100);
         for _ in 0..1000 {
-            l.try_acquire().unwrap().success(None); // one at a time
+            l.try_acquire().unwrap().learn(Lesson::Admitted, None); // one at a time
         }
         assert_eq!(limit(&l), 10);
     }
@@ -534,7 +507,7 @@ mod tests {
     fn ignored_outcomes_change_nothing() {
         let l = adaptive(10, 100);
         for permit in fill(&l) {
-            permit.ignore();
+            permit.learn(Lesson::Nothing, None);
         }
         for permit in fill(&l) {
             drop(permit);
@@ -551,11 +524,11 @@ mod tests {
     fn a_full_account_holds_then_trims_the_limit() {
         let l = adaptive(10, 100);
         // A throttle says the account is full at 12 requests.
-        l.try_acquire().unwrap().throttled(Some(12));
+        l.try_acquire().unwrap().learn(Lesson::Throttled, Some(12));
         assert_eq!(limit(&l), 8);
         for _ in 0..20 {
             for permit in fill(&l) {
-                permit.success(Some(12));
+                permit.learn(Lesson::Admitted, Some(12));
             }
         }
         assert_eq!(
@@ -565,14 +538,14 @@ mod tests {
         );
         for _ in 0..20 {
             for permit in fill(&l) {
-                permit.success(Some(9));
+                permit.learn(Lesson::Admitted, Some(9));
             }
         }
         let grown = limit(&l);
         assert!(grown > 8, "room at the account: growth");
         let decreases = l.stats().decreases;
         for permit in fill(&l) {
-            permit.success(Some(12));
+            permit.learn(Lesson::Admitted, Some(12));
         }
         // One gentle cut for the whole window: × 0.95.
         assert_eq!(l.stats().decreases, decreases + 1);
@@ -586,11 +559,11 @@ mod tests {
     #[test]
     fn a_throttle_reporting_zero_requests_sets_no_capacity() {
         let l = adaptive(10, 100);
-        l.try_acquire().unwrap().throttled(Some(0));
+        l.try_acquire().unwrap().learn(Lesson::Throttled, Some(0));
         assert_eq!(limit(&l), 8);
         for _ in 0..10 {
             for permit in fill(&l) {
-                permit.success(Some(1));
+                permit.learn(Lesson::Admitted, Some(1));
             }
         }
         assert!(
@@ -603,7 +576,7 @@ mod tests {
     #[test]
     fn growing_from_one_adds_one_permit() {
         let l = adaptive(1, 4);
-        l.try_acquire().unwrap().success(None);
+        l.try_acquire().unwrap().learn(Lesson::Admitted, None);
         assert_eq!(limit(&l), 2);
         assert_eq!(fill(&l).len(), 2);
     }
@@ -626,7 +599,7 @@ mod tests {
         let fixed = ConcurrencyLimiter::new(ConcurrencyLimit::Fixed(3));
         for _ in 0..5 {
             for permit in fill(&fixed) {
-                permit.throttled(None);
+                permit.learn(Lesson::Throttled, None);
             }
         }
         assert_eq!(fill(&fixed).len(), 3);
@@ -636,7 +609,7 @@ mod tests {
             (Some(3), 15, 0)
         );
         for permit in fill(&fixed) {
-            permit.success(None);
+            permit.learn(Lesson::Admitted, None);
         }
         assert_eq!(limit(&fixed), 3);
 
@@ -645,7 +618,7 @@ mod tests {
         let stats = off.stats();
         assert_eq!((stats.limit, stats.in_flight), (None, 1000));
         for permit in permits {
-            permit.throttled(None);
+            permit.learn(Lesson::Throttled, None);
         }
         let stats = off.stats();
         assert_eq!(
@@ -658,7 +631,7 @@ mod tests {
     fn reporting_twice_is_impossible_and_drop_after_report_is_silent() {
         let l = adaptive(4, 10);
         let permit = l.try_acquire().unwrap();
-        permit.throttled(None); // consumed: the drop that follows must not release again
+        permit.learn(Lesson::Throttled, None); // consumed: the drop that follows must not release again
         let stats = l.stats();
         assert_eq!((stats.in_flight, stats.throttled), (0, 1));
         assert_eq!(fill(&l).len(), stats.limit.unwrap());
@@ -675,7 +648,7 @@ mod tests {
             tasks.push(tokio::spawn(async move {
                 let permit = limiter.acquire().await;
                 order.lock().unwrap().push(i);
-                permit.success(None);
+                permit.learn(Lesson::Admitted, None);
             }));
             // Each task queues before the next one starts.
             while l.stats().waiting < i + 1 {
@@ -683,7 +656,7 @@ mod tests {
             }
         }
         assert_eq!(l.stats().waiting, 5);
-        first.success(None);
+        first.learn(Lesson::Admitted, None);
         for task in tasks {
             task.await.unwrap();
         }

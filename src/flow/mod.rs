@@ -10,7 +10,8 @@
 //! retry rules' job (the retry budget, `src/retry/budget.rs`).
 //!
 //! The orchestrator (`src/orchestrator.rs`) takes a permit before every attempt and reports
-//! each outcome to it, as the retry rules classify it ([`limiter::Lesson`]).
+//! each outcome to it, as the retry rules classify it
+//! ([`Lesson`](crate::retry::classify::Lesson)).
 
 pub(crate) mod limiter;
 #[cfg(test)]

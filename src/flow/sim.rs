@@ -5,8 +5,13 @@
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
+use std::time::Duration;
+
 use super::ConcurrencyLimit;
 use super::limiter::{ConcurrencyLimiter, Permit};
+use crate::error::{Error, RequestInfo};
+use crate::retry::classify::Lesson;
+use crate::retry::{Decision, RetryPolicy};
 
 /// How a simulated account answers.
 #[derive(Clone, Copy, Debug)]
@@ -19,9 +24,9 @@ pub(super) struct Account {
     pub throttle_latency: u64,
     /// What answers carry as `Twilio-Concurrent-Requests`.
     pub header: Header,
-    /// Whether a throttled message waits before it is tried again, as the orchestrator's
-    /// retry policy makes it (full jitter, from 100 ms doubling, at most 3 s); otherwise it
-    /// goes back to the queue at once and the limiter alone paces it.
+    /// Whether a throttled message waits before it is tried again, as long as the default
+    /// [`RetryPolicy`] says; otherwise it goes back to the queue at once and the limiter alone
+    /// paces it.
     pub backoff: bool,
 }
 
@@ -150,6 +155,12 @@ pub(super) fn run(
     seed: u64,
 ) -> Report {
     let mut rng = fastrand::Rng::with_seed(seed);
+    let policy = RetryPolicy::default();
+    let throttled = crate::transport::error_from_body(
+        reqwest::StatusCode::TOO_MANY_REQUESTS,
+        b"",
+        RequestInfo::new("Sim", None),
+    );
     let mut clients: Vec<Client> = settings
         .iter()
         .map(|&s| Client {
@@ -243,12 +254,12 @@ pub(super) fn run(
                 attempt,
             } => {
                 throttled_count += 1;
-                permit.throttled(concurrent);
+                permit.learn(Lesson::Throttled, concurrent);
                 if account.backoff {
-                    let cap = (100u64 << (attempt - 1).min(10)).min(3000);
+                    let wait = backoff(&policy, attempt, &throttled, rng.f64());
                     order += 1;
                     events.push(Reverse(Event {
-                        at: now + rng.u64(0..=cap),
+                        at: now + wait,
                         order,
                         client: next.client,
                         kind: Kind::Ready { attempts: attempt },
@@ -263,7 +274,7 @@ pub(super) fn run(
                 serving -= 1;
                 client.in_flight -= 1;
                 client.delivered += 1;
-                permit.success(concurrent);
+                permit.learn(Lesson::Admitted, concurrent);
             }
         }
     }
@@ -281,6 +292,16 @@ pub(super) fn run(
             .iter()
             .map(|c| c.limiter.stats().limit.unwrap_or(0))
             .collect(),
+    }
+}
+
+/// The wait, in ms, the retry policy gives a message whose attempt number `attempt` was
+/// `throttled`. A message here has no deadline (the simulation stops at its own time limit),
+/// so the policy is asked as if the call had just begun.
+fn backoff(policy: &RetryPolicy, attempt: u32, throttled: &Error, jitter: f64) -> u64 {
+    match policy.decide(attempt, throttled, Duration::ZERO, jitter) {
+        Decision::RetryAfter(wait) => wait.as_millis() as u64,
+        Decision::Stop => unreachable!("a throttle is retried until the deadline"),
     }
 }
 

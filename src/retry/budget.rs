@@ -5,7 +5,8 @@
 //! The semantics and constants are those of smithy-rs's standard retry strategy
 //! (`aws-smithy-runtime`, `client/retries/token_bucket.rs`, read at commit 56ee88c5):
 //! - the bucket holds [`DEFAULT_CAPACITY`] = 500 tokens (`DEFAULT_CAPACITY`);
-//! - a retry costs what [`retry_cost`] says (the table below);
+//! - a retry costs what [`retry_cost`] says for the failure's class (the table below;
+//!   [`classify`](super::classify) gives the class);
 //! - a retry that succeeds gets its cost back, one that fails loses it;
 //! - a call that succeeds at its first attempt adds [`SUCCESS_REFILL`] = 1 token, up to the
 //!   capacity (`PERMIT_REGENERATION_AMOUNT`);
@@ -39,7 +40,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use crate::error::{Error, is_retryable_status};
+use crate::retry::classify::OutcomeKind;
 
 /// Tokens in a full bucket.
 pub(crate) const DEFAULT_CAPACITY: usize = 500;
@@ -48,16 +49,17 @@ pub(crate) const TRANSIENT_RETRY_COST: usize = 10;
 /// What a call that succeeded at its first attempt adds back.
 pub(crate) const SUCCESS_REFILL: usize = 1;
 
-/// What retrying after `error` costs: the module's table. `None`: the budget is not asked,
-/// because the request was throttled (never processed) or is not retried at all.
-pub(crate) fn retry_cost(error: &Error) -> Option<usize> {
-    match error {
-        _ if error.is_throttled() => None,
-        Error::Api(api) if is_retryable_status(api.status) => Some(TRANSIENT_RETRY_COST),
-        Error::Timeout { .. } | Error::Connect { .. } | Error::Transport { .. } => {
-            Some(TRANSIENT_RETRY_COST)
-        }
-        _ => None,
+/// What retrying after an outcome of class `kind` costs: the module's table. `None`: the
+/// budget is not asked, because the request was throttled or never sent (nothing processed),
+/// or is not retried at all.
+pub(crate) fn retry_cost(kind: OutcomeKind) -> Option<usize> {
+    match kind {
+        OutcomeKind::Transient => Some(TRANSIENT_RETRY_COST),
+        OutcomeKind::Throttled
+        | OutcomeKind::NotSent
+        | OutcomeKind::Success
+        | OutcomeKind::Rejected
+        | OutcomeKind::Permanent => None,
     }
 }
 
@@ -209,10 +211,10 @@ mod tests {
         // The table's last line: what is not retried never asks the budget.
         for (status, body) in [(400, &b""[..]), (404, b""), (501, b""), (401, b"{}")] {
             let error = crate::__private::decode_error_response(status, body);
-            assert_eq!(retry_cost(&error), None, "{status}");
+            assert_eq!(retry_cost(error.kind()), None, "{status}");
         }
         let error = crate::__private::decode_error_response(503, b"");
-        assert_eq!(retry_cost(&error), Some(COST));
+        assert_eq!(retry_cost(error.kind()), Some(COST));
     }
 
     #[test]

@@ -1,20 +1,22 @@
 //! One call's retry state: everything the retry rules need to remember between the attempts
 //! of one call, and the two questions the orchestrator asks after each failed attempt (what
-//! does this outcome teach the concurrency limiter; retry after how long, or give up why).
+//! class of failure is it, which also says what it teaches the concurrency limiter; retry
+//! after how long, or give up why).
 //!
 //! This is the per-request half of smithy-rs's standard strategy (`aws-smithy-runtime`,
 //! `client/retries/strategy/standard.rs`: `should_attempt_retry` with its request attempts,
 //! retry permit and refunds); the orchestrator's loop, like smithy's `orchestrator.rs`, only
-//! asks. The policy ([`RetryPolicy`]) decides waits and caps, the budget prices retries
-//! ([`retry_cost`]), and this state counts, holds the budget token, and remembers whether an
+//! asks. The failure is classified once ([`OutcomeKind`]); from that class the policy
+//! ([`RetryPolicy`]) decides waits and caps, the budget prices retries ([`retry_cost`]), and
+//! this state counts, holds the budget token, and remembers whether an
 //! earlier attempt may have been processed.
 
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, GaveUp, RequestInfo};
-use crate::flow::limiter::Lesson;
 use crate::retry::RetryPolicy;
 use crate::retry::budget::{RetryBudget, RetryToken, retry_cost};
+use crate::retry::classify::OutcomeKind;
 
 /// The retry state of one call, from its first attempt to its one result.
 pub(crate) struct RetryState<'a> {
@@ -103,20 +105,17 @@ impl<'a> RetryState<'a> {
         }
     }
 
-    /// Counts a failed attempt, and says what it teaches the concurrency limiter: a throttle
-    /// (the account was full); an answer about the request itself (a 4xx: Twilio admitted it,
-    /// so the account had room); or nothing (a fault says nothing about the account's limit).
-    pub(crate) fn failed(&mut self, error: &Error) -> Lesson {
-        if error.is_throttled() {
+    /// Classifies a failed attempt, once for every rule that reads the class (its
+    /// [`lesson`](OutcomeKind::lesson) is what it teaches the concurrency limiter), and counts
+    /// it: as a throttle, or as a fault.
+    pub(crate) fn failed(&mut self, error: &Error) -> OutcomeKind {
+        let kind = error.kind();
+        if kind.is_throttled() {
             self.throttles += 1;
-            Lesson::Throttled
         } else {
             self.faults += 1;
-            match error {
-                Error::Api(api) if api.status.is_client_error() => Lesson::Admitted,
-                _ => Lesson::Nothing,
-            }
         }
+        kind
     }
 
     /// Whether an attempt before the last one may have been processed by Twilio, so that the
@@ -126,25 +125,31 @@ impl<'a> RetryState<'a> {
         self.may_have_been_processed
     }
 
-    /// After [`failed`](Self::failed): retry after a wait, or give up with the reason recorded
-    /// on the error. A retry of a fault pays the budget its [`retry_cost`]; a throttled one
-    /// pays nothing and backs off on the throttles' own count (a persistent 429 without
-    /// `Retry-After` must not become a tight loop).
-    pub(crate) fn next(&mut self, mut error: Error, jitter: f64) -> Next {
+    /// After [`failed`](Self::failed), with the class it gave: retry after a wait, or give up
+    /// with the reason recorded on the error. A retry of a fault pays the budget its
+    /// [`retry_cost`]; a throttled one pays nothing and backs off on the throttles' own count (a
+    /// persistent 429 without `Retry-After` must not become a tight loop).
+    pub(crate) fn next(&mut self, mut error: Error, kind: OutcomeKind, jitter: f64) -> Next {
         self.may_have_been_processed |= error.may_have_been_processed();
         // Without `retry_throttled`, a throttled attempt counts like any other: one count, and
         // `max_attempts` caps them all together.
         let count = if !self.policy.retry_throttled {
             self.faults + self.throttles
-        } else if error.is_throttled() {
+        } else if kind.is_throttled() {
             self.throttles
         } else {
             self.faults
         };
         let wait = self
             .policy
-            .next(count, &error, self.start.elapsed(), jitter)
-            .and_then(|wait| match retry_cost(&error) {
+            .next(
+                count,
+                kind,
+                error.retry_after(),
+                self.start.elapsed(),
+                jitter,
+            )
+            .and_then(|wait| match retry_cost(kind) {
                 None => Ok(wait),
                 Some(cost) => {
                     // Replacing the token spends the last one: that retry failed.
@@ -183,12 +188,10 @@ impl<'a> RetryState<'a> {
                 error
             }
             None => Error::Deadline {
+                // Nothing was sent.
                 request: Box::new(RequestInfo {
-                    operation: self.operation,
-                    idempotency_key: None,
-                    request_id: None,
                     attempts: 0,
-                    gave_up: None,
+                    ..RequestInfo::new(self.operation, None)
                 }),
             },
         }
@@ -200,16 +203,11 @@ mod tests {
     use super::*;
     use crate::error::ApiError;
     use crate::retry::budget::DEFAULT_CAPACITY;
+    use crate::retry::classify::Lesson;
     use reqwest::StatusCode;
 
     fn request() -> Box<RequestInfo> {
-        Box::new(RequestInfo {
-            operation: "Op",
-            idempotency_key: None,
-            request_id: None,
-            attempts: 1,
-            gave_up: None,
-        })
+        Box::new(RequestInfo::new("Op", None))
     }
 
     fn api(status: u16, code: Option<i64>) -> Error {
@@ -284,9 +282,10 @@ mod tests {
             let budget = RetryBudget::default();
             let mut state = RetryState::new("Op", &policy, &budget);
             state.start_attempt(Duration::from_secs(1));
-            assert_eq!(state.failed(&error), lesson, "{name}");
+            let kind = state.failed(&error);
+            assert_eq!(kind.lesson(), lesson, "{name}");
             assert!(
-                matches!(state.next(error, 0.5), Next::RetryAfter(_)),
+                matches!(state.next(error, kind, 0.5), Next::RetryAfter(_)),
                 "{name} is retried"
             );
             assert_eq!(
@@ -307,8 +306,9 @@ mod tests {
         ] {
             let budget = RetryBudget::default();
             let mut state = RetryState::new("Op", &policy, &budget);
-            assert_eq!(state.failed(&error), lesson);
-            let Next::GiveUp(error) = state.next(error, 0.5) else {
+            let kind = state.failed(&error);
+            assert_eq!(kind.lesson(), lesson);
+            let Next::GiveUp(error) = state.next(error, kind, 0.5) else {
                 panic!("an answer is not retried");
             };
             assert_eq!(error.request().unwrap().gave_up, None);
@@ -321,15 +321,15 @@ mod tests {
         let policy = RetryPolicy::default();
         let budget = RetryBudget::new(100);
         let mut state = RetryState::new("Op", &policy, &budget);
-        state.failed(&api(503, None));
+        let kind = state.failed(&api(503, None));
         assert!(matches!(
-            state.next(api(503, None), 0.5),
+            state.next(api(503, None), kind, 0.5),
             Next::RetryAfter(_)
         ));
         assert_eq!(budget.available(), Some(90));
-        state.failed(&api(429, None));
+        let kind = state.failed(&api(429, None));
         assert!(matches!(
-            state.next(api(429, None), 0.5),
+            state.next(api(429, None), kind, 0.5),
             Next::RetryAfter(_)
         ));
         assert_eq!(budget.available(), Some(90), "a throttle keeps the token");
@@ -338,8 +338,8 @@ mod tests {
 
         drop(budget.try_acquire(10));
         let mut throttled_first = RetryState::new("Op", &policy, &budget);
-        throttled_first.failed(&api(429, None));
-        let _ = throttled_first.next(api(429, None), 0.5);
+        let kind = throttled_first.failed(&api(429, None));
+        let _ = throttled_first.next(api(429, None), kind, 0.5);
         throttled_first.succeeded();
         assert_eq!(
             budget.available(),
@@ -353,10 +353,13 @@ mod tests {
         let policy = RetryPolicy::default();
         let budget = RetryBudget::new(15);
         let mut state = RetryState::new("Op", &policy, &budget);
-        state.failed(&timeout());
-        assert!(matches!(state.next(timeout(), 0.5), Next::RetryAfter(_)));
-        state.failed(&timeout());
-        let Next::GiveUp(error) = state.next(timeout(), 0.5) else {
+        let kind = state.failed(&timeout());
+        assert!(matches!(
+            state.next(timeout(), kind, 0.5),
+            Next::RetryAfter(_)
+        ));
+        let kind = state.failed(&timeout());
+        let Next::GiveUp(error) = state.next(timeout(), kind, 0.5) else {
             panic!("5 tokens left, a retry costs 10");
         };
         assert_eq!(error.request().unwrap().gave_up, Some(GaveUp::RetryBudget));
@@ -374,18 +377,21 @@ mod tests {
             "cut to the deadline: {cut:?}"
         );
         for _ in 0..2 {
-            state.failed(&api(429, None));
-            let _ = state.next(api(429, None), 0.5);
+            let kind = state.failed(&api(429, None));
+            let _ = state.next(api(429, None), kind, 0.5);
             state.start_attempt(Duration::from_secs(1));
         }
         assert!(!state.earlier_attempt_may_have_been_processed());
-        state.failed(&timeout());
-        assert!(matches!(state.next(timeout(), 0.5), Next::RetryAfter(_)));
+        let kind = state.failed(&timeout());
+        assert!(matches!(
+            state.next(timeout(), kind, 0.5),
+            Next::RetryAfter(_)
+        ));
         assert!(state.earlier_attempt_may_have_been_processed());
         assert!(matches!(state.last_error(), Some(Error::Timeout { .. })));
         state.start_attempt(Duration::from_secs(1));
-        state.failed(&api(503, None));
-        let Next::GiveUp(error) = state.next(api(503, None), 0.5) else {
+        let kind = state.failed(&api(503, None));
+        let Next::GiveUp(error) = state.next(api(503, None), kind, 0.5) else {
             panic!("two faults with max_attempts(2)");
         };
         assert_eq!(error.request().unwrap().gave_up, Some(GaveUp::Attempts));
@@ -402,8 +408,12 @@ mod tests {
         let mut state = RetryState::new("Op", &policy, &budget);
         state.start_attempt(Duration::from_secs(1));
         let deadline = Error::Deadline { request: request() };
-        assert_eq!(state.failed(&deadline), Lesson::Nothing);
-        assert!(matches!(state.next(deadline, 0.5), Next::RetryAfter(_)));
+        let kind = state.failed(&deadline);
+        assert_eq!(kind.lesson(), Lesson::Nothing);
+        assert!(matches!(
+            state.next(deadline, kind, 0.5),
+            Next::RetryAfter(_)
+        ));
         assert_eq!(budget.available(), Some(50), "unpriced");
         state.start_attempt(Duration::from_secs(1));
         state.succeeded();
@@ -419,8 +429,8 @@ mod tests {
         assert!(matches!(&error, Error::Deadline { request } if request.operation == "Op"));
 
         let mut state = RetryState::new("Op", &policy, &budget);
-        state.failed(&api(429, None));
-        let _ = state.next(api(429, None), 0.5);
+        let kind = state.failed(&api(429, None));
+        let _ = state.next(api(429, None), kind, 0.5);
         let wait = Duration::from_millis(700);
         let error = state.deadline_passed(wait);
         assert!(error.is_throttled());
