@@ -70,7 +70,7 @@ function attemptLine(a) {
     ? badge("status " + a.status, a.status >= 200 && a.status < 300 ? "ok" : "bad")
     : badge(a.error || "no answer", "bad");
   return el("li", { class: "attempt" },
-    "#" + a.number + " ", outcome, " ", el("code", {}, a.method || "", a.url),
+    "#" + a.number + " ", outcome, " ", el("code", {}, a.url),
     " · " + a.elapsed_ms + " ms · signed " + a.signature_scheme, faults,
     a.status !== null && a.error ? el("div", { class: "muted" }, a.error) : null);
 }
@@ -87,7 +87,7 @@ function drawTimeline(t) {
       el("strong", {}, "✕ dropped by the client "), badge("sent to " + d.call_sid, "bad"), " ",
       el("span", { class: "sid" }, d.message.sid),
       content(JSON.stringify(d.message.content)),
-      el("div", { class: "reason" }, d.reason)))]);
+      el("div", { class: "reason" }, d.reason))]);
   }
   for (const m of t.sent) {
     const deliveries = m.deliveries.map((d) => el("li", {},
@@ -148,6 +148,7 @@ async function refresh() {
 // Live: the server answers when something changed (or after a while).
 async function follow() {
   const live = document.getElementById("live");
+  live.textContent = "live";
   for (;;) {
     try {
       const { version } = await api("GET", "/changes?after=" + state.version);
