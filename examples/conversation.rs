@@ -93,9 +93,13 @@ async fn conversation() -> Result<bool, Box<dyn std::error::Error>> {
     let twilio = Emulator::start().await?;
     let args: Vec<String> = std::env::args().skip(1).collect();
     let legs = match args.iter().position(|a| a == "--legs") {
-        Some(i) => Some(twilio.create_client_call(
-            args.get(i + 1).map_or("incoming", String::as_str).parse::<ClientLeg>()?,
-        )),
+        Some(i) => Some(
+            twilio.create_client_call(
+                args.get(i + 1)
+                    .map_or("incoming", String::as_str)
+                    .parse::<ClientLeg>()?,
+            ),
+        ),
         None => None,
     };
     let call = legs.map_or_else(|| twilio.create_call(), |l| l.client);
@@ -167,8 +171,14 @@ async fn conversation() -> Result<bool, Box<dyn std::error::Error>> {
     let mut legs_ok = true;
     if let Some(l) = legs {
         // Twilio answers 201 for either leg; only the client's leg reaches the client.
-        let other = if l.client == l.parent { l.child } else { l.parent };
-        client.send_message(other, &json!({"hint": "to the other leg"})).await?;
+        let other = if l.client == l.parent {
+            l.child
+        } else {
+            l.parent
+        };
+        client
+            .send_message(other, &json!({"hint": "to the other leg"}))
+            .await?;
         let dropped = twilio.dropped_messages(&other);
         legs_ok = dropped.len() == 1 && twilio.client_received(&call).len() == 2;
         for d in &dropped {

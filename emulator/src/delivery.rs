@@ -152,11 +152,9 @@ async fn lane(
             }
             return;
         };
-        if held.is_none() {
-            if inner.model.roll_reorder() {
-                held = Some(index);
-                continue;
-            }
+        if held.is_none() && inner.model.roll_reorder() {
+            held = Some(index);
+            continue;
         }
         deliver_message(&inner, at(index)).await;
         if let Some(h) = held.take() {

@@ -73,7 +73,7 @@ fn allowed_host(inner: &Inner, host: &str) -> bool {
         },
     }
     .to_ascii_lowercase();
-    if name == "localhost" || inner.allowed_hosts.iter().any(|h| *h == name) {
+    if name == "localhost" || inner.allowed_hosts.contains(&name) {
         return true;
     }
     match name.parse::<IpAddr>() {
