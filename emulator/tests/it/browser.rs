@@ -125,7 +125,9 @@ async fn the_page_drives_and_shows_a_call() {
     let result = drive(&browser, &twilio, &receiver).await;
     let _ = browser.close().await;
     let _ = std::fs::remove_dir_all(&profile);
-    result.unwrap();
+    if let Err(e) = result {
+        panic!("the page: {e}");
+    }
 }
 
 async fn drive(
@@ -155,8 +157,16 @@ async fn drive(
         .await?
         .click()
         .await?;
-    let selected = until(browser, "//ul[@id='calls']/li[contains(@class,'selected')]").await;
-    let client_leg: CallSid = selected.attr("data-sid").await?.unwrap().parse().unwrap();
+    until(browser, "//ul[@id='calls']/li[contains(@class,'selected')]").await;
+    // Read in the page in one step: the list is redrawn on every change, so an element
+    // found before may be stale by the time it is asked.
+    let selected = browser
+        .execute(
+            "return document.querySelector('#calls li.selected').dataset.sid",
+            vec![],
+        )
+        .await?;
+    let client_leg: CallSid = selected.as_str().unwrap().parse().unwrap();
     let call = twilio.call(&client_leg).unwrap();
     assert_eq!(call.client_call_sid, client_leg);
     assert!(call.parent_call_sid.is_none(), "the client placed the call");
