@@ -3,6 +3,7 @@
 //!
 //! ```text
 //! cargo run --example conversation
+//! cargo run --example conversation -- --legs incoming   # or outgoing: a Voice SDK call's two legs
 //! ```
 //!
 //! 1. A contact-centre service (axum, on 127.0.0.1) subscribes to the call's messages.
@@ -11,7 +12,10 @@
 //!    service, which verifies it (`VerifiedCallMessage`) and answers into the call.
 //! 4. The agent's client receives the answer.
 //!
-//! It prints each step and exits 0 only if both directions arrived as sent.
+//! It prints each step and exits 0 only if both directions arrived as sent. With `--legs`, the
+//! call has two legs as a Voice SDK call does (the client on the parent leg when it placed the
+//! call, on the child leg when it accepted it); the service uses the client's leg, and a last
+//! message sent to the other leg shows what the client does with it: drops it.
 
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
@@ -23,7 +27,7 @@ use axum::routing::post;
 use serde_json::{Value, json};
 use twilio_call_messages::webhook::axum::{VerifiedCallMessage, WebhookConfig};
 use twilio_call_messages::{CallMessageEvent, Client, SignatureValidator};
-use twilio_call_messages_emulator::Emulator;
+use twilio_call_messages_emulator::{ClientLeg, Emulator};
 
 const PATH: &str = "/twilio/call-messages";
 
@@ -87,12 +91,29 @@ async fn main() -> ExitCode {
 
 async fn conversation() -> Result<bool, Box<dyn std::error::Error>> {
     let twilio = Emulator::start().await?;
-    let call = twilio.create_call();
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let legs = match args.iter().position(|a| a == "--legs") {
+        Some(i) => Some(
+            twilio.create_client_call(
+                args.get(i + 1)
+                    .map_or("incoming", String::as_str)
+                    .parse::<ClientLeg>()?,
+            ),
+        ),
+        None => None,
+    };
+    let call = legs.map_or_else(|| twilio.create_call(), |l| l.client);
     println!(
         "local Twilio at {} (account {}), call {call} in progress",
         twilio.base_url(),
         twilio.account_sid()
     );
+    if let Some(l) = legs {
+        println!(
+            "legs: parent {}, child {}; the agent's client ({:?}) is on {}",
+            l.parent, l.child, l.leg, l.client
+        );
+    }
 
     let client = Client::builder()
         .account_sid(twilio.account_sid().as_str())
@@ -147,5 +168,22 @@ async fn conversation() -> Result<bool, Box<dyn std::error::Error>> {
         && received[0].sid == sent.sid
         && received[1].content == json!({"ack": "upgrade", "reply_to": clicked.as_str()});
     println!("call -> service verified: {to_service}; service -> call verified: {to_call}");
-    Ok(to_service && to_call)
+    let mut legs_ok = true;
+    if let Some(l) = legs {
+        // Twilio answers 201 for either leg; only the client's leg reaches the client.
+        let other = if l.client == l.parent {
+            l.child
+        } else {
+            l.parent
+        };
+        client
+            .send_message(other, &json!({"hint": "to the other leg"}))
+            .await?;
+        let dropped = twilio.dropped_messages(&other);
+        legs_ok = dropped.len() == 1 && twilio.client_received(&call).len() == 2;
+        for d in &dropped {
+            println!("agent's client dropped {}: {}", d.message.sid, d.reason);
+        }
+    }
+    Ok(to_service && to_call && legs_ok)
 }

@@ -1,21 +1,28 @@
-//! The control API under `/emulator/` (JSON in, JSON out): what a test in any language needs to
-//! play the call and its client, read what happened, and set the faults. These paths are a
-//! stable interface that tests in other languages rely on: `POST /emulator/calls`,
-//! `POST /emulator/calls/{CallSid}`,
-//! `POST|GET /emulator/calls/{CallSid}/client-messages`, `GET /emulator/calls/{CallSid}/messages`.
+//! The control API under `/emulator/` (JSON in, JSON out): what a test in any language, and
+//! the page, need to play the call and its client, read what happened, set the faults and
+//! reset. These paths are a stable interface that tests in other languages rely on:
+//! `POST /emulator/calls`, `POST /emulator/calls/{CallSid}`,
+//! `POST|GET /emulator/calls/{CallSid}/client-messages`, `GET /emulator/calls/{CallSid}/messages`,
+//! `POST /emulator/reset`. A thin caller of the model: it parses, calls, and answers.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Deserialize;
+use serde_json::value::RawValue;
 use serde_json::{Value, json};
 use twilio_call_messages::CallSid;
 
-use crate::http::{Request, Response};
+use crate::Inner;
+use crate::delivery;
+use crate::http::{Outcome, Request, Response};
+use crate::model::{ClientLeg, EmulatorError, USER_DEFINED_MESSAGE, new_sid};
 use crate::settings::{CallStatus, CallbackFaults, FaultKind, Faults};
-use crate::{Emulator, EmulatorError, Inner};
 
-fn problem(status: u16, message: impl Into<String>) -> Response {
+/// The longest a `GET /emulator/changes` waits for a change.
+const LONG_POLL: Duration = Duration::from_secs(15);
+
+pub(crate) fn problem(status: u16, message: impl Into<String>) -> Response {
     Response::json(
         status,
         &json!({ "error": message.into(), "status": status }),
@@ -32,7 +39,11 @@ fn from_error(e: EmulatorError) -> Response {
         EmulatorError::CallExists(_) => 409,
         _ => 400,
     };
-    problem(status, e.to_string())
+    let mut body = json!({ "error": e.to_string(), "status": status });
+    if let Some(code) = e.code() {
+        body["code"] = code.into();
+    }
+    Response::json(status, &body)
 }
 
 fn body<T: for<'de> Deserialize<'de> + Default>(request: &Request) -> Result<T, Response> {
@@ -49,6 +60,8 @@ struct NewCall {
     sid: Option<String>,
     status: Option<String>,
     parent_call_sid: Option<String>,
+    /// `outgoing` or `incoming`: a Voice SDK client call with two legs.
+    client_leg: Option<String>,
 }
 
 #[derive(Default, Deserialize)]
@@ -60,7 +73,11 @@ struct CallUpdate {
 #[derive(Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ClientSend {
-    content: Option<Value>,
+    /// Any JSON value, kept as the text it was given in (key order and spacing).
+    content: Option<Box<RawValue>>,
+    /// Or the content as JSON text in a string.
+    content_text: Option<String>,
+    message_type: Option<String>,
 }
 
 #[derive(Default, Deserialize)]
@@ -114,45 +131,83 @@ fn call_sid(text: &str) -> Result<CallSid, Response> {
         .map_err(|e| problem(400, format!("not a call SID: {e}")))
 }
 
-pub(crate) fn handle(inner: &Arc<Inner>, request: &Request) -> Response {
-    match respond(inner, request) {
-        Ok(response) | Err(response) => response,
+pub(crate) async fn handle(inner: &Arc<Inner>, request: &Request) -> Outcome {
+    if let ("GET", ["changes"]) = (request.method.as_str(), segments(request).as_slice()) {
+        return Outcome::Respond(changes(inner, request).await);
     }
+    Outcome::Respond(match respond(inner, request) {
+        Ok(response) | Err(response) => response,
+    })
 }
 
-fn respond(inner: &Arc<Inner>, request: &Request) -> Result<Response, Response> {
-    let emulator = Emulator {
-        inner: inner.clone(),
-        addr: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
-    };
-    let segments: Vec<&str> = request
+fn segments(request: &Request) -> Vec<&str> {
+    request
         .path()
         .trim_start_matches("/emulator")
         .trim_matches('/')
         .split('/')
         .filter(|s| !s.is_empty())
-        .collect();
+        .collect()
+}
+
+/// Waits until the state changes after version `after` (or a while), then answers the version:
+/// the page's live updates without a busy poll.
+async fn changes(inner: &Inner, request: &Request) -> Response {
+    let after: u64 = request
+        .target
+        .split_once("after=")
+        .and_then(|(_, v)| v.split('&').next()?.parse().ok())
+        .unwrap_or(0);
+    let mut version = inner.model.version();
+    let _ = tokio::time::timeout(LONG_POLL, version.wait_for(|v| *v > after)).await;
+    let now = *version.borrow();
+    ok(json!({ "version": now }))
+}
+
+fn respond(inner: &Arc<Inner>, request: &Request) -> Result<Response, Response> {
+    let model = &inner.model;
+    let segments = segments(request);
     let method = request.method.as_str();
     Ok(match (method, segments.as_slice()) {
         ("GET", []) => ok(json!({
             "base_url": inner.base_url,
-            "account_sid": inner.settings.account_sid,
+            "account_sid": model.settings.account_sid,
         })),
+        ("POST", ["reset"]) => {
+            model.reset();
+            ok(json!({ "ok": true }))
+        }
         ("POST", ["calls"]) => {
             let new: NewCall = body(request)?;
+            let status = status_of(new.status.as_deref())?;
+            if let Some(leg) = new.client_leg.as_deref() {
+                if new.sid.is_some() || new.parent_call_sid.is_some() {
+                    return Err(problem(
+                        400,
+                        "a client call's legs get fresh SIDs: give client_leg without sid or parent_call_sid",
+                    ));
+                }
+                let leg: ClientLeg = leg.parse().map_err(|e: String| problem(400, e))?;
+                let call = model.create_client_call(leg, status);
+                let info = model.call(&call.client);
+                let mut answer = serde_json::to_value(info).unwrap_or(Value::Null);
+                answer["legs"] = serde_json::to_value(model.legs(&call.client)).unwrap_or_default();
+                answer["parent"] = call.parent.as_str().into();
+                answer["child"] = call.child.as_str().into();
+                return Ok(Response::json(201, &answer));
+            }
             let sid = match new.sid.as_deref() {
                 Some(text) => call_sid(text)?,
-                None => crate::new_sid("CA"),
+                None => new_sid("CA"),
             };
             let parent = new.parent_call_sid.as_deref().map(call_sid).transpose()?;
-            let status = status_of(new.status.as_deref())?;
-            let info = emulator.add_call(sid, status, parent).map_err(from_error)?;
+            let info = model.add_call(sid, status, parent).map_err(from_error)?;
             Response::json(201, &serde_json::to_value(info).unwrap_or(Value::Null))
         }
-        ("GET", ["calls"]) => ok(emulator.calls()),
+        ("GET", ["calls"]) => ok(model.calls()),
         ("GET", ["calls", sid]) => {
             let sid = call_sid(sid)?;
-            match emulator.call(&sid) {
+            match model.call(&sid) {
                 Some(info) => ok(info),
                 None => from_error(EmulatorError::UnknownCall(sid.to_string())),
             }
@@ -167,29 +222,33 @@ fn respond(inner: &Arc<Inner>, request: &Request) -> Result<Response, Response> 
                 ));
             };
             let status = status_of(Some(&status))?;
-            ok(emulator.set_call_status(&sid, status).map_err(from_error)?)
+            ok(model.set_call_status(&sid, status).map_err(from_error)?)
         }
         ("POST", ["calls", sid, "client-messages"]) => {
             let sid = call_sid(sid)?;
             let send: ClientSend = body(request)?;
-            let Some(content) = send.content else {
-                return Err(problem(
-                    400,
-                    "give a content, e.g. {\"content\": {\"a\": 1}}",
-                ));
+            let text = match (send.content, send.content_text) {
+                (Some(raw), None) => raw.get().to_owned(),
+                (None, Some(text)) => text,
+                _ => {
+                    return Err(problem(
+                        400,
+                        "give a content (any JSON, e.g. {\"content\": {\"a\": 1}}) or a content_text (JSON text in a string), one of them",
+                    ));
+                }
             };
-            let message = emulator.client_send(&sid, content).map_err(from_error)?;
-            Response::json(201, &json!({ "sid": message, "call_sid": sid }))
+            let message_type = send.message_type.as_deref().unwrap_or(USER_DEFINED_MESSAGE);
+            let (message, leg) =
+                delivery::client_send(inner, &sid, &text, message_type).map_err(from_error)?;
+            Response::json(201, &json!({ "sid": message, "call_sid": leg }))
         }
         ("GET", ["calls", sid, "client-messages"]) => {
-            let sid = call_sid(sid)?;
-            known(&emulator, &sid)?;
-            ok(emulator.client_messages(&sid))
+            let sid = known(inner, sid)?;
+            ok(model.client_messages(&sid))
         }
         ("GET", ["calls", sid, "client-messages", message]) => {
-            let sid = call_sid(sid)?;
-            known(&emulator, &sid)?;
-            match emulator
+            let sid = known(inner, sid)?;
+            match model
                 .client_messages(&sid)
                 .into_iter()
                 .find(|m| m.sid.as_str() == *message)
@@ -199,20 +258,28 @@ fn respond(inner: &Arc<Inner>, request: &Request) -> Result<Response, Response> 
             }
         }
         ("GET", ["calls", sid, "messages"]) => {
-            let sid = call_sid(sid)?;
-            known(&emulator, &sid)?;
-            ok(emulator.client_received(&sid))
+            let sid = known(inner, sid)?;
+            ok(model.client_received(&sid))
+        }
+        ("GET", ["calls", sid, "dropped-messages"]) => {
+            let sid = known(inner, sid)?;
+            ok(model.dropped(&sid))
         }
         ("GET", ["calls", sid, "subscriptions"]) => {
-            let sid = call_sid(sid)?;
-            known(&emulator, &sid)?;
-            ok(emulator.subscriptions(&sid))
+            let sid = known(inner, sid)?;
+            ok(model.subscriptions(&sid))
         }
+        ("GET", ["calls", sid, "timeline"]) => {
+            let sid = known(inner, sid)?;
+            ok(timeline(inner, &sid))
+        }
+        ("GET", ["refused"]) => ok(model.refused()),
+        ("GET", ["settings"]) => ok(model.live_view()),
         ("GET", ["stats"]) => ok(json!({
-            "stats": emulator.stats(),
-            "requests_per_key": emulator.requests_per_key(),
-            "succeeded_per_key": emulator.succeeded_per_key(),
-            "pending_deliveries": *inner.pending.borrow(),
+            "stats": model.stats(),
+            "requests_per_key": model.requests_per_key(),
+            "succeeded_per_key": model.succeeded_per_key(),
+            "pending_deliveries": model.pending_now(),
         })),
         ("POST", ["faults"]) => {
             let given: FaultsBody = body(request)?;
@@ -224,12 +291,12 @@ fn respond(inner: &Arc<Inner>, request: &Request) -> Result<Response, Response> 
                 let kind: FaultKind = name.parse().map_err(|e: String| problem(400, e))?;
                 faults = faults.with(kind, rate);
             }
-            emulator.set_faults(faults).map_err(from_error)?;
+            model.set_faults(faults).map_err(from_error)?;
             ok(json!({ "ok": true }))
         }
         ("POST", ["callback-faults"]) => {
             let given: CallbackFaultsBody = body(request)?;
-            emulator
+            model
                 .set_callback_faults(CallbackFaults {
                     duplicate: given.duplicate,
                     reorder: given.reorder,
@@ -242,10 +309,10 @@ fn respond(inner: &Arc<Inner>, request: &Request) -> Result<Response, Response> 
         ("POST", ["limits"]) => {
             let given: LimitsBody = body(request)?;
             if let Some(limit) = given.concurrency_limit {
-                emulator.set_concurrency_limit(limit);
+                model.set_concurrency_limit(limit);
             }
             if let Some(ms) = given.latency_ms {
-                emulator.set_latency(Duration::from_millis(ms));
+                model.set_latency(Duration::from_millis(ms));
             }
             ok(json!({ "ok": true }))
         }
@@ -256,9 +323,50 @@ fn respond(inner: &Arc<Inner>, request: &Request) -> Result<Response, Response> 
     })
 }
 
-fn known(emulator: &Emulator, sid: &CallSid) -> Result<(), Response> {
-    match emulator.call(sid) {
-        Some(_) => Ok(()),
+/// Everything about one call, both legs of a client call together: what went in (received or
+/// dropped), what came out (each delivery attempt), its subscriptions, and the REST requests
+/// refused on its paths.
+fn timeline(inner: &Inner, sid: &CallSid) -> Value {
+    let model = &inner.model;
+    let legs = model.legs(sid);
+    let mut received = Vec::new();
+    let mut dropped = Vec::new();
+    let mut sent = Vec::new();
+    let mut subscriptions = Vec::new();
+    for leg in &legs {
+        for m in model.client_received(&leg.sid) {
+            let mut v = serde_json::to_value(m).unwrap_or_default();
+            v["call_sid"] = leg.sid.as_str().into();
+            received.push(v);
+        }
+        dropped.extend(model.dropped(&leg.sid));
+        sent.extend(model.client_messages(&leg.sid));
+        for s in model.subscriptions(&leg.sid) {
+            let mut v = serde_json::to_value(s).unwrap_or_default();
+            v["call_sid"] = leg.sid.as_str().into();
+            subscriptions.push(v);
+        }
+    }
+    let refused: Vec<_> = model
+        .refused()
+        .into_iter()
+        .filter(|r| r.call_sid.is_some_and(|c| legs.iter().any(|l| l.sid == c)))
+        .collect();
+    json!({
+        "call": model.call(sid),
+        "legs": legs,
+        "received": received,
+        "dropped": dropped,
+        "sent": sent,
+        "subscriptions": subscriptions,
+        "refused": refused,
+    })
+}
+
+fn known(inner: &Inner, text: &str) -> Result<CallSid, Response> {
+    let sid = call_sid(text)?;
+    match inner.model.call(&sid) {
+        Some(_) => Ok(sid),
         None => Err(from_error(EmulatorError::UnknownCall(sid.to_string()))),
     }
 }

@@ -10,9 +10,9 @@ use tokio::sync::mpsc;
 use twilio_call_messages::reqwest::{self, header};
 use twilio_call_messages::{CallSid, MessageSid, SignatureValidator};
 
+use crate::Inner;
+use crate::model::{Attempt, ClientMessage, Delivery, DeliveryRef, EmulatorError, Lane};
 use crate::settings::{CallbackBody, Signing};
-use crate::{Attempt, ClientMessage, Delivery, EmulatorError, Inner, MAX_CONTENT_CHARS};
-use crate::{new_sid, now_rfc2822, random_hex};
 
 /// How long a message held back for reordering waits for the call's next one.
 const REORDER_HOLD: Duration = Duration::from_millis(200);
@@ -107,67 +107,32 @@ impl Overrides {
     }
 }
 
-/// The client sends `content` into the call.
+/// The client sends `text` into the call: the model records it (or refuses it as the Voice
+/// SDK would), and the leg's lane delivers it.
 pub(crate) fn client_send(
     inner: &Arc<Inner>,
     sid: &CallSid,
-    content: serde_json::Value,
-) -> Result<MessageSid, EmulatorError> {
-    let text = content.to_string();
-    let chars = text.chars().count();
-    if chars > MAX_CONTENT_CHARS {
-        return Err(EmulatorError::ContentTooLong(chars));
-    }
-    let mut state = inner.state();
-    let call = state
-        .calls
-        .get_mut(sid)
-        .ok_or_else(|| EmulatorError::UnknownCall(sid.to_string()))?;
-    // A call's client can send only while the call is up (Voice SDK "Call Message Events").
-    if !call.info.status.is_active() {
-        return Err(EmulatorError::CallNotActive(call.info.status));
-    }
-    let message_sid: MessageSid = new_sid("KX");
-    let sequence_number = call.next_sequence;
-    call.next_sequence += 1;
-    let deliveries: Vec<Delivery> = call
-        .subscriptions
-        .iter()
-        .map(|s| Delivery {
-            subscription_sid: s.sid,
-            callback: s.callback.clone(),
-            method: s.method.clone(),
-            idempotency_token: random_hex(),
-            attempts: Vec::new(),
-            delivered: false,
-            done: false,
+    text: &str,
+    message_type: &str,
+) -> Result<(MessageSid, CallSid), EmulatorError> {
+    inner
+        .model
+        .client_send(sid, text, message_type, |call, epoch| {
+            let (queue, rx) = mpsc::unbounded_channel();
+            let task = tokio::spawn(lane(inner.clone(), call, epoch, rx)).abort_handle();
+            Lane { queue, task }
         })
-        .collect();
-    let count = deliveries.len();
-    call.client_messages.push(ClientMessage {
-        sid: message_sid,
-        call_sid: *sid,
-        content,
-        sequence_number,
-        timestamp: now_rfc2822(),
-        deliveries,
-    });
-    let index = call.client_messages.len() - 1;
-    if count > 0 {
-        inner.pending.send_modify(|n| *n += count);
-        let lane = call.lane.get_or_insert_with(|| {
-            let (tx, rx) = mpsc::unbounded_channel();
-            tokio::spawn(lane(inner.clone(), *sid, rx));
-            tx
-        });
-        let _ = lane.send(index);
-    }
-    Ok(message_sid)
 }
 
 /// Delivers a call's messages one after the other, in the order the client sent them, unless
 /// the reorder fault holds one back until the next has gone.
-async fn lane(inner: Arc<Inner>, call: CallSid, mut queue: mpsc::UnboundedReceiver<usize>) {
+async fn lane(
+    inner: Arc<Inner>,
+    call: CallSid,
+    epoch: u64,
+    mut queue: mpsc::UnboundedReceiver<usize>,
+) {
+    let at = |index| (epoch, call, index);
     let mut held: Option<usize> = None;
     loop {
         let next = match held {
@@ -175,7 +140,7 @@ async fn lane(inner: Arc<Inner>, call: CallSid, mut queue: mpsc::UnboundedReceiv
                 Ok(next) => next,
                 Err(_) => {
                     held = None;
-                    deliver_message(&inner, call, h).await;
+                    deliver_message(&inner, at(h)).await;
                     continue;
                 }
             },
@@ -183,39 +148,41 @@ async fn lane(inner: Arc<Inner>, call: CallSid, mut queue: mpsc::UnboundedReceiv
         };
         let Some(index) = next else {
             if let Some(h) = held.take() {
-                deliver_message(&inner, call, h).await;
+                deliver_message(&inner, at(h)).await;
             }
             return;
         };
-        if held.is_none() {
-            let reorder = {
-                let mut live = inner.live();
-                let rate = live.callback_faults.reorder;
-                rate > 0.0 && live.callback_rng.f64() < rate
-            };
-            if reorder {
-                held = Some(index);
-                continue;
-            }
+        if held.is_none() && inner.model.roll_reorder() {
+            held = Some(index);
+            continue;
         }
-        deliver_message(&inner, call, index).await;
+        deliver_message(&inner, at(index)).await;
         if let Some(h) = held.take() {
-            deliver_message(&inner, call, h).await;
+            deliver_message(&inner, at(h)).await;
+            inner.model.mark_reordered(DeliveryRef {
+                epoch,
+                call,
+                index: h,
+                delivery: 0,
+            });
         }
     }
 }
 
 /// Delivers one message to every subscription it was addressed to, at once.
-async fn deliver_message(inner: &Arc<Inner>, call: CallSid, index: usize) {
-    let count = inner
-        .state()
-        .calls
-        .get(&call)
-        .and_then(|c| c.client_messages.get(index))
-        .map_or(0, |m| m.deliveries.len());
+async fn deliver_message(inner: &Arc<Inner>, (epoch, call, index): (u64, CallSid, usize)) {
+    let count = inner.model.delivery_count(epoch, &call, index);
     let mut all = tokio::task::JoinSet::new();
-    for d in 0..count {
-        all.spawn(deliver(inner.clone(), call, index, d));
+    for delivery in 0..count {
+        all.spawn(deliver(
+            inner.clone(),
+            DeliveryRef {
+                epoch,
+                call,
+                index,
+                delivery,
+            },
+        ));
     }
     while all.join_next().await.is_some() {}
 }
@@ -233,7 +200,8 @@ struct Prepared {
 /// Signed as <https://www.twilio.com/docs/usage/webhooks/webhooks-security> and twilio-python
 /// `twilio/request_validator.py` describe, by the SDK's own signer.
 fn prepare(inner: &Inner, message: &ClientMessage, delivery: &Delivery, token: &str) -> Prepared {
-    let content = message.content.to_string();
+    // The client's text, byte for byte: what it sent is what the service receives.
+    let content = message.content_text.clone();
     let sequence = message.sequence_number.to_string();
     let fields: [(&str, &str); 7] = [
         ("ContentType", "application/json"),
@@ -241,7 +209,7 @@ fn prepare(inner: &Inner, message: &ClientMessage, delivery: &Delivery, token: &
         ("SequenceNumber", &sequence),
         ("CallSid", message.call_sid.as_str()),
         ("Timestamp", &message.timestamp),
-        ("AccountSid", inner.settings.account_sid.as_str()),
+        ("AccountSid", inner.model.settings.account_sid.as_str()),
         ("Sid", message.sid.as_str()),
     ];
     // The fragment carries the connection overrides; it is not requested nor signed.
@@ -266,7 +234,7 @@ fn prepare(inner: &Inner, message: &ClientMessage, delivery: &Delivery, token: &
         let joiner = if base.contains('?') { '&' } else { '?' };
         (format!("{base}{joiner}{query}"), Vec::new())
     } else {
-        match inner.settings.callback_body {
+        match inner.model.settings.callback_body {
             CallbackBody::Json => {
                 let object: serde_json::Map<String, serde_json::Value> = fields
                     .iter()
@@ -292,9 +260,9 @@ fn prepare(inner: &Inner, message: &ClientMessage, delivery: &Delivery, token: &
             }
         }
     };
-    let token_signer = || SignatureValidator::new(inner.settings.auth_token.clone());
-    let signature = match &inner.settings.signing {
-        Signing::BodySha256 if !get && inner.settings.callback_body == CallbackBody::Json => {
+    let token_signer = || SignatureValidator::new(inner.model.settings.auth_token.clone());
+    let signature = match &inner.model.settings.signing {
+        Signing::BodySha256 if !get && inner.model.settings.callback_body == CallbackBody::Json => {
             let (hashed, signature) = token_signer().sign_json(&url, &body);
             url = hashed;
             Ok(signature)
@@ -376,19 +344,7 @@ async fn send(client: &reqwest::Client, p: &Prepared, remaining: Duration) -> En
     }
 }
 
-fn record(inner: &Inner, call: CallSid, index: usize, d: usize, f: impl FnOnce(&mut Delivery)) {
-    if let Some(delivery) = inner
-        .state()
-        .calls
-        .get_mut(&call)
-        .and_then(|c| c.client_messages.get_mut(index))
-        .and_then(|m| m.deliveries.get_mut(d))
-    {
-        f(delivery);
-    }
-}
-
-fn attempt_record(number: u32, p: &Prepared) -> Attempt {
+fn attempt_record(inner: &Inner, number: u32, p: &Prepared) -> Attempt {
     Attempt {
         number,
         url: p.url.clone(),
@@ -402,30 +358,30 @@ fn attempt_record(number: u32, p: &Prepared) -> Attempt {
         error: None,
         dropped: false,
         duplicate: false,
+        reordered: false,
+        // Body SHA-256 applies to JSON bodies only; the others are signed with the token.
+        signature_scheme: match &inner.model.settings.signing {
+            Signing::BodySha256 if p.url.contains("bodySHA256=") => "body-sha256",
+            Signing::SharedKey { .. } => "shared-key",
+            _ => "auth-token",
+        }
+        .into(),
         elapsed_ms: 0,
+        at_ms: inner.model.elapsed_ms(),
     }
 }
 
 /// One delivery: attempts within Twilio's overrides, each recorded.
-async fn deliver(inner: Arc<Inner>, call: CallSid, index: usize, d: usize) {
-    let snapshot = inner
-        .state()
-        .calls
-        .get(&call)
-        .and_then(|c| c.client_messages.get(index))
-        .and_then(|m| Some((m.clone(), m.deliveries.get(d)?.clone())));
-    if let Some((message, delivery)) = snapshot {
-        run_delivery(&inner, call, index, d, &message, &delivery).await;
+async fn deliver(inner: Arc<Inner>, at: DeliveryRef) {
+    if let Some((message, delivery)) = inner.model.delivery(at) {
+        run_delivery(&inner, at, &message, &delivery).await;
     }
-    record(&inner, call, index, d, |delivery| delivery.done = true);
-    inner.pending.send_modify(|n| *n = n.saturating_sub(1));
+    inner.model.delivery_done(at);
 }
 
 async fn run_delivery(
     inner: &Arc<Inner>,
-    call: CallSid,
-    index: usize,
-    d: usize,
+    at: DeliveryRef,
     message: &ClientMessage,
     delivery: &Delivery,
 ) {
@@ -435,24 +391,15 @@ async fn run_delivery(
         Ok(client) => client,
         Err(e) => {
             // Recorded, not hidden: a delivery that could not be tried is a failed one.
-            let mut attempt = attempt_record(1, &prepared);
+            let mut attempt = attempt_record(inner, 1, &prepared);
             attempt.error = Some(format!("cannot build an HTTP client: {e}"));
-            record(inner, call, index, d, |delivery| {
-                delivery.attempts.push(attempt)
-            });
+            inner
+                .model
+                .record(at, |delivery| delivery.attempts.push(attempt));
             return;
         }
     };
-    let (drop_first, duplicate) = {
-        let mut live = inner.live();
-        let faults = live.callback_faults.clone();
-        let roll_drop = live.callback_rng.f64();
-        let roll_duplicate = live.callback_rng.f64();
-        (
-            roll_drop < faults.drop_first,
-            roll_duplicate < faults.duplicate,
-        )
-    };
+    let (drop_first, duplicate) = inner.model.roll_callback_faults();
     let started = Instant::now();
     let mut delivered = false;
     for number in 1..=overrides.retries + 1 {
@@ -462,7 +409,7 @@ async fn run_delivery(
         if remaining.is_zero() {
             break;
         }
-        let mut attempt = attempt_record(number, &prepared);
+        let mut attempt = attempt_record(inner, number, &prepared);
         let began = Instant::now();
         let retry = if number == 1 && drop_first {
             attempt.dropped = true;
@@ -496,7 +443,7 @@ async fn run_delivery(
             }
         };
         attempt.elapsed_ms = began.elapsed().as_millis() as u64;
-        record(inner, call, index, d, |delivery| {
+        inner.model.record(at, |delivery| {
             delivery.attempts.push(attempt);
             delivery.delivered = delivered;
         });
@@ -505,7 +452,7 @@ async fn run_delivery(
         }
     }
     if delivered && duplicate {
-        let mut attempt = attempt_record(0, &prepared);
+        let mut attempt = attempt_record(inner, 0, &prepared);
         attempt.duplicate = true;
         let began = Instant::now();
         match send(&client, &prepared, overrides.total).await {
@@ -513,7 +460,7 @@ async fn run_delivery(
             Ended::Connect(why) | Ended::Read(why) => attempt.error = Some(why),
         }
         attempt.elapsed_ms = began.elapsed().as_millis() as u64;
-        record(inner, call, index, d, |delivery| {
+        inner.model.record(at, |delivery| {
             attempt.number = delivery.attempts.len() as u32 + 1;
             delivery.attempts.push(attempt);
         });

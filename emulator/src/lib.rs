@@ -32,282 +32,45 @@
 
 mod control;
 mod delivery;
+mod guard;
 mod http;
+mod model;
+mod page;
 mod rest;
 mod settings;
 
 use std::collections::HashMap;
 use std::fmt;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
-use serde::Serialize;
 use tokio::net::TcpListener;
-use tokio::sync::{mpsc, watch};
-use twilio_call_messages::time::OffsetDateTime;
-use twilio_call_messages::time::format_description::well_known::Rfc2822;
-use twilio_call_messages::{AccountSid, ApiKeySid, CallSid, MessageSid, SubscriptionSid};
+use tokio::sync::watch;
+use twilio_call_messages::{AccountSid, ApiKeySid, CallSid, MessageSid};
 
+pub use model::{
+    Attempt, CLIENT_MESSAGES_PER_SECOND, CallInfo, ClientCall, ClientLeg, ClientMessage, Delivery,
+    DroppedMessage, EmulatorError, MAX_CONTENT_CHARS, ReceivedMessage, RefusedRequest, Stats,
+    SubscriptionInfo, USER_DEFINED_MESSAGE,
+};
 pub use settings::{
     CallStatus, CallbackBody, CallbackFaults, DEFAULT_IDEMPOTENCY_WINDOW, DEFAULT_SEQUENCE_START,
     DEFAULT_STALL, FaultKind, Faults, Signing,
 };
 
+use model::{Model, new_sid, random_hex};
 use settings::{ApiKey, Settings};
 
-/// The longest content a message may carry, in characters (error 32703 beyond it,
-/// <https://www.twilio.com/docs/api/errors/32703>; the client SDKs say 10 KB, error 31212 in
-/// twilio-voice.js `lib/twilio/errors/generated.ts`).
-pub const MAX_CONTENT_CHARS: usize = 10_000;
-
-/// Why the emulator refused something asked through its Rust API or control API.
-#[derive(Clone, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum EmulatorError {
-    /// No call with this SID.
-    UnknownCall(String),
-    /// The call is not `in-progress` or `ringing`: its client cannot send.
-    CallNotActive(CallStatus),
-    /// A call with this SID exists already.
-    CallExists(String),
-    /// The content is longer than [`MAX_CONTENT_CHARS`] (twilio-voice.js error 31212).
-    ContentTooLong(usize),
-    /// A setting is out of range.
-    Setting(String),
-}
-
-impl fmt::Display for EmulatorError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            EmulatorError::UnknownCall(sid) => write!(f, "no call {sid}"),
-            EmulatorError::CallNotActive(status) => {
-                write!(f, "the call is {status}, not in-progress or ringing")
-            }
-            EmulatorError::CallExists(sid) => write!(f, "call {sid} exists already"),
-            EmulatorError::ContentTooLong(n) => write!(
-                f,
-                "content of {n} characters is longer than {MAX_CONTENT_CHARS} (error 31212)"
-            ),
-            EmulatorError::Setting(why) => f.write_str(why),
-        }
-    }
-}
-
-impl std::error::Error for EmulatorError {}
-
-/// A call as the emulator keeps it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-#[non_exhaustive]
-pub struct CallInfo {
-    /// `CA…`
-    pub sid: CallSid,
-    /// The account that owns it.
-    pub account_sid: AccountSid,
-    /// Its status.
-    #[serde(serialize_with = "status_text")]
-    pub status: CallStatus,
-    /// The parent call of a child leg.
-    pub parent_call_sid: Option<CallSid>,
-}
-
-fn status_text<S: serde::Serializer>(status: &CallStatus, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(status.as_str())
-}
-
-/// A message the call's client SDK received, with the fields twilio-voice.js gives its
-/// `messageReceived` event (`lib/twilio/call.ts`: `content`, `contentType`, `messageType`,
-/// `voiceEventSid`), plus the key it was sent with.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-#[non_exhaustive]
-pub struct ReceivedMessage {
-    /// The message's SID (`KX…`), the same as `voice_event_sid`.
-    pub sid: MessageSid,
-    /// The content, as JSON.
-    pub content: serde_json::Value,
-    /// `application/json`.
-    pub content_type: String,
-    /// `user-defined-message`.
-    pub message_type: String,
-    /// `voiceEventSid`: the message's SID.
-    pub voice_event_sid: MessageSid,
-    /// The `IdempotencyKey` of the request that created it, if any.
-    pub idempotency_key: Option<String>,
-    /// When Twilio accepted it (RFC 2822).
-    pub date_created: String,
-}
-
-/// A subscription of a call.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-#[non_exhaustive]
-pub struct SubscriptionInfo {
-    /// `ZY…`
-    pub sid: SubscriptionSid,
-    /// The callback URL as given (its `#…` fragment included).
-    pub callback: String,
-    /// `POST` (Twilio's default) or `GET`.
-    pub method: String,
-    /// RFC 2822.
-    pub date_created: String,
-}
-
-/// A message the call's client sent, and its deliveries to the call's subscriptions.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-#[non_exhaustive]
-pub struct ClientMessage {
-    /// `KX…`: the callback's `Sid`.
-    pub sid: MessageSid,
-    /// The call it was sent in.
-    pub call_sid: CallSid,
-    /// The content, as JSON.
-    pub content: serde_json::Value,
-    /// The callback's `SequenceNumber`.
-    pub sequence_number: u64,
-    /// The callback's `Timestamp` (RFC 2822).
-    pub timestamp: String,
-    /// One per subscription the call had when the message was sent.
-    pub deliveries: Vec<Delivery>,
-}
-
-/// The delivery of one client message to one subscription.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-#[non_exhaustive]
-pub struct Delivery {
-    /// The subscription.
-    pub subscription_sid: SubscriptionSid,
-    /// Its callback URL (with the fragment).
-    pub callback: String,
-    /// `POST` or `GET`.
-    pub method: String,
-    /// `I-Twilio-Idempotency-Token`: the same on every attempt of this delivery.
-    pub idempotency_token: String,
-    /// Every attempt, in order.
-    pub attempts: Vec<Attempt>,
-    /// Whether an attempt got a 2xx.
-    pub delivered: bool,
-    /// Whether the delivery is over (delivered, or out of retries or time).
-    pub done: bool,
-}
-
-/// One attempt of a delivery.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-#[non_exhaustive]
-pub struct Attempt {
-    /// 1 for the first.
-    pub number: u32,
-    /// The URL requested (no fragment; `bodySHA256` or the GET fields in the query).
-    pub url: String,
-    /// The request's headers (none is a secret: the signature is not).
-    pub headers: Vec<(String, String)>,
-    /// The request's body.
-    pub body: String,
-    /// The receiver's status, if it answered.
-    pub status: Option<u16>,
-    /// What went wrong, if it did not answer 2xx.
-    pub error: Option<String>,
-    /// Dropped on purpose ([`CallbackFaults::drop_first`]): never sent.
-    pub dropped: bool,
-    /// Sent again on purpose after a success ([`CallbackFaults::duplicate`]).
-    pub duplicate: bool,
-    /// How long it took, in milliseconds.
-    pub elapsed_ms: u64,
-}
-
-/// What the REST API saw, for tests that count.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
-#[non_exhaustive]
-pub struct Stats {
-    /// REST requests received, whatever the answer.
-    pub requests: u64,
-    /// 2xx answers (replays included).
-    pub succeeded: u64,
-    /// 4xx answers other than 429 (authentication, not found, validation).
-    pub rejected: u64,
-    /// 429 / 20429 answers of the concurrency limit (the request was not processed).
-    pub throttled: u64,
-    /// Requests that met an injected fault (of any kind).
-    pub faults: u64,
-    /// The most requests in flight at once (inside the limit).
-    pub peak_in_flight: usize,
-    /// Requests answered from an earlier one with the same `IdempotencyKey`.
-    pub replays: u64,
-    /// Messages recorded (each sent to the call's client once).
-    pub messages: u64,
-}
-
-#[derive(Default)]
-struct Counters {
-    requests: AtomicU64,
-    succeeded: AtomicU64,
-    rejected: AtomicU64,
-    throttled: AtomicU64,
-    faults: AtomicU64,
-    in_flight: AtomicUsize,
-    peak_in_flight: AtomicUsize,
-    replays: AtomicU64,
-    messages: AtomicU64,
-}
-
-/// What a repeated key gets.
-struct Stored {
-    at: Instant,
-    status: u16,
-    body: Vec<u8>,
-}
-
-struct Call {
-    info: CallInfo,
-    received: Vec<ReceivedMessage>,
-    subscriptions: Vec<SubscriptionInfo>,
-    client_messages: Vec<ClientMessage>,
-    next_sequence: u64,
-    /// The call's delivery lane (in order, one message after the other).
-    lane: Option<mpsc::UnboundedSender<usize>>,
-}
-
-#[derive(Default)]
-struct State {
-    calls: HashMap<CallSid, Call>,
-    order: Vec<CallSid>,
-    /// (operation path, key) -> the first result.
-    idempotency: HashMap<(String, String), Stored>,
-    requests_per_key: HashMap<String, u64>,
-    succeeded_per_key: HashMap<String, u64>,
-}
-
-/// What can change while the emulator runs.
-struct Live {
-    concurrency_limit: Option<usize>,
-    concurrency_header: bool,
-    latency: Duration,
-    faults: Faults,
-    fault_rng: fastrand::Rng,
-    callback_faults: CallbackFaults,
-    callback_rng: fastrand::Rng,
-}
-
 pub(crate) struct Inner {
-    settings: Settings,
+    model: Model,
     base_url: String,
-    live: Mutex<Live>,
-    state: Mutex<State>,
-    counters: Counters,
-    /// Deliveries not yet done.
-    pending: watch::Sender<usize>,
+    /// Host names the control API answers besides loopback and the bind address.
+    allowed_hosts: Vec<String>,
+    bind: SocketAddr,
     shutdown: watch::Sender<bool>,
     /// Callback HTTP clients by (connect timeout, read timeout).
     http: Mutex<HashMap<(Duration, Duration), twilio_call_messages::reqwest::Client>>,
-}
-
-impl Inner {
-    fn state(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    fn live(&self) -> MutexGuard<'_, Live> {
-        self.live.lock().unwrap_or_else(|e| e.into_inner())
-    }
 }
 
 /// A running emulator. Clones share it; it serves until [`shutdown`](Self::shutdown) or until
@@ -322,7 +85,7 @@ impl fmt::Debug for Emulator {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Emulator")
             .field("base_url", &self.inner.base_url)
-            .field("account_sid", &self.inner.settings.account_sid)
+            .field("account_sid", &self.inner.model.settings.account_sid)
             .field("auth_token", &"<redacted>")
             .finish()
     }
@@ -333,12 +96,14 @@ impl fmt::Debug for Emulator {
 pub struct EmulatorBuilder {
     settings: Settings,
     bind: SocketAddr,
+    allowed_hosts: Vec<String>,
 }
 
 impl fmt::Debug for EmulatorBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("EmulatorBuilder")
             .field("bind", &self.bind)
+            .field("allowed_hosts", &self.allowed_hosts)
             .field("account_sid", &self.settings.account_sid)
             .field("auth_token", &"<redacted>")
             .field("api_keys", &self.settings.api_keys.len())
@@ -348,24 +113,6 @@ impl fmt::Debug for EmulatorBuilder {
             .field("callback_faults", &self.settings.callback_faults)
             .finish_non_exhaustive()
     }
-}
-
-fn random_hex() -> String {
-    format!("{:032x}", fastrand::u128(..))
-}
-
-fn new_sid<S: std::str::FromStr>(prefix: &str) -> S
-where
-    S::Err: fmt::Debug,
-{
-    format!("{prefix}{}", random_hex())
-        .parse()
-        .expect("a prefix and 32 hex digits is a SID")
-}
-
-fn now_rfc2822() -> String {
-    let now = OffsetDateTime::now_utc();
-    now.format(&Rfc2822).unwrap_or_else(|_| now.to_string())
 }
 
 impl Default for EmulatorBuilder {
@@ -386,6 +133,7 @@ impl Default for EmulatorBuilder {
                 callback_faults: CallbackFaults::default(),
             },
             bind: SocketAddr::from(([127, 0, 0, 1], 0)),
+            allowed_hosts: Vec::new(),
         }
     }
 }
@@ -415,6 +163,15 @@ impl EmulatorBuilder {
     /// The address to listen on (default `127.0.0.1:0`, a free port).
     pub fn bind(mut self, addr: SocketAddr) -> Self {
         self.bind = addr;
+        self
+    }
+
+    /// A host name (without port) whose `Host` header the control API and the page answer,
+    /// besides loopback names and the bind address: e.g. `emulator` for a docker-compose
+    /// service reached by that name. Requests with any other `Host` are refused (DNS
+    /// rebinding).
+    pub fn allow_host(mut self, name: impl Into<String>) -> Self {
+        self.allowed_hosts.push(name.into().to_ascii_lowercase());
         self
     }
 
@@ -489,28 +246,16 @@ impl EmulatorBuilder {
         }
         let listener = TcpListener::bind(self.bind).await?;
         let addr = listener.local_addr()?;
-        let s = &self.settings;
-        let live = Live {
-            concurrency_limit: s.concurrency_limit,
-            concurrency_header: s.concurrency_header,
-            latency: s.latency,
-            fault_rng: fastrand::Rng::with_seed(s.faults.seed),
-            faults: s.faults.clone(),
-            callback_rng: fastrand::Rng::with_seed(s.callback_faults.seed),
-            callback_faults: s.callback_faults.clone(),
-        };
         let host = if addr.ip().is_unspecified() {
             format!("127.0.0.1:{}", addr.port())
         } else {
             addr.to_string()
         };
         let inner = Arc::new(Inner {
-            settings: self.settings,
+            model: Model::new(self.settings),
             base_url: format!("http://{host}"),
-            live: Mutex::new(live),
-            state: Mutex::new(State::default()),
-            counters: Counters::default(),
-            pending: watch::Sender::new(0),
+            allowed_hosts: self.allowed_hosts,
+            bind: addr,
             shutdown: watch::Sender::new(false),
             http: Mutex::new(HashMap::new()),
         });
@@ -541,7 +286,15 @@ async fn accept(listener: TcpListener, inner: Arc<Inner>) {
 
 async fn route(inner: &Arc<Inner>, request: http::Request) -> http::Outcome {
     if request.path().starts_with("/emulator/") || request.path() == "/emulator" {
-        http::Outcome::Respond(control::handle(inner, &request))
+        // Only its own page and local tools drive the emulator; Twilio's paths stay open to
+        // Twilio's clients, as the real API is.
+        if let Err(refused) = guard::check(inner, &request) {
+            return http::Outcome::Respond(refused);
+        }
+        match page::serve(&request) {
+            Some(response) => http::Outcome::Respond(response),
+            None => control::handle(inner, &request).await,
+        }
     } else {
         rest::handle(inner, request).await
     }
@@ -571,15 +324,15 @@ impl Emulator {
 
     /// The account.
     pub fn account_sid(&self) -> &AccountSid {
-        &self.inner.settings.account_sid
+        &self.inner.model.settings.account_sid
     }
 
     /// The account's auth token (a local, made-up secret; it signs the callbacks).
     pub fn auth_token(&self) -> &str {
-        &self.inner.settings.auth_token
+        &self.inner.model.settings.auth_token
     }
 
-    /// Creates an `in-progress` call and returns its SID.
+    /// Creates an `in-progress` call, with the call's client on it, and returns its SID.
     pub fn create_call(&self) -> CallSid {
         let sid = new_sid("CA");
         self.add_call(sid, CallStatus::InProgress, None)
@@ -587,41 +340,25 @@ impl Emulator {
         sid
     }
 
-    /// Adds a call with this SID and status, as a child leg of `parent` if given.
+    /// Adds a call with this SID and status, as a child leg of `parent` if given; the call's
+    /// client is on it.
     pub fn add_call(
         &self,
         sid: CallSid,
         status: CallStatus,
         parent: Option<CallSid>,
     ) -> Result<CallInfo, EmulatorError> {
-        let mut state = self.inner.state();
-        if let Some(parent) = parent
-            && !state.calls.contains_key(&parent)
-        {
-            return Err(EmulatorError::UnknownCall(parent.to_string()));
-        }
-        if state.calls.contains_key(&sid) {
-            return Err(EmulatorError::CallExists(sid.to_string()));
-        }
-        let info = CallInfo {
-            sid,
-            account_sid: self.inner.settings.account_sid,
-            status,
-            parent_call_sid: parent,
-        };
-        state.calls.insert(
-            sid,
-            Call {
-                info: info.clone(),
-                received: Vec::new(),
-                subscriptions: Vec::new(),
-                client_messages: Vec::new(),
-                next_sequence: self.inner.settings.sequence_start,
-                lane: None,
-            },
-        );
-        state.order.push(sid);
-        Ok(info)
+        self.inner.model.add_call(sid, status, parent)
+    }
+
+    /// Creates an `in-progress` Voice SDK client call with two legs: the client on the parent
+    /// leg when it placed the call ([`ClientLeg::Outgoing`]), on the child leg when it
+    /// accepted it ([`ClientLeg::Incoming`]). A message sent to the other leg is answered 201
+    /// and dropped by the client ([`dropped_messages`](Self::dropped_messages)).
+    pub fn create_client_call(&self, leg: ClientLeg) -> ClientCall {
+        self.inner
+            .model
+            .create_client_call(leg, CallStatus::InProgress)
     }
 
     /// Adds `n` in-progress calls (for load tests) and returns their SIDs.
@@ -631,152 +368,124 @@ impl Emulator {
 
     /// A call.
     pub fn call(&self, sid: &CallSid) -> Option<CallInfo> {
-        self.inner.state().calls.get(sid).map(|c| c.info.clone())
+        self.inner.model.call(sid)
     }
 
-    /// Every call, in the order they were created.
+    /// Every call (each leg), in the order they were created.
     pub fn calls(&self) -> Vec<CallInfo> {
-        let state = self.inner.state();
-        state
-            .order
-            .iter()
-            .filter_map(|sid| state.calls.get(sid).map(|c| c.info.clone()))
-            .collect()
+        self.inner.model.calls()
     }
 
-    /// Changes a call's status (e.g. `completed` when the caller hangs up).
+    /// Changes a call's status (e.g. `completed` when the caller hangs up); both legs of a
+    /// client call change together.
     pub fn set_call_status(
         &self,
         sid: &CallSid,
         status: CallStatus,
     ) -> Result<CallInfo, EmulatorError> {
-        let mut state = self.inner.state();
-        let call = state
-            .calls
-            .get_mut(sid)
-            .ok_or_else(|| EmulatorError::UnknownCall(sid.to_string()))?;
-        call.info.status = status;
-        Ok(call.info.clone())
+        self.inner.model.set_call_status(sid, status)
     }
 
-    /// What the call's client received, in the order Twilio accepted it.
+    /// What the call's client received on this leg, in the order Twilio accepted it.
     pub fn client_received(&self, sid: &CallSid) -> Vec<ReceivedMessage> {
-        self.inner
-            .state()
-            .calls
-            .get(sid)
-            .map(|c| c.received.clone())
-            .unwrap_or_default()
+        self.inner.model.client_received(sid)
+    }
+
+    /// Messages sent to this leg that the client dropped, with the reason.
+    pub fn dropped_messages(&self, sid: &CallSid) -> Vec<DroppedMessage> {
+        self.inner.model.dropped(sid)
     }
 
     /// The call's subscriptions.
     pub fn subscriptions(&self, sid: &CallSid) -> Vec<SubscriptionInfo> {
-        self.inner
-            .state()
-            .calls
-            .get(sid)
-            .map(|c| c.subscriptions.clone())
-            .unwrap_or_default()
+        self.inner.model.subscriptions(sid)
     }
 
     /// The call's client sends `content`: Twilio delivers it to every subscription of the
-    /// call (in the background; [`settled`](Self::settled) waits for the deliveries).
+    /// client's leg (in the background; [`settled`](Self::settled) waits for the deliveries).
+    /// Refused as the Voice SDK refuses it: over 10 KB (31212), while ringing (31211), too
+    /// fast (31206).
     pub fn client_send(
         &self,
         sid: &CallSid,
         content: serde_json::Value,
     ) -> Result<MessageSid, EmulatorError> {
-        delivery::client_send(&self.inner, sid, content)
+        self.client_send_text(sid, &content.to_string())
+    }
+
+    /// As [`client_send`](Self::client_send), with the content's JSON text, posted to the
+    /// subscriptions exactly as given (key order and spacing kept).
+    pub fn client_send_text(&self, sid: &CallSid, text: &str) -> Result<MessageSid, EmulatorError> {
+        delivery::client_send(&self.inner, sid, text, USER_DEFINED_MESSAGE).map(|(sid, _)| sid)
     }
 
     /// What the call's client sent, with every delivery attempt.
     pub fn client_messages(&self, sid: &CallSid) -> Vec<ClientMessage> {
-        self.inner
-            .state()
-            .calls
-            .get(sid)
-            .map(|c| c.client_messages.clone())
-            .unwrap_or_default()
+        self.inner.model.client_messages(sid)
     }
 
     /// Waits until no delivery is in progress.
     pub async fn settled(&self) {
-        let mut pending = self.inner.pending.subscribe();
+        let mut pending = self.inner.model.pending();
         let _ = pending.wait_for(|n| *n == 0).await;
     }
 
     /// What the REST API saw so far.
     pub fn stats(&self) -> Stats {
-        stats(&self.inner)
+        self.inner.model.stats()
     }
 
     /// REST requests received per `IdempotencyKey`, whatever their answer.
     pub fn requests_per_key(&self) -> HashMap<String, u64> {
-        self.inner.state().requests_per_key.clone()
+        self.inner.model.requests_per_key()
     }
 
     /// 2xx answers per `IdempotencyKey` (the first and every replay).
     pub fn succeeded_per_key(&self) -> HashMap<String, u64> {
-        self.inner.state().succeeded_per_key.clone()
+        self.inner.model.succeeded_per_key()
     }
 
-    /// Every message recorded, over all calls: (call, message). A key served twice still
-    /// records one message.
+    /// Every message the clients received, over all calls: (call, message). A key served
+    /// twice still records one message.
     pub fn messages(&self) -> Vec<(CallSid, ReceivedMessage)> {
-        let state = self.inner.state();
-        state
-            .order
-            .iter()
-            .filter_map(|sid| state.calls.get(sid))
-            .flat_map(|c| c.received.iter().map(|m| (c.info.sid, m.clone())))
-            .collect()
+        self.inner.model.messages()
+    }
+
+    /// REST requests answered with an error, a throttle or a fault (the last few hundred).
+    pub fn refused_requests(&self) -> Vec<RefusedRequest> {
+        self.inner.model.refused()
     }
 
     /// Sets the REST faults (and reseeds them).
     pub fn set_faults(&self, faults: Faults) -> Result<(), EmulatorError> {
-        faults.check().map_err(EmulatorError::Setting)?;
-        let mut live = self.inner.live();
-        live.fault_rng = fastrand::Rng::with_seed(faults.seed);
-        live.faults = faults;
-        Ok(())
+        self.inner.model.set_faults(faults)
     }
 
     /// Sets the callback faults (and reseeds them).
     pub fn set_callback_faults(&self, faults: CallbackFaults) -> Result<(), EmulatorError> {
-        faults.check().map_err(EmulatorError::Setting)?;
-        let mut live = self.inner.live();
-        live.callback_rng = fastrand::Rng::with_seed(faults.seed);
-        live.callback_faults = faults;
-        Ok(())
+        self.inner.model.set_callback_faults(faults)
     }
 
     /// Sets the account's concurrency limit (`None`: no limit).
     pub fn set_concurrency_limit(&self, limit: Option<usize>) {
-        self.inner.live().concurrency_limit = limit;
+        self.inner.model.set_concurrency_limit(limit);
     }
 
     /// Sets the latency of each REST request.
     pub fn set_latency(&self, latency: Duration) {
-        self.inner.live().latency = latency;
+        self.inner.model.set_latency(latency);
+    }
+
+    /// Forgets every call, message, subscription, attempt, key and counter, cancels the
+    /// deliveries under way, and puts faults and limits back as the emulator started; the
+    /// account, its keys and the port stay (as moto's `POST /moto-api/reset`).
+    pub fn reset(&self) {
+        self.inner.model.reset();
     }
 
     /// Stops serving: the listener closes and open connections are dropped.
     pub fn shutdown(&self) {
         self.inner.shutdown.send_replace(true);
-    }
-}
-
-fn stats(inner: &Inner) -> Stats {
-    let c = &inner.counters;
-    Stats {
-        requests: c.requests.load(Ordering::SeqCst),
-        succeeded: c.succeeded.load(Ordering::SeqCst),
-        rejected: c.rejected.load(Ordering::SeqCst),
-        throttled: c.throttled.load(Ordering::SeqCst),
-        faults: c.faults.load(Ordering::SeqCst),
-        peak_in_flight: c.peak_in_flight.load(Ordering::SeqCst),
-        replays: c.replays.load(Ordering::SeqCst),
-        messages: c.messages.load(Ordering::SeqCst),
     }
 }
 

@@ -15,6 +15,8 @@ usage: twilio-call-messages-emulator [options]
 
   --port P                    port to listen on (default 4010; 0 picks a free one)
   --bind ADDR                 address to listen on (default 127.0.0.1; 0.0.0.0 in a container)
+  --allow-host NAME           a Host name the control API and page answer besides loopback
+                              and the bind address (repeatable; e.g. a docker-compose name)
   --account-sid AC…           the account (default: a random one, printed)
   --auth-token T              its auth token (default: a random one, printed)
   --api-key SK…:SECRET        an API key that may authenticate too (repeatable)
@@ -106,6 +108,7 @@ fn parse(args: Vec<String>) -> Result<Option<Options>, String> {
                     .parse()
                     .map_err(|_| format!("--bind must be an IP address, not {value:?}"))?
             }
+            "--allow-host" => builder = builder.allow_host(value),
             "--account-sid" => {
                 builder =
                     builder.account_sid(value.parse().map_err(|e| format!("--account-sid: {e}"))?);
@@ -236,6 +239,10 @@ async fn main() -> ExitCode {
         None => println!("  auth token:   as given with --auth-token"),
     }
     println!("  control API:  {}/emulator/", emulator.base_url());
+    println!(
+        "  page:         {}/emulator/ (in a browser)",
+        emulator.base_url()
+    );
     println!("Stop with Ctrl-C (SIGINT) or SIGTERM.");
 
     stop.wait().await;

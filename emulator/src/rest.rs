@@ -3,19 +3,16 @@
 //! <https://www.twilio.com/docs/voice/api/userdefinedmessage-resource> and
 //! <https://www.twilio.com/docs/voice/api/userdefinedmessagesubscription-resource>.
 
-use std::sync::atomic::Ordering;
-use std::sync::{Arc, MutexGuard};
-use std::time::Instant;
+use std::sync::Arc;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use serde::Serialize;
-use twilio_call_messages::{AccountSid, CallSid, MessageSid, SubscriptionSid};
+use twilio_call_messages::CallSid;
 
+use crate::Inner;
 use crate::http::{Outcome, Request, Response};
+use crate::model::{Create, MAX_CONTENT_CHARS, Refusal, RefusedRequest, random_hex};
 use crate::settings::FaultKind;
-use crate::{Inner, MAX_CONTENT_CHARS, ReceivedMessage, State, Stored, SubscriptionInfo};
-use crate::{new_sid, now_rfc2822, random_hex};
 
 const API_PREFIX: &str = "/2010-04-01/Accounts/";
 
@@ -33,59 +30,65 @@ pub(crate) fn error(status: u16, code: u32, message: &str) -> Response {
     )
 }
 
-/// The 201 body of a message: the upstream example's four fields, no `uri`.
-#[derive(Serialize)]
-struct MessageBody<'a> {
-    account_sid: &'a AccountSid,
-    call_sid: &'a CallSid,
-    sid: &'a MessageSid,
-    date_created: &'a str,
-}
-
-/// The 201 body of a subscription: the same four and `uri`, relative to api.twilio.com.
-#[derive(Serialize)]
-struct SubscriptionBody<'a> {
-    account_sid: &'a AccountSid,
-    call_sid: &'a CallSid,
-    sid: &'a SubscriptionSid,
-    date_created: &'a str,
-    uri: String,
-}
-
-/// One REST request, from the account's door to the answer.
+/// One REST request, from the account's door to the answer; every answer that is not 2xx is
+/// kept for the page and the control API.
 pub(crate) async fn handle(inner: &Arc<Inner>, request: Request) -> Outcome {
-    let counters = &inner.counters;
-    counters.requests.fetch_add(1, Ordering::SeqCst);
-    let form = form_of(&request);
-    let key = field(&form, "IdempotencyKey").map(str::to_owned);
-    if let Some(key) = &key {
-        *inner
-            .state()
-            .requests_per_key
-            .entry(key.clone())
-            .or_default() += 1;
-    }
-
-    // One roll per request, seeded: the same seed and the same requests give the same faults.
-    let (fault, stall, limit, header, latency) = {
-        let mut live = inner.live();
-        let roll = live.fault_rng.f64();
-        (
-            live.faults.pick(roll),
-            live.faults.stall,
-            live.concurrency_limit,
-            live.concurrency_header,
-            live.latency,
-        )
+    let outcome = answer(inner, &request).await;
+    let refused = match &outcome {
+        Outcome::Respond(r) | Outcome::Truncated(r) if (200..300).contains(&r.status) => None,
+        Outcome::Respond(r) => {
+            let body: serde_json::Value = serde_json::from_slice(&r.body).unwrap_or_default();
+            Some((
+                Some(r.status),
+                body["code"].as_u64().map(|c| c as u32),
+                body["message"].as_str().map_or_else(
+                    || format!("HTTP {} (a proxy's page)", r.status),
+                    str::to_owned,
+                ),
+            ))
+        }
+        Outcome::Truncated(r) => Some((
+            Some(r.status),
+            None,
+            "fault: the answer cut in half, then a reset".into(),
+        )),
+        Outcome::Reset => Some((None, None, "fault: connection reset".into())),
+        Outcome::Stall(_) => Some((None, None, "fault: connection stalled".into())),
     };
+    if let Some((status, code, message)) = refused {
+        let call_sid = request
+            .path()
+            .split('/')
+            .find(|p| p.starts_with("CA"))
+            .and_then(|p| p.parse().ok());
+        inner.model.record_refused(RefusedRequest {
+            method: request.method.clone(),
+            path: request.path().to_owned(),
+            call_sid,
+            status,
+            code,
+            message,
+            at_ms: 0,
+        });
+    }
+    outcome
+}
+
+async fn answer(inner: &Arc<Inner>, request: &Request) -> Outcome {
+    let model = &inner.model;
+    let form = form_of(request);
+    let key = field(&form, "IdempotencyKey").map(str::to_owned);
+    model.count_request(key.as_deref());
+    let roll = model.roll();
+    let (fault, stall, header) = (roll.fault, roll.stall, roll.header);
     // A proxy in front of the API fails before the account sees the request.
     if let Some(kind) = fault.filter(|k| !k.after_processing()) {
-        counters.faults.fetch_add(1, Ordering::SeqCst);
+        model.count_fault();
         return match kind {
             FaultKind::Reset => Outcome::Reset,
             FaultKind::Stall => Outcome::Stall(stall),
             FaultKind::Throttle => {
-                counters.throttled.fetch_add(1, Ordering::SeqCst);
+                model.count_throttled();
                 Outcome::Respond(throttled(None))
             }
             FaultKind::BadGateway => Outcome::Respond(html(502, "502 Bad Gateway", 0)),
@@ -96,32 +99,17 @@ pub(crate) async fn handle(inner: &Arc<Inner>, request: Request) -> Outcome {
 
     // The account's concurrency limit (error 20429: "Requests that receive 429 responses
     // aren't processed"): counted before anything is looked at.
-    let now = counters.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
-    if limit.is_some_and(|n| now > n) {
-        counters.in_flight.fetch_sub(1, Ordering::SeqCst);
-        counters.throttled.fetch_add(1, Ordering::SeqCst);
-        return Outcome::Respond(throttled(header.then_some(now - 1)));
+    let now = match model.enter(roll.limit) {
+        Ok(now) => now,
+        Err(before) => return Outcome::Respond(throttled(header.then_some(before))),
+    };
+    if !roll.latency.is_zero() {
+        tokio::time::sleep(roll.latency).await;
     }
-    counters.peak_in_flight.fetch_max(now, Ordering::SeqCst);
-    if !latency.is_zero() {
-        tokio::time::sleep(latency).await;
-    }
-    let mut response = process(inner, &request, &form, key.as_deref());
+    let mut response = process(inner, request, &form, key.as_deref());
     // The slot is free before the answer leaves, so a client that sends its next request on
     // receipt never meets its own previous one.
-    counters.in_flight.fetch_sub(1, Ordering::SeqCst);
-    if (200..300).contains(&response.status) {
-        counters.succeeded.fetch_add(1, Ordering::SeqCst);
-        if let Some(key) = &key {
-            *inner
-                .state()
-                .succeeded_per_key
-                .entry(key.clone())
-                .or_default() += 1;
-        }
-    } else {
-        counters.rejected.fetch_add(1, Ordering::SeqCst);
-    }
+    model.leave(response.status, key.as_deref());
     // Twilio answers every request with its id: "RQ" and 32 hex digits.
     response = response.with_header("Twilio-Request-Id", format!("RQ{}", random_hex()));
     if header {
@@ -130,7 +118,7 @@ pub(crate) async fn handle(inner: &Arc<Inner>, request: Request) -> Outcome {
 
     match fault {
         Some(kind) => {
-            counters.faults.fetch_add(1, Ordering::SeqCst);
+            model.count_fault();
             match kind {
                 FaultKind::ResetAfter => Outcome::Reset,
                 FaultKind::TruncatedAfter => Outcome::Truncated(response),
@@ -235,7 +223,7 @@ fn process(
     };
     // ASSUMPTION: another account's path with valid credentials answers as bad credentials
     // for that account (20003 / 401).
-    if account != inner.settings.account_sid.as_str() {
+    if account != inner.model.settings.account_sid.as_str() {
         return error(401, 20003, "Authenticate");
     }
     let Ok(route) = route else {
@@ -269,89 +257,36 @@ fn authenticated(inner: &Inner, request: &Request) -> bool {
     let Some((user, secret)) = text.split_once(':') else {
         return false;
     };
-    let s = &inner.settings;
+    let s = &inner.model.settings;
     (user == s.account_sid.as_str() && secret == s.auth_token)
         || s.api_keys
             .iter()
             .any(|k| user == k.sid.as_str() && secret == k.secret)
 }
 
-/// The first result of a key, if it was used on this operation within the window.
-fn replay(inner: &Inner, state: &mut State, path: &str, key: Option<&str>) -> Option<Response> {
-    let key = key?;
-    let id = (path.to_owned(), key.to_owned());
-    let window = inner.settings.idempotency_window;
-    match state.idempotency.get(&id) {
-        Some(stored) if stored.at.elapsed() <= window => {
-            inner.counters.replays.fetch_add(1, Ordering::SeqCst);
-            Some(Response::new(
-                stored.status,
-                "application/json",
-                stored.body.clone(),
-            ))
-        }
-        Some(_) => {
-            state.idempotency.remove(&id);
-            None
-        }
-        None => None,
-    }
-}
-
-fn remember(state: &mut State, path: &str, key: Option<&str>, response: &Response) {
-    if let Some(key) = key {
-        state.idempotency.insert(
-            (path.to_owned(), key.to_owned()),
-            Stored {
-                at: Instant::now(),
-                status: response.status,
-                body: response.body.clone(),
-            },
-        );
-    }
-}
-
-/// The call must exist (20404) and be `in-progress` or `ringing` (21220).
-fn active_call_check(state: &State, path: &str, call: &CallSid) -> Result<(), Response> {
-    let Some(found) = state.calls.get(call) else {
-        return Err(not_found(path));
-    };
-    if !found.info.status.is_active() {
-        // ASSUMPTION (no source states the status or code; docs/twilio-behaviour.md#errors):
-        // HTTP 400 with 21220, whose text is Twilio's ("a realtime operation on a Call that was
-        // not in-progress", https://www.twilio.com/docs/api/errors/21220).
-        return Err(error(
-            400,
-            21220,
-            &format!(
-                "Invalid call state: you attempted a realtime operation on a Call that was not in-progress (it is {})",
-                found.info.status
-            ),
-        ));
-    }
-    Ok(())
-}
-
-/// The opening of a create on a call (a message, a subscription): the state, locked from the
-/// replay check to the record, so that two requests with the same key at once (a client's
-/// retry racing its first attempt) record one; or the answer when the call is unknown or the
-/// key was seen. A repeated key gets the first result, even if the call ended since: the
-/// request was processed once (the `IdempotencyKey` parameter, "a unique string value per API
-/// call": <https://www.twilio.com/docs/voice/api/userdefinedmessage-resource>).
+/// Opens a create on a call: the call must exist (20404); a repeated key answers its first
+/// result.
 fn open_create<'a>(
     inner: &'a Inner,
-    path: &str,
+    path: &'a str,
     call: &CallSid,
-    key: Option<&str>,
-) -> Result<MutexGuard<'a, State>, Response> {
-    let mut state = inner.state();
-    if !state.calls.contains_key(call) {
-        return Err(not_found(path));
-    }
-    match replay(inner, &mut state, path, key) {
-        Some(response) => Err(response),
-        None => Ok(state),
-    }
+    key: Option<&'a str>,
+) -> Result<Create<'a>, Response> {
+    inner
+        .model
+        .open_create(path, call, key)
+        .map_err(|found| match found {
+            Some((status, body)) => Response::new(status, "application/json", body),
+            None => not_found(path),
+        })
+}
+
+fn created((status, body): (u16, Vec<u8>)) -> Response {
+    Response::new(status, "application/json", body)
+}
+
+fn refused((status, code, message): Refusal) -> Response {
+    error(status, code, &message)
 }
 
 /// A required form field, or Twilio's answer when it is missing. ASSUMPTION: Twilio's wording
@@ -374,8 +309,8 @@ fn create_message(
     form: &[(String, String)],
     key: Option<&str>,
 ) -> Response {
-    let mut state = match open_create(inner, path, call, key) {
-        Ok(state) => state,
+    let create = match open_create(inner, path, call, key) {
+        Ok(create) => create,
         Err(response) => return response,
     };
     let content = match required(form, "Content") {
@@ -395,36 +330,10 @@ fn create_message(
             &format!("Content is {chars} characters long, more than {MAX_CONTENT_CHARS}"),
         );
     }
-    if let Err(response) = active_call_check(&state, path, call) {
-        return response;
+    if let Err(why) = create.check_active() {
+        return refused(why);
     }
-    let sid: MessageSid = new_sid("KX");
-    let date = now_rfc2822();
-    let body = serde_json::to_vec(&MessageBody {
-        account_sid: &inner.settings.account_sid,
-        call_sid: call,
-        sid: &sid,
-        date_created: &date,
-    })
-    .unwrap_or_default();
-    {
-        if let Some(found) = state.calls.get_mut(call) {
-            // What twilio-voice.js hands its `messageReceived` listeners (lib/twilio/call.ts).
-            found.received.push(ReceivedMessage {
-                sid,
-                content: parsed,
-                content_type: "application/json".into(),
-                message_type: "user-defined-message".into(),
-                voice_event_sid: sid,
-                idempotency_key: key.map(str::to_owned),
-                date_created: date,
-            });
-        }
-    }
-    inner.counters.messages.fetch_add(1, Ordering::SeqCst);
-    let response = Response::new(201, "application/json", body);
-    remember(&mut state, path, key, &response);
-    response
+    created(create.record_message(parsed))
 }
 
 /// `Callback` must be an absolute http(s) URL with a valid host name: "URLs must contain a
@@ -460,8 +369,8 @@ fn subscribe(
     form: &[(String, String)],
     key: Option<&str>,
 ) -> Response {
-    let mut state = match open_create(inner, path, call, key) {
-        Ok(state) => state,
+    let create = match open_create(inner, path, call, key) {
+        Ok(create) => create,
         Err(response) => return response,
     };
     let callback = match required(form, "Callback") {
@@ -481,43 +390,14 @@ fn subscribe(
             return error(400, 20001, "Method must be GET or POST");
         }
     };
-    if let Err(response) = active_call_check(&state, path, call) {
-        return response;
+    if let Err(why) = create.check_active() {
+        return refused(why);
     }
-    let sid: SubscriptionSid = new_sid("ZY");
-    let date = now_rfc2822();
-    let account = &inner.settings.account_sid;
-    let body = serde_json::to_vec(&SubscriptionBody {
-        account_sid: account,
-        call_sid: call,
-        sid: &sid,
-        date_created: &date,
-        uri: format!(
-            "/2010-04-01/Accounts/{account}/Calls/{call}/UserDefinedMessageSubscriptions/{sid}.json"
-        ),
-    })
-    .unwrap_or_default();
-    if let Some(found) = state.calls.get_mut(call) {
-        found.subscriptions.push(SubscriptionInfo {
-            sid,
-            callback: callback.to_owned(),
-            method: method.to_owned(),
-            date_created: date,
-        });
-    }
-    let response = Response::new(201, "application/json", body);
-    remember(&mut state, path, key, &response);
-    response
+    created(create.record_subscription(callback, method))
 }
 
 fn unsubscribe(inner: &Inner, path: &str, call: &CallSid, sid: &str) -> Response {
-    let mut state = inner.state();
-    let Some(found) = state.calls.get_mut(call) else {
-        return not_found(path);
-    };
-    let before = found.subscriptions.len();
-    found.subscriptions.retain(|s| s.sid.as_str() != sid);
-    if found.subscriptions.len() == before {
+    if !inner.model.unsubscribe(call, sid) {
         return not_found(path);
     }
     // 204 with an empty body (upstream description).

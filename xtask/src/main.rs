@@ -1,5 +1,5 @@
 //! Project tasks: `cargo xtask codegen [--check]`, `cargo xtask spec diff <upstream.json>`,
-//! `cargo xtask spec lint`, `cargo xtask build-cost [features]`, `cargo xtask module-cycles`,
+//! `cargo xtask spec lint`, `cargo xtask build-cost [features]`, `cargo xtask screenshot`, `cargo xtask module-cycles`,
 //! `cargo xtask mutants [--in-diff FILE | src/…rs...] [-- <cargo-mutants args>]`. The `spec` commands live
 //! in the library (src/lib.rs).
 use std::path::{Path, PathBuf};
@@ -28,6 +28,7 @@ fn main() -> ExitCode {
         ["module-cycles", crate_root] => report(module_cycles::run(Path::new(crate_root))),
         ["spec", "lint", fragment] => report(spec_lint::run(Path::new(fragment))),
         ["mutants", rest @ ..] => run_mutants(rest),
+        ["screenshot"] => screenshot(),
         _ => {
             eprintln!("usage: cargo xtask codegen [--check]");
             eprintln!(
@@ -37,6 +38,7 @@ fn main() -> ExitCode {
             eprintln!("       cargo xtask build-cost [<comma-separated SDK features>]");
             eprintln!("       cargo xtask module-cycles [<crate root>]");
             eprintln!("       {MUTANTS_USAGE}");
+            eprintln!("       cargo xtask screenshot");
             ExitCode::from(2)
         }
     }
@@ -63,6 +65,40 @@ fn print_cost(result: Result<Vec<String>, String>) -> ExitCode {
         }
         Err(e) => {
             eprintln!("{e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// Where the README's picture of the emulator's page lives.
+const SCREENSHOT: &str = "docs/emulator-page.png";
+
+/// Regenerates the README's picture of the emulator's page: the emulator's browser test, which
+/// drives the page in chromium, writes it. CI=true makes a missing browser an error rather
+/// than a skip.
+fn screenshot() -> ExitCode {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let status = std::process::Command::new(cargo)
+        .current_dir(root())
+        .args([
+            "test",
+            "-p",
+            "twilio-call-messages-emulator",
+            "--test",
+            "it",
+            "browser::",
+        ])
+        .env("EMULATOR_PAGE_SCREENSHOT", root().join(SCREENSHOT))
+        .env("CI", "true")
+        .status();
+    match status {
+        Ok(s) if s.success() => {
+            println!("wrote {SCREENSHOT}");
+            ExitCode::SUCCESS
+        }
+        Ok(_) => ExitCode::FAILURE,
+        Err(e) => {
+            eprintln!("cannot run cargo: {e}");
             ExitCode::from(2)
         }
     }

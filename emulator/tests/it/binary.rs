@@ -92,9 +92,11 @@ async fn control(base: &str, method: &str, path: &str, body: Option<Value>) -> (
         "GET" => http.get(url),
         _ => http.post(url),
     };
-    let request = match body {
-        Some(b) => request.json(&b),
-        None => request,
+    // Requests that change state are JSON (the control API refuses others).
+    let request = match (method, body) {
+        (_, Some(b)) => request.json(&b),
+        ("GET", None) => request,
+        (_, None) => request.json(&json!({})),
     };
     let response = request.send().await.unwrap();
     let status = response.status().as_u16();

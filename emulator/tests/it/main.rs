@@ -1,10 +1,14 @@
 //! The emulator's tests: one test binary with a module per topic (the REST API, the callbacks,
-//! the binary, the bodies against upstream's schemas); `common` is the callback receiver they
+//! the binary, the page in a browser, the call's legs and the client's rules, the guard of the control API, the bodies
+//! against upstream's schemas); `common` is the callback receiver they
 //! share.
 
 mod common;
 
 mod binary;
+mod browser;
 mod callbacks;
+mod guard;
+mod legs;
 mod rest;
 mod upstream_schema;

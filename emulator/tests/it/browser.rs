@@ -1,0 +1,255 @@
+//! The page in a real browser: Debian's `chromium`, driven through `chromedriver` (WebDriver).
+//! It creates a call and sends as the client from the page, watches the delivery attempts
+//! with the receiver's statuses, a message from the SDK in the client's panel, and one sent
+//! to the wrong leg dropped with the reason; then it saves a screenshot (to
+//! `EMULATOR_PAGE_SCREENSHOT` when set, as `cargo xtask screenshot` does). Skipped, loudly,
+//! without the browser, unless `CI=true`, where that fails.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use fantoccini::{Client as Browser, ClientBuilder, Locator};
+use serde_json::json;
+use twilio_call_messages::{CallSid, Client};
+use twilio_call_messages_emulator::Emulator;
+
+use crate::common::Receiver;
+
+const WAIT: Duration = Duration::from_secs(15);
+
+/// Kills chromedriver (and so its browser) however the test ends.
+struct Driver(Child);
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn find(names: &[&str]) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .flat_map(|dir| names.iter().map(move |n| dir.join(n)))
+        .find(|p| p.is_file())
+}
+
+/// The browser and its driver, or `None` (after saying so) on a machine without them.
+fn tools() -> Option<(PathBuf, PathBuf)> {
+    let browser = find(&["chromium", "chromium-browser"]);
+    let driver = find(&["chromedriver"]);
+    match (browser, driver) {
+        (Some(b), Some(d)) => Some((b, d)),
+        _ if std::env::var("CI").as_deref() == Ok("true") => {
+            panic!(
+                "CI=true: the browser test needs chromium and chromedriver (apt-get install chromium chromium-driver)"
+            )
+        }
+        _ => {
+            eprintln!(
+                "\n*** SKIPPED the emulator page's browser test: chromium and chromedriver are not installed (apt-get install chromium chromium-driver) ***\n"
+            );
+            None
+        }
+    }
+}
+
+async fn start_driver(driver: &Path) -> (Driver, u16) {
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let child = Command::new(driver)
+        .arg(format!("--port={port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let driver = Driver(child);
+    for _ in 0..100 {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_ok()
+        {
+            return (driver, port);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("chromedriver did not listen on {port}");
+}
+
+async fn open_browser(chromium: &Path, port: u16, profile: &Path) -> Browser {
+    let mut caps = serde_json::Map::new();
+    caps.insert(
+        "goog:chromeOptions".into(),
+        json!({
+            "binary": chromium,
+            "args": [
+                "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                "--window-size=1280,1000", "--hide-scrollbars",
+                format!("--user-data-dir={}", profile.display()),
+            ],
+        }),
+    );
+    ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+        .capabilities(caps)
+        .connect(&format!("http://127.0.0.1:{port}"))
+        .await
+        .expect("a chromium session through chromedriver")
+}
+
+/// Waits for an element by XPath.
+async fn until(browser: &Browser, xpath: &str) -> fantoccini::elements::Element {
+    browser
+        .wait()
+        .at_most(WAIT)
+        .for_element(Locator::XPath(xpath))
+        .await
+        .unwrap_or_else(|e| panic!("no {xpath} in the page: {e}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_page_drives_and_shows_a_call() {
+    let Some((chromium, chromedriver)) = tools() else {
+        return;
+    };
+    let twilio = Emulator::start().await.unwrap();
+    let receiver = Receiver::start().await;
+    let (_driver, port) = start_driver(&chromedriver).await;
+    let profile = std::env::temp_dir().join(format!("emulator-page-{}", std::process::id()));
+    let browser = open_browser(&chromium, port, &profile).await;
+    let result = drive(&browser, &twilio, &receiver).await;
+    let _ = browser.close().await;
+    let _ = std::fs::remove_dir_all(&profile);
+    if let Err(e) = result {
+        panic!("the page: {e}");
+    }
+}
+
+async fn drive(
+    browser: &Browser,
+    twilio: &Emulator,
+    receiver: &Receiver,
+) -> Result<(), fantoccini::error::CmdError> {
+    let sdk = Client::builder()
+        .account_sid(twilio.account_sid().as_str())
+        .auth_token(twilio.auth_token())
+        .base_url(twilio.base_url())
+        .build()
+        .unwrap();
+    browser
+        .goto(&format!("{}/emulator/", twilio.base_url()))
+        .await?;
+    until(browser, "//span[@id='live'][.='live']").await;
+
+    // Create a call in the page: the client placed it, so it is on the parent leg.
+    browser
+        .find(Locator::Css("#new-call-leg"))
+        .await?
+        .select_by_value("outgoing")
+        .await?;
+    browser
+        .find(Locator::Id("create-call"))
+        .await?
+        .click()
+        .await?;
+    until(browser, "//ul[@id='calls']/li[contains(@class,'selected')]").await;
+    // Read in the page in one step: the list is redrawn on every change, so an element
+    // found before may be stale by the time it is asked.
+    let selected = browser
+        .execute(
+            "return document.querySelector('#calls li.selected').dataset.sid",
+            vec![],
+        )
+        .await?;
+    let client_leg: CallSid = selected.as_str().unwrap().parse().unwrap();
+    let call = twilio.call(&client_leg).unwrap();
+    assert_eq!(call.client_call_sid, client_leg);
+    assert!(call.parent_call_sid.is_none(), "the client placed the call");
+    let other_leg = twilio
+        .calls()
+        .into_iter()
+        .find(|c| c.parent_call_sid == Some(client_leg))
+        .unwrap()
+        .sid;
+
+    // The service subscribes to the client's leg; its first answer is a 503, then 200.
+    receiver.answer(&[503]);
+    sdk.subscribe(client_leg, &receiver.url("/twilio/messages"))
+        .await
+        .unwrap();
+
+    // The page's JSON editor reports invalid JSON before sending anything.
+    let editor = browser.find(Locator::Id("content")).await?;
+    editor.clear().await?;
+    editor.send_keys("{\"clicked\": ").await?;
+    browser
+        .find(Locator::Id("send-message"))
+        .await?
+        .click()
+        .await?;
+    until(
+        browser,
+        "//p[@id='content-error'][starts-with(., 'Not valid JSON')]",
+    )
+    .await;
+    assert!(twilio.client_messages(&client_leg).is_empty());
+
+    // Send as the client from the page: both attempts appear with the receiver's statuses.
+    editor.clear().await?;
+    editor
+        .send_keys("{\"clicked\": \"upgrade\", \"plan\": \"pro\"}")
+        .await?;
+    browser
+        .find(Locator::Id("send-message"))
+        .await?
+        .click()
+        .await?;
+    until(
+        browser,
+        "//ol[@id='timeline']/li[contains(@class,'out')]//li[contains(@class,'attempt')][contains(., 'status 503')]",
+    )
+    .await;
+    until(
+        browser,
+        "//ol[@id='timeline']/li[contains(@class,'out')]//li[contains(@class,'attempt')][contains(., 'status 200')]",
+    )
+    .await;
+    let sent = twilio.client_messages(&client_leg);
+    assert_eq!(
+        sent[0].content_text,
+        r#"{"clicked": "upgrade", "plan": "pro"}"#
+    );
+
+    // The service sends with the SDK: the client's panel shows it.
+    sdk.send_message(client_leg, &json!({"hint": "offer the annual plan"}))
+        .await
+        .unwrap();
+    until(
+        browser,
+        "//ol[@id='timeline']/li[contains(@class,'in')][contains(., 'offer the annual plan')]",
+    )
+    .await;
+
+    // To the wrong leg: Twilio answers 201, the client drops it, and the page says why.
+    sdk.send_message(other_leg, &json!({"hint": "wrong leg"}))
+        .await
+        .unwrap();
+    until(
+        browser,
+        "//ol[@id='timeline']/li[contains(@class,'dropped')][contains(., 'wrong leg')][contains(., 'not its own')]",
+    )
+    .await;
+
+    let png = browser.screenshot().await?;
+    let path = std::env::var_os("EMULATOR_PAGE_SCREENSHOT")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_TARGET_TMPDIR")).join("emulator-page.png"));
+    std::fs::write(&path, png).unwrap();
+    eprintln!("screenshot: {}", path.display());
+    Ok(())
+}
