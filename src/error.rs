@@ -401,3 +401,66 @@ impl From<SidError> for Error {
         Error::InvalidInput(InputError::Sid(e))
     }
 }
+
+/// One error of each kind, for the unit tests of the rules that read them (retry, budget,
+/// classification).
+#[cfg(test)]
+pub(crate) mod fixtures {
+    use super::*;
+
+    pub(crate) fn request() -> Box<RequestInfo> {
+        Box::new(RequestInfo::new("Op", None))
+    }
+
+    /// An answer with `status`, Twilio error `code` and `Retry-After`.
+    pub(crate) fn api_with(
+        status: u16,
+        code: Option<i64>,
+        retry_after: Option<std::time::Duration>,
+    ) -> Error {
+        Error::Api(Box::new(ApiError {
+            status: StatusCode::from_u16(status).unwrap(),
+            code,
+            message: String::new(),
+            more_info: None,
+            body_excerpt: None,
+            retry_after,
+            instance: None,
+            errors: Vec::new(),
+            request: *request(),
+        }))
+    }
+
+    /// An answer with `status` and Twilio error `code`.
+    pub(crate) fn api(status: u16, code: Option<i64>) -> Error {
+        api_with(status, code, None)
+    }
+
+    /// Any reqwest error stands in for the source: only the variant matters to the rules.
+    pub(crate) fn source() -> reqwest::Error {
+        reqwest::Client::new().get("not a url").build().unwrap_err()
+    }
+
+    pub(crate) fn timeout() -> Error {
+        Error::Timeout {
+            request: request(),
+            source: source(),
+        }
+    }
+
+    pub(crate) fn connect() -> Error {
+        Error::Connect {
+            request: request(),
+            source: source(),
+        }
+    }
+
+    /// A connection that broke after the request was sent.
+    pub(crate) fn broken_after_sending() -> Error {
+        Error::Transport {
+            request: request(),
+            status: None,
+            source: source(),
+        }
+    }
+}

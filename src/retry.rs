@@ -192,34 +192,10 @@ pub enum Decision {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::error::{ApiError, RequestInfo};
-    use reqwest::StatusCode;
-
-    fn request() -> RequestInfo {
-        RequestInfo::new("Op", None)
-    }
+    use crate::error::fixtures::{self, timeout};
 
     fn api(status: u16, retry_after: Option<u64>) -> Error {
-        Error::Api(Box::new(ApiError {
-            status: StatusCode::from_u16(status).unwrap(),
-            code: None,
-            message: String::new(),
-            more_info: None,
-            body_excerpt: None,
-            retry_after: retry_after.map(Duration::from_secs),
-            instance: None,
-            errors: Vec::new(),
-            request: request(),
-        }))
-    }
-
-    fn timeout() -> Error {
-        // Only the variant matters to the policy; any reqwest error stands in for the source.
-        let source = reqwest::Client::new().get("not a url").build().unwrap_err();
-        Error::Timeout {
-            request: Box::new(request()),
-            source,
-        }
+        fixtures::api_with(status, None, retry_after.map(Duration::from_secs))
     }
 
     const MS: fn(u64) -> Duration = Duration::from_millis;

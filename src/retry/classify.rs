@@ -90,31 +90,9 @@ impl OutcomeKind {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::error::{ApiError, Error, RequestInfo};
+    use crate::error::Error;
+    use crate::error::fixtures::{api, connect, request, source, timeout};
     use crate::retry::budget::retry_cost;
-
-    fn request() -> Box<RequestInfo> {
-        Box::new(RequestInfo::new("Op", None))
-    }
-
-    fn api(status: u16, code: Option<i64>) -> Error {
-        Error::Api(Box::new(ApiError {
-            status: StatusCode::from_u16(status).unwrap(),
-            code,
-            message: String::new(),
-            more_info: None,
-            body_excerpt: None,
-            retry_after: None,
-            instance: None,
-            errors: Vec::new(),
-            request: *request(),
-        }))
-    }
-
-    /// Any reqwest error stands in for the source: only the variant matters here.
-    fn source() -> reqwest::Error {
-        reqwest::Client::new().get("not a url").build().unwrap_err()
-    }
 
     /// The module's table, first half: which class each kind of error is.
     #[test]
@@ -136,22 +114,8 @@ mod tests {
             ("502", api(502, None), Transient),
             ("503", api(503, None), Transient),
             ("504", api(504, None), Transient),
-            (
-                "timeout",
-                Error::Timeout {
-                    request: request(),
-                    source: source(),
-                },
-                Transient,
-            ),
-            (
-                "connect",
-                Error::Connect {
-                    request: request(),
-                    source: source(),
-                },
-                Transient,
-            ),
+            ("timeout", timeout(), Transient),
+            ("connect", connect(), Transient),
             (
                 "transport",
                 Error::Transport {

@@ -201,55 +201,9 @@ impl<'a> RetryState<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::error::ApiError;
+    use crate::error::fixtures::{api, broken_after_sending, connect, request, timeout};
     use crate::retry::budget::DEFAULT_CAPACITY;
     use crate::retry::classify::Lesson;
-    use reqwest::StatusCode;
-
-    fn request() -> Box<RequestInfo> {
-        Box::new(RequestInfo::new("Op", None))
-    }
-
-    fn api(status: u16, code: Option<i64>) -> Error {
-        Error::Api(Box::new(ApiError {
-            status: StatusCode::from_u16(status).unwrap(),
-            code,
-            message: String::new(),
-            more_info: None,
-            body_excerpt: None,
-            retry_after: None,
-            instance: None,
-            errors: Vec::new(),
-            request: *request(),
-        }))
-    }
-
-    /// Any reqwest error stands in for the source: only the variant matters to the rules.
-    fn source() -> reqwest::Error {
-        reqwest::Client::new().get("not a url").build().unwrap_err()
-    }
-
-    fn timeout() -> Error {
-        Error::Timeout {
-            request: request(),
-            source: source(),
-        }
-    }
-
-    fn connect() -> Error {
-        Error::Connect {
-            request: request(),
-            source: source(),
-        }
-    }
-
-    fn broken_after_sending() -> Error {
-        Error::Transport {
-            request: request(),
-            status: None,
-            source: source(),
-        }
-    }
 
     /// The price table of `retry::budget`'s docs and the README, through the real path: what
     /// one retry after each outcome takes from a full budget, and what the outcome teaches
