@@ -450,7 +450,9 @@ async fn a_retry_after_a_reset_records_once() {
 async fn the_concurrency_limit_throttles_without_processing() {
     let e = Emulator::builder()
         .concurrency_limit(2)
-        .latency(Duration::from_millis(400))
+        // Long enough that the third request arrives while the first two are still being
+        // served, even on a loaded 2-core machine (400 ms was not, under load).
+        .latency(Duration::from_secs(3))
         .start()
         .await
         .unwrap();
