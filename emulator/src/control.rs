@@ -196,15 +196,16 @@ fn respond(inner: &Arc<Inner>, request: &Request) -> Result<Response, Response> 
             "signal_url": format!("wss://{}/signal", inner.chunderw()),
             "certificate_spki_sha256": inner.certificate.spki_sha256,
         })),
-        ("GET", ["certificate"]) => Response::new(
-            200,
-            "application/x-pem-file",
-            inner.certificate.pem.clone(),
-        ),
+        ("GET", ["certificate"]) => {
+            Response::new(200, "application/x-pem-file", inner.certificate.pem.clone())
+        }
         ("POST", ["access-tokens"]) => {
             let asked: TokenRequest = body(request)?;
             let Some(identity) = asked.identity.filter(|i| !i.is_empty()) else {
-                return Err(problem(400, "give the client's identity: {\"identity\": \"alice\"}"));
+                return Err(problem(
+                    400,
+                    "give the client's identity: {\"identity\": \"alice\"}",
+                ));
             };
             let ttl = Duration::from_secs(asked.ttl_secs.unwrap_or(3600));
             Response::json(
@@ -222,7 +223,10 @@ fn respond(inner: &Arc<Inner>, request: &Request) -> Result<Response, Response> 
         ("POST", ["voice-clients", "ring"]) => {
             let ring: Ring = body(request)?;
             let Some(identity) = ring.identity else {
-                return Err(problem(400, "give the identity to ring: {\"identity\": \"alice\"}"));
+                return Err(problem(
+                    400,
+                    "give the identity to ring: {\"identity\": \"alice\"}",
+                ));
             };
             let call = model
                 .ring_client(&identity, ring.from.as_deref().unwrap_or(DEFAULT_CALLER))
@@ -295,7 +299,8 @@ fn respond(inner: &Arc<Inner>, request: &Request) -> Result<Response, Response> 
             };
             let message_type = send.message_type.as_deref().unwrap_or(USER_DEFINED_MESSAGE);
             let (message, leg) =
-                delivery::client_send(inner, &sid, &text, message_type, Default::default()).map_err(from_error)?;
+                delivery::client_send(inner, &sid, &text, message_type, Default::default())
+                    .map_err(from_error)?;
             Response::json(201, &json!({ "sid": message, "call_sid": leg }))
         }
         ("GET", ["calls", sid, "client-messages"]) => {

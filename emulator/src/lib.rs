@@ -59,11 +59,11 @@ pub use model::{
     DroppedMessage, EmulatorError, MAX_CONTENT_CHARS, ReceivedMessage, RefusedRequest, Stats,
     SubscriptionInfo, USER_DEFINED_MESSAGE, VoiceClient,
 };
-pub use token::{EMULATOR_APPLICATION_SID, TokenError};
 pub use settings::{
     CallStatus, CallbackBody, CallbackFaults, DEFAULT_IDEMPOTENCY_WINDOW, DEFAULT_SEQUENCE_START,
     DEFAULT_STALL, FaultKind, Faults, Signing,
 };
+pub use token::{EMULATOR_APPLICATION_SID, TokenError};
 
 use model::{Model, new_sid, random_hex};
 use settings::{ApiKey, Settings};
@@ -449,7 +449,9 @@ impl Emulator {
     /// client call, `ringing`, with the client on the child leg; it becomes `in-progress` when
     /// the client accepts (`busy` when it rejects). Ending it first cancels it in the client.
     pub fn ring_client(&self, identity: &str) -> Result<ClientCall, EmulatorError> {
-        self.inner.model.ring_client(identity, control::DEFAULT_CALLER)
+        self.inner
+            .model
+            .ring_client(identity, control::DEFAULT_CALLER)
     }
 
     /// Creates an `in-progress` call, with the call's client on it, and returns its SID.
@@ -536,7 +538,14 @@ impl Emulator {
     /// As [`client_send`](Self::client_send), with the content's JSON text, posted to the
     /// subscriptions exactly as given (key order and spacing kept).
     pub fn client_send_text(&self, sid: &CallSid, text: &str) -> Result<MessageSid, EmulatorError> {
-        delivery::client_send(&self.inner, sid, text, USER_DEFINED_MESSAGE, Default::default()).map(|(sid, _)| sid)
+        delivery::client_send(
+            &self.inner,
+            sid,
+            text,
+            USER_DEFINED_MESSAGE,
+            Default::default(),
+        )
+        .map(|(sid, _)| sid)
     }
 
     /// What the call's client sent, with every delivery attempt.

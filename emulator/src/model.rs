@@ -775,11 +775,7 @@ impl Model {
         let Some(found) = state.calls.get(sid) else {
             return Err(EmulatorError::UnknownCall(sid.to_string()));
         };
-        let (before, owner, client) = (
-            found.info.status,
-            found.owner,
-            found.info.client_call_sid,
-        );
+        let (before, owner, client) = (found.info.status, found.owner, found.info.client_call_sid);
         let legs: Vec<CallSid> = if found.info.client_leg.is_some() {
             state
                 .calls
@@ -886,7 +882,9 @@ impl Model {
                     .order
                     .iter()
                     .filter_map(|sid| state.calls.get(sid))
-                    .filter(|call| call.owner == Some(*id) && call.info.client_call_sid == call.info.sid)
+                    .filter(|call| {
+                        call.owner == Some(*id) && call.info.client_call_sid == call.info.sid
+                    })
                     .map(|call| call.info.sid)
                     .collect(),
             })
@@ -925,8 +923,12 @@ impl Model {
         else {
             return Err(EmulatorError::NoClient(identity.to_owned()));
         };
-        let call =
-            self.insert_client_call(&mut state, ClientLeg::Incoming, CallStatus::Ringing, Some(id));
+        let call = self.insert_client_call(
+            &mut state,
+            ClientLeg::Incoming,
+            CallStatus::Ringing,
+            Some(id),
+        );
         if let Some(client) = state.clients.get(&id) {
             let _ = client.tx.send(ToClient::Incoming {
                 call: call.child,

@@ -55,7 +55,12 @@ pub(crate) fn answer(offer: &str, fingerprint: &str) -> String {
         .skip_while(|l| !l.starts_with("m=audio"))
         .find_map(|l| l.trim().strip_prefix("a=mid:"))
         .unwrap_or("0");
-    session(mid, fingerprint, "active", "m=audio 9 UDP/TLS/RTP/SAVPF 0 111")
+    session(
+        mid,
+        fingerprint,
+        "active",
+        "m=audio 9 UDP/TLS/RTP/SAVPF 0 111",
+    )
 }
 
 #[cfg(test)]

@@ -249,7 +249,10 @@ impl<W: AsyncWrite + Unpin> Session<W> {
                 };
                 match model.client_accepts(client, &of.callsid) {
                     Ok(_) => true,
-                    Err(e) => self.refuse(Some(&of.callsid), None, UNKNOWN_ERROR, &e.to_string()).await,
+                    Err(e) => {
+                        self.refuse(Some(&of.callsid), None, UNKNOWN_ERROR, &e.to_string())
+                            .await
+                    }
                 }
             }
             "hangup" | "reject" => {
@@ -434,8 +437,12 @@ impl<W: AsyncWrite + Unpin> Session<W> {
                 )
                 .await
             }
-            ToClient::Hangup { call_sid } => self.send("hangup", json!({"callsid": call_sid})).await,
-            ToClient::Cancel { call_sid } => self.send("cancel", json!({"callsid": call_sid})).await,
+            ToClient::Hangup { call_sid } => {
+                self.send("hangup", json!({"callsid": call_sid})).await
+            }
+            ToClient::Cancel { call_sid } => {
+                self.send("cancel", json!({"callsid": call_sid})).await
+            }
         }
     }
 }
@@ -448,6 +455,9 @@ mod tests {
     fn frames_have_the_sdks_envelope() {
         let text = frame("ready", json!({}));
         let value: Value = serde_json::from_str(&text).unwrap();
-        assert_eq!(value, json!({"type": "ready", "version": "1.6", "payload": {}}));
+        assert_eq!(
+            value,
+            json!({"type": "ready", "version": "1.6", "payload": {}})
+        );
     }
 }

@@ -64,10 +64,16 @@ impl fmt::Display for TokenError {
             TokenError::Malformed(why) => write!(f, "invalid access token: {why}"),
             TokenError::Signature => f.write_str("invalid access token: bad signature"),
             TokenError::UnknownKey(key) => {
-                write!(f, "invalid access token: {key} is no API key of the account")
+                write!(
+                    f,
+                    "invalid access token: {key} is no API key of the account"
+                )
             }
             TokenError::OtherAccount(sub) => {
-                write!(f, "invalid access token: issued for another account ({sub})")
+                write!(
+                    f,
+                    "invalid access token: issued for another account ({sub})"
+                )
             }
             TokenError::NotYetValid => f.write_str("invalid access token: not valid yet (nbf)"),
             TokenError::Expired => f.write_str("access token expired"),
@@ -140,13 +146,7 @@ fn sign(secret: &str, signing_input: &str) -> Vec<u8> {
 
 /// A token for `identity`, valid from `now` for `ttl_secs`, with a voice grant that allows
 /// incoming calls and names [`EMULATOR_APPLICATION_SID`] for outgoing ones.
-pub(crate) fn mint(
-    account: &str,
-    key: &ApiKey,
-    identity: &str,
-    now: u64,
-    ttl_secs: u64,
-) -> String {
+pub(crate) fn mint(account: &str, key: &ApiKey, identity: &str, now: u64, ttl_secs: u64) -> String {
     let header = serde_json::json!({"cty": "twilio-fpa;v=1", "typ": "JWT", "alg": "HS256"});
     let claims = serde_json::json!({
         "jti": format!("{}-{now}", key.sid),
@@ -304,12 +304,15 @@ mod tests {
 
         let token = mint(ACCOUNT, &keys[0], "a", 1000, 60);
         let expired = check(&token, ACCOUNT, &keys, 1060).unwrap_err();
-        assert_eq!((expired.clone(), expired.code()), (TokenError::Expired, 31205));
+        assert_eq!(
+            (expired.clone(), expired.code()),
+            (TokenError::Expired, 31205)
+        );
         assert_eq!(
             check(&token, ACCOUNT, &keys, 999),
             Err(TokenError::NotYetValid)
         );
-        let other = "AC" .to_owned() + &"f".repeat(32);
+        let other = "AC".to_owned() + &"f".repeat(32);
         assert!(matches!(
             check(&token, &other, &keys, 1001),
             Err(TokenError::OtherAccount(_))
@@ -324,7 +327,10 @@ mod tests {
             "grants": {"identity": "a", "video": {}},
         });
         let refused = check(&foreign(no_voice, "right"), ACCOUNT, &keys, 1500).unwrap_err();
-        assert_eq!((refused.clone(), refused.code()), (TokenError::NoVoiceGrant, 31201));
+        assert_eq!(
+            (refused.clone(), refused.code()),
+            (TokenError::NoVoiceGrant, 31201)
+        );
 
         for junk in ["", "a.b", "a.b.c.d", "!!.??.**"] {
             assert!(matches!(
