@@ -14,3 +14,4 @@ mod legs;
 mod rest;
 mod signaling;
 mod upstream_schema;
+mod voice_sdk;
