@@ -125,10 +125,11 @@ async fn the_voice_js_sdk_places_accepts_and_messages() {
     )
     .await;
     let result = drive(&browser, &twilio, &page).await;
-    if result.is_err() || std::thread::panicking() {
-        if let Ok(state) = browser.execute("return window.state", vec![]).await {
-            eprintln!("the page's state: {state}");
-        }
+    // (A failed assertion inside prints the page's state itself.)
+    if result.is_err()
+        && let Ok(state) = browser.execute("return window.state", vec![]).await
+    {
+        eprintln!("the page's state: {state}");
     }
     let _ = browser.close().await;
     let _ = std::fs::remove_dir_all(&profile);
