@@ -3,7 +3,8 @@
 //! reset. These paths are a stable interface that tests in other languages rely on:
 //! `POST /emulator/calls`, `POST /emulator/calls/{CallSid}`,
 //! `POST|GET /emulator/calls/{CallSid}/client-messages`, `GET /emulator/calls/{CallSid}/messages`,
-//! `POST /emulator/reset`. A thin caller of the model: it parses, calls, and answers.
+//! `POST /emulator/reset`, `POST /emulator/access-tokens`, `POST /emulator/voice-clients/ring`.
+//! A thin caller of the model: it parses, calls, and answers.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -35,7 +36,7 @@ fn ok(value: impl serde::Serialize) -> Response {
 
 fn from_error(e: EmulatorError) -> Response {
     let status = match e {
-        EmulatorError::UnknownCall(_) => 404,
+        EmulatorError::UnknownCall(_) | EmulatorError::NoClient(_) => 404,
         EmulatorError::CallExists(_) => 409,
         _ => 400,
     };
@@ -63,6 +64,25 @@ struct NewCall {
     /// `outgoing` or `incoming`: a Voice SDK client call with two legs.
     client_leg: Option<String>,
 }
+
+#[derive(Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TokenRequest {
+    identity: Option<String>,
+    ttl_secs: Option<u64>,
+}
+
+#[derive(Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Ring {
+    identity: Option<String>,
+    /// The caller, as the client's `call.parameters.From` shows it.
+    from: Option<String>,
+}
+
+/// The caller of a call that rings a client when none is given: Twilio's magic test number
+/// that "passes all validation", <https://www.twilio.com/docs/iam/test-credentials>.
+pub(crate) const DEFAULT_CALLER: &str = "+15005550006";
 
 #[derive(Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -172,7 +192,47 @@ fn respond(inner: &Arc<Inner>, request: &Request) -> Result<Response, Response> 
         ("GET", []) => ok(json!({
             "base_url": inner.base_url,
             "account_sid": model.settings.account_sid,
+            "chunderw": inner.chunderw(),
+            "signal_url": format!("wss://{}/signal", inner.chunderw()),
+            "certificate_spki_sha256": inner.certificate.spki_sha256,
         })),
+        ("GET", ["certificate"]) => {
+            Response::new(200, "application/x-pem-file", inner.certificate.pem.clone())
+        }
+        ("POST", ["access-tokens"]) => {
+            let asked: TokenRequest = body(request)?;
+            let Some(identity) = asked.identity.filter(|i| !i.is_empty()) else {
+                return Err(problem(
+                    400,
+                    "give the client's identity: {\"identity\": \"alice\"}",
+                ));
+            };
+            let ttl = Duration::from_secs(asked.ttl_secs.unwrap_or(3600));
+            Response::json(
+                201,
+                &json!({
+                    "token": inner.access_token(&identity, ttl),
+                    "identity": identity,
+                    "api_key_sid": model.settings.api_keys[0].sid,
+                    "chunderw": inner.chunderw(),
+                    "signal_url": format!("wss://{}/signal", inner.chunderw()),
+                }),
+            )
+        }
+        ("GET", ["voice-clients"]) => ok(model.voice_clients()),
+        ("POST", ["voice-clients", "ring"]) => {
+            let ring: Ring = body(request)?;
+            let Some(identity) = ring.identity else {
+                return Err(problem(
+                    400,
+                    "give the identity to ring: {\"identity\": \"alice\"}",
+                ));
+            };
+            let call = model
+                .ring_client(&identity, ring.from.as_deref().unwrap_or(DEFAULT_CALLER))
+                .map_err(from_error)?;
+            Response::json(201, &serde_json::to_value(call).unwrap_or(Value::Null))
+        }
         ("POST", ["reset"]) => {
             model.reset();
             ok(json!({ "ok": true }))
@@ -239,7 +299,8 @@ fn respond(inner: &Arc<Inner>, request: &Request) -> Result<Response, Response> 
             };
             let message_type = send.message_type.as_deref().unwrap_or(USER_DEFINED_MESSAGE);
             let (message, leg) =
-                delivery::client_send(inner, &sid, &text, message_type).map_err(from_error)?;
+                delivery::client_send(inner, &sid, &text, message_type, Default::default())
+                    .map_err(from_error)?;
             Response::json(201, &json!({ "sid": message, "call_sid": leg }))
         }
         ("GET", ["calls", sid, "client-messages"]) => {

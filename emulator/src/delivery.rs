@@ -11,7 +11,7 @@ use twilio_call_messages::reqwest::{self, header};
 use twilio_call_messages::{CallSid, MessageSid, SignatureValidator};
 
 use crate::Inner;
-use crate::model::{Attempt, ClientMessage, Delivery, DeliveryRef, EmulatorError, Lane};
+use crate::model::{Attempt, ClientMessage, Delivery, DeliveryRef, EmulatorError, Lane, SendAs};
 use crate::settings::{CallbackBody, Signing};
 
 /// How long a message held back for reordering waits for the call's next one.
@@ -114,10 +114,11 @@ pub(crate) fn client_send(
     sid: &CallSid,
     text: &str,
     message_type: &str,
+    from: SendAs,
 ) -> Result<(MessageSid, CallSid), EmulatorError> {
     inner
         .model
-        .client_send(sid, text, message_type, |call, epoch| {
+        .client_send(sid, text, message_type, from, |call, epoch| {
             let (queue, rx) = mpsc::unbounded_channel();
             let task = tokio::spawn(lane(inner.clone(), call, epoch, rx)).abort_handle();
             Lane { queue, task }

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 /// The largest request body read (Twilio's content limit is 10,000 characters; a form-encoded
@@ -72,6 +72,13 @@ impl Response {
         self
     }
 
+    /// The whole answer, head and body.
+    pub fn to_bytes(&self, close: bool) -> Vec<u8> {
+        let mut bytes = self.head(close).into_bytes();
+        bytes.extend_from_slice(&self.body);
+        bytes
+    }
+
     fn head(&self, close: bool) -> String {
         let mut head = format!("HTTP/1.1 {} {}\r\n", self.status, reason(self.status));
         for (name, value) in &self.headers {
@@ -101,12 +108,14 @@ pub(crate) enum Outcome {
 
 fn reason(status: u16) -> &'static str {
     match status {
+        101 => "Switching Protocols",
         200 => "OK",
         201 => "Created",
         204 => "No Content",
         400 => "Bad Request",
         401 => "Unauthorized",
         404 => "Not Found",
+        403 => "Forbidden",
         405 => "Method Not Allowed",
         413 => "Payload Too Large",
         429 => "Too Many Requests",
@@ -170,10 +179,10 @@ fn reset(stream: TcpStream) {
     drop(stream);
 }
 
-/// The next request of a keep-alive connection; `Ok(None)` when the client closed it,
-/// `Err` with the answer to a malformed one.
-async fn read_request(
-    stream: &mut TcpStream,
+/// The next request of a keep-alive connection (plain, or TLS for the signaling endpoint);
+/// `Ok(None)` when the client closed it, `Err` with the answer to a malformed one.
+pub(crate) async fn read_request<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: &mut S,
     buf: &mut Vec<u8>,
 ) -> Result<Option<Request>, Response> {
     let bad = |why: &str| Response::new(400, "text/plain", why.to_owned());
@@ -234,7 +243,10 @@ async fn read_request(
     }))
 }
 
-async fn read_chunked(stream: &mut TcpStream, buf: &mut Vec<u8>) -> Result<Vec<u8>, Response> {
+async fn read_chunked<S: AsyncRead + Unpin>(
+    stream: &mut S,
+    buf: &mut Vec<u8>,
+) -> Result<Vec<u8>, Response> {
     let bad = || Response::new(400, "text/plain", "malformed chunked body");
     let mut body = Vec::new();
     loop {
@@ -280,7 +292,7 @@ async fn read_chunked(stream: &mut TcpStream, buf: &mut Vec<u8>) -> Result<Vec<u
 }
 
 /// Reads more bytes; `false` at end of stream or on an error.
-async fn fill(stream: &mut TcpStream, buf: &mut Vec<u8>) -> bool {
+async fn fill<S: AsyncRead + Unpin>(stream: &mut S, buf: &mut Vec<u8>) -> bool {
     let mut chunk = [0u8; 8 * 1024];
     match stream.read(&mut chunk).await {
         Ok(0) | Err(_) => false,

@@ -30,6 +30,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+mod certificate;
 mod control;
 mod delivery;
 mod guard;
@@ -37,7 +38,11 @@ mod http;
 mod model;
 mod page;
 mod rest;
+mod sdp;
 mod settings;
+mod signal;
+mod token;
+mod websocket;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -52,18 +57,21 @@ use twilio_call_messages::{AccountSid, ApiKeySid, CallSid, MessageSid};
 pub use model::{
     Attempt, CLIENT_MESSAGES_PER_SECOND, CallInfo, ClientCall, ClientLeg, ClientMessage, Delivery,
     DroppedMessage, EmulatorError, MAX_CONTENT_CHARS, ReceivedMessage, RefusedRequest, Stats,
-    SubscriptionInfo, USER_DEFINED_MESSAGE,
+    SubscriptionInfo, USER_DEFINED_MESSAGE, VoiceClient,
 };
 pub use settings::{
     CallStatus, CallbackBody, CallbackFaults, DEFAULT_IDEMPOTENCY_WINDOW, DEFAULT_SEQUENCE_START,
     DEFAULT_STALL, FaultKind, Faults, Signing,
 };
+pub use token::{EMULATOR_APPLICATION_SID, TokenError};
 
 use model::{Model, new_sid, random_hex};
 use settings::{ApiKey, Settings};
 
 pub(crate) struct Inner {
     model: Model,
+    /// Serves `wss://…/signal` on the same port (a connection that opens with a TLS handshake).
+    certificate: certificate::Certificate,
     base_url: String,
     /// Host names the control API answers besides loopback and the bind address.
     allowed_hosts: Vec<String>,
@@ -71,6 +79,26 @@ pub(crate) struct Inner {
     shutdown: watch::Sender<bool>,
     /// Callback HTTP clients by (connect timeout, read timeout).
     http: Mutex<HashMap<(Duration, Duration), twilio_call_messages::reqwest::Client>>,
+}
+
+impl Inner {
+    fn chunderw(&self) -> String {
+        self.base_url
+            .strip_prefix("http://")
+            .unwrap_or(&self.base_url)
+            .to_owned()
+    }
+
+    fn access_token(&self, identity: &str, ttl: Duration) -> String {
+        let settings = &self.model.settings;
+        token::mint(
+            settings.account_sid.as_str(),
+            &settings.api_keys[0],
+            identity,
+            token::now_secs(),
+            ttl.as_secs(),
+        )
+    }
 }
 
 /// A running emulator. Clones share it; it serves until [`shutdown`](Self::shutdown) or until
@@ -244,6 +272,15 @@ impl EmulatorBuilder {
         if self.settings.auth_token.is_empty() {
             return Err(invalid("the auth token must not be empty".into()));
         }
+        let mut settings = self.settings;
+        // Access tokens are signed with an API key of the account: one is made when none
+        // was given, so that `access_token` works out of the box.
+        if settings.api_keys.is_empty() {
+            settings.api_keys.push(ApiKey {
+                sid: new_sid("SK"),
+                secret: random_hex(),
+            });
+        }
         let listener = TcpListener::bind(self.bind).await?;
         let addr = listener.local_addr()?;
         let host = if addr.ip().is_unspecified() {
@@ -251,8 +288,14 @@ impl EmulatorBuilder {
         } else {
             addr.to_string()
         };
+        let mut names = self.allowed_hosts.clone();
+        if !addr.ip().is_unspecified() && !addr.ip().is_loopback() {
+            names.push(addr.ip().to_string());
+        }
+        let certificate = certificate::Certificate::generate(&names)?;
         let inner = Arc::new(Inner {
-            model: Model::new(self.settings),
+            certificate,
+            model: Model::new(settings),
             base_url: format!("http://{host}"),
             allowed_hosts: self.allowed_hosts,
             bind: addr,
@@ -273,10 +316,20 @@ async fn accept(listener: TcpListener, inner: Arc<Inner>) {
             accepted = listener.accept() => {
                 let Ok((stream, _)) = accepted else { continue };
                 let inner = inner.clone();
-                connections.spawn(http::serve_connection(stream, move |request| {
-                    let inner = inner.clone();
-                    async move { route(&inner, request).await }
-                }));
+                connections.spawn(async move {
+                    // TLS opens with a handshake record (0x16); HTTP/1.1 with a method's
+                    // letter. One port serves both, so the Voice SDK's `chunderw` is the
+                    // REST base URL's host and port.
+                    let mut first = [0u8; 1];
+                    if matches!(stream.peek(&mut first).await, Ok(1) if first[0] == 0x16) {
+                        return signal::serve(inner, stream).await;
+                    }
+                    http::serve_connection(stream, move |request| {
+                        let inner = inner.clone();
+                        async move { route(&inner, request).await }
+                    })
+                    .await
+                });
             }
             _ = stop.wait_for(|stopped| *stopped) => return,
             Some(_) = connections.join_next(), if !connections.is_empty() => {}
@@ -330,6 +383,75 @@ impl Emulator {
     /// The account's auth token (a local, made-up secret; it signs the callbacks).
     pub fn auth_token(&self) -> &str {
         &self.inner.model.settings.auth_token
+    }
+
+    /// The host and port to give the Voice JS SDK as its signaling gateway (the `Device`
+    /// option `chunderw`): it connects to `wss://{chunderw}/signal`.
+    pub fn chunderw(&self) -> String {
+        self.inner.chunderw()
+    }
+
+    /// `wss://127.0.0.1:PORT/signal`: the Voice SDK's signaling, on the REST API's port.
+    pub fn signal_url(&self) -> String {
+        format!("wss://{}/signal", self.chunderw())
+    }
+
+    /// The TLS certificate of the signaling endpoint (PEM), made when the emulator started:
+    /// import it, or trust its key with [`certificate_spki_sha256`](Self::certificate_spki_sha256).
+    pub fn certificate_pem(&self) -> &str {
+        &self.inner.certificate.pem
+    }
+
+    /// The base64 SHA-256 of the certificate's public key, for Chromium's
+    /// `--ignore-certificate-errors-spki-list=…` (a test browser only).
+    pub fn certificate_spki_sha256(&self) -> &str {
+        &self.inner.certificate.spki_sha256
+    }
+
+    /// The API key that signs [`access_token`](Self::access_token)s: the first one given to
+    /// the builder, or one the emulator made. A service's own token code (Twilio's helper
+    /// libraries, any JWT library) signs with this SID and secret.
+    pub fn api_key(&self) -> (ApiKeySid, &str) {
+        let key = &self.inner.model.settings.api_keys[0];
+        (key.sid, &key.secret)
+    }
+
+    /// A Voice access token for `identity`, valid for an hour: Twilio's JWT, HS256 signed
+    /// with [`api_key`](Self::api_key), with a voice grant that allows incoming calls and
+    /// names [`EMULATOR_APPLICATION_SID`] for outgoing ones.
+    pub fn access_token(&self, identity: &str) -> String {
+        self.access_token_for(identity, Duration::from_secs(3600))
+    }
+
+    /// As [`access_token`](Self::access_token), valid for `ttl` from now.
+    pub fn access_token_for(&self, identity: &str, ttl: Duration) -> String {
+        self.inner.access_token(identity, ttl)
+    }
+
+    /// Checks an access token as the signaling endpoint does at `listen`.
+    pub fn check_access_token(&self, token: &str) -> Result<String, TokenError> {
+        let settings = &self.inner.model.settings;
+        token::check(
+            token,
+            settings.account_sid.as_str(),
+            &settings.api_keys,
+            token::now_secs(),
+        )
+        .map(|grant| grant.identity)
+    }
+
+    /// The Voice SDK clients connected to the signaling endpoint.
+    pub fn voice_clients(&self) -> Vec<VoiceClient> {
+        self.inner.model.voice_clients()
+    }
+
+    /// A call rings the Voice SDK client registered as `identity` (`Device.register()`): a
+    /// client call, `ringing`, with the client on the child leg; it becomes `in-progress` when
+    /// the client accepts (`busy` when it rejects). Ending it first cancels it in the client.
+    pub fn ring_client(&self, identity: &str) -> Result<ClientCall, EmulatorError> {
+        self.inner
+            .model
+            .ring_client(identity, control::DEFAULT_CALLER)
     }
 
     /// Creates an `in-progress` call, with the call's client on it, and returns its SID.
@@ -416,7 +538,14 @@ impl Emulator {
     /// As [`client_send`](Self::client_send), with the content's JSON text, posted to the
     /// subscriptions exactly as given (key order and spacing kept).
     pub fn client_send_text(&self, sid: &CallSid, text: &str) -> Result<MessageSid, EmulatorError> {
-        delivery::client_send(&self.inner, sid, text, USER_DEFINED_MESSAGE).map(|(sid, _)| sid)
+        delivery::client_send(
+            &self.inner,
+            sid,
+            text,
+            USER_DEFINED_MESSAGE,
+            Default::default(),
+        )
+        .map(|(sid, _)| sid)
     }
 
     /// What the call's client sent, with every delivery attempt.

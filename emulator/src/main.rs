@@ -19,7 +19,10 @@ usage: twilio-call-messages-emulator [options]
                               and the bind address (repeatable; e.g. a docker-compose name)
   --account-sid AC…           the account (default: a random one, printed)
   --auth-token T              its auth token (default: a random one, printed)
-  --api-key SK…:SECRET        an API key that may authenticate too (repeatable)
+  --api-key SK…:SECRET        an API key that may authenticate too (repeatable); the first
+                              signs and every one verifies Voice access tokens (default: a
+                              generated one, printed)
+  --certificate-out PATH      write the signaling endpoint's TLS certificate (PEM) there
   --concurrency-limit N       429 / 20429 beyond N REST requests in flight
   --no-concurrency-header     do not send Twilio-Concurrent-Requests
   --latency-ms L              each REST request takes L ms inside the account
@@ -49,6 +52,8 @@ struct Options {
     bind: IpAddr,
     printed_token: Option<String>,
     printed_account: bool,
+    printed_api_key: bool,
+    certificate_out: Option<String>,
 }
 
 fn parse(args: Vec<String>) -> Result<Option<Options>, String> {
@@ -61,6 +66,8 @@ fn parse(args: Vec<String>) -> Result<Option<Options>, String> {
     let mut callback = CallbackFaults::default();
     let mut signing = None;
     let (mut key_id, mut key_secret) = (None, None);
+    let mut api_key = false;
+    let mut certificate_out = None;
     let mut args = args.into_iter();
     while let Some(arg) = args.next() {
         let (name, inline) = match arg.split_once('=') {
@@ -125,7 +132,9 @@ fn parse(args: Vec<String>) -> Result<Option<Options>, String> {
                 let (sid, secret) = value.split_once(':').ok_or("--api-key is SK…:SECRET")?;
                 builder =
                     builder.api_key(sid.parse().map_err(|e| format!("--api-key: {e}"))?, secret);
+                api_key = true;
             }
+            "--certificate-out" => certificate_out = Some(value),
             "--concurrency-limit" => {
                 let n = number("--concurrency-limit")?;
                 if n == 0 {
@@ -192,6 +201,8 @@ fn parse(args: Vec<String>) -> Result<Option<Options>, String> {
         bind,
         printed_token: token.is_none().then(String::new),
         printed_account: !account,
+        printed_api_key: !api_key,
+        certificate_out,
     }))
 }
 
@@ -237,6 +248,22 @@ async fn main() -> ExitCode {
     match options.printed_token {
         Some(_) => println!("  auth token:   {} (generated)", emulator.auth_token()),
         None => println!("  auth token:   as given with --auth-token"),
+    }
+    let (key_sid, key_secret) = emulator.api_key();
+    if options.printed_api_key {
+        println!("  API key:      {key_sid}:{key_secret} (generated; signs Voice access tokens)");
+    }
+    println!(
+        "  Voice SDK:    Device option chunderw: \"{}\" ({}, a certificate made now; its key's SHA-256 {})",
+        emulator.chunderw(),
+        emulator.signal_url(),
+        emulator.certificate_spki_sha256()
+    );
+    if let Some(path) = &options.certificate_out {
+        match std::fs::write(path, emulator.certificate_pem()) {
+            Ok(()) => println!("  certificate:  {path} (PEM)"),
+            Err(e) => eprintln!("warning: cannot write the certificate to {path}: {e}"),
+        }
     }
     println!("  control API:  {}/emulator/", emulator.base_url());
     println!(

@@ -1,10 +1,11 @@
 //! The emulator's state and every operation on it, in one place (as moto keeps each service's
 //! in `models.py`): calls and their legs, what each call's client received, dropped and sent,
 //! subscriptions, delivery attempts, the REST counters and idempotency keys, faults and limits,
-//! and reset. The REST API, the control API, the page, the delivery task and the public
-//! `Emulator` handle only call these; no other module locks the state.
+//! the Voice SDK clients connected over signaling and the calls they place, accept and end,
+//! and reset. The REST API, the control API, the page, the signaling connections, the delivery
+//! task and the public `Emulator` handle only call these; no other module locks the state.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::fmt;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard};
@@ -57,6 +58,10 @@ pub enum EmulatorError {
     RateExceeded,
     /// A setting is out of range.
     Setting(String),
+    /// No Voice SDK client registered with this identity accepts incoming calls.
+    NoClient(String),
+    /// The call is not this signaling client's.
+    NotClientsCall(String),
 }
 
 impl EmulatorError {
@@ -97,6 +102,13 @@ impl fmt::Display for EmulatorError {
                 "more than {CLIENT_MESSAGES_PER_SECOND} messages within a second (error 31206, rate exceeded)"
             ),
             EmulatorError::Setting(why) => f.write_str(why),
+            EmulatorError::NoClient(identity) => write!(
+                f,
+                "no Voice SDK client registered as {identity:?} (with a token that allows incoming calls)"
+            ),
+            EmulatorError::NotClientsCall(sid) => {
+                write!(f, "call {sid} is not this client's")
+            }
         }
     }
 }
@@ -160,6 +172,8 @@ pub struct CallInfo {
     pub client_call_sid: CallSid,
     /// For a leg of a client call: whether the client placed it or accepted it.
     pub client_leg: Option<ClientLeg>,
+    /// For a call of a Voice SDK client connected over signaling: its identity.
+    pub client_identity: Option<String>,
 }
 
 fn status_text<S: serde::Serializer>(status: &CallStatus, s: S) -> Result<S::Ok, S::Error> {
@@ -293,6 +307,60 @@ pub struct Attempt {
     pub at_ms: u64,
 }
 
+/// A Voice SDK client connected to the signaling endpoint with a valid token.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct VoiceClient {
+    /// Its connection, numbered from 1 as they arrive.
+    pub id: u64,
+    /// `grants.identity` of its token.
+    pub identity: String,
+    /// Whether it registered for incoming calls (`Device.register()`).
+    pub registered: bool,
+    /// Whether its token allows incoming calls (`grants.voice.incoming.allow`).
+    pub incoming_allow: bool,
+    /// Its calls' legs (the client's own), in the order they began.
+    pub calls: Vec<CallSid>,
+}
+
+/// What the emulator tells a connected Voice SDK client; the signaling connection turns each
+/// into a frame.
+#[derive(Clone, Debug)]
+pub(crate) enum ToClient {
+    /// A call rings the client (it is on the child leg).
+    Incoming {
+        call: CallSid,
+        from: String,
+        to: String,
+    },
+    /// A message into one leg of the client's call: the leg the service addressed, so that
+    /// the SDK's own rule drops a message to the other leg.
+    Message {
+        call_sid: CallSid,
+        message: ReceivedMessage,
+    },
+    /// The call ended while connected.
+    Hangup { call_sid: CallSid },
+    /// The call ended while it was still ringing the client.
+    Cancel { call_sid: CallSid },
+}
+
+/// Who sends a client message: the control API or the Rust handle (`Default`: as the call's
+/// client, any call), or a signaling client (only its own call, under the SDK's name for it).
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct SendAs {
+    pub client: Option<u64>,
+    pub voice_event_sid: Option<MessageSid>,
+}
+
+/// A connected client, as the state keeps it.
+struct Connected {
+    identity: String,
+    incoming_allow: bool,
+    registered: bool,
+    tx: mpsc::UnboundedSender<ToClient>,
+}
+
 /// A REST request the emulator did not answer with 2xx.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[non_exhaustive]
@@ -371,6 +439,8 @@ struct Call {
     /// When the client's last messages went (for the rate rule).
     sent_at: VecDeque<Instant>,
     lane: Option<Lane>,
+    /// The signaling client whose call this is (both legs), while it is connected.
+    owner: Option<u64>,
 }
 
 #[derive(Default)]
@@ -388,6 +458,9 @@ struct State {
     epoch: u64,
     /// Bumped by every change, for the page's polling.
     version: u64,
+    /// Voice SDK clients connected over signaling, by connection number.
+    clients: BTreeMap<u64, Connected>,
+    next_client: u64,
 }
 
 /// What can change while the emulator runs.
@@ -572,6 +645,7 @@ impl Model {
             parent_call_sid: parent,
             client_call_sid: sid,
             client_leg: None,
+            client_identity: None,
         };
         self.insert(&mut state, info.clone());
         self.changed(&mut state);
@@ -591,6 +665,7 @@ impl Model {
                 next_sequence: self.settings.sequence_start,
                 sent_at: VecDeque::new(),
                 lane: None,
+                owner: None,
             },
         );
         state.order.push(sid);
@@ -600,12 +675,25 @@ impl Model {
     /// placed the call and on the child leg when it accepted it (Twilio's Voice SDK "Call
     /// Message Events" page).
     pub fn create_client_call(&self, leg: ClientLeg, status: CallStatus) -> ClientCall {
+        let mut state = self.state();
+        let call = self.insert_client_call(&mut state, leg, status, None);
+        self.changed(&mut state);
+        call
+    }
+
+    fn insert_client_call(
+        &self,
+        state: &mut State,
+        leg: ClientLeg,
+        status: CallStatus,
+        owner: Option<u64>,
+    ) -> ClientCall {
         let (parent, child): (CallSid, CallSid) = (new_sid("CA"), new_sid("CA"));
         let client = match leg {
             ClientLeg::Outgoing => parent,
             ClientLeg::Incoming => child,
         };
-        let mut state = self.state();
+        let identity = owner.and_then(|id| state.clients.get(&id).map(|c| c.identity.clone()));
         for (sid, parent_call_sid) in [(parent, None), (child, Some(parent))] {
             let info = CallInfo {
                 sid,
@@ -614,10 +702,13 @@ impl Model {
                 parent_call_sid,
                 client_call_sid: client,
                 client_leg: Some(leg),
+                client_identity: identity.clone(),
             };
-            self.insert(&mut state, info);
+            self.insert(state, info);
+            if let Some(call) = state.calls.get_mut(&sid) {
+                call.owner = owner;
+            }
         }
-        self.changed(&mut state);
         ClientCall {
             parent,
             child,
@@ -665,19 +756,223 @@ impl Model {
         sid: &CallSid,
         status: CallStatus,
     ) -> Result<CallInfo, EmulatorError> {
-        let legs: Vec<CallSid> = self.legs(sid).iter().map(|c| c.sid).collect();
         let mut state = self.state();
-        if !state.calls.contains_key(sid) {
+        let info = self.set_status(&mut state, sid, status, true)?;
+        self.changed(&mut state);
+        Ok(info)
+    }
+
+    /// Sets the status of a call's legs; a connected client whose call ends by someone
+    /// else's hand (`notify`) hears `cancel` while it rang, `hangup` once it was connected
+    /// (twilio-voice.js `lib/twilio/call.ts`, `_onCancel` and `_onHangup`).
+    fn set_status(
+        &self,
+        state: &mut State,
+        sid: &CallSid,
+        status: CallStatus,
+        notify: bool,
+    ) -> Result<CallInfo, EmulatorError> {
+        let Some(found) = state.calls.get(sid) else {
             return Err(EmulatorError::UnknownCall(sid.to_string()));
-        }
+        };
+        let (before, owner, client) = (found.info.status, found.owner, found.info.client_call_sid);
+        let legs: Vec<CallSid> = if found.info.client_leg.is_some() {
+            state
+                .calls
+                .values()
+                .filter(|c| c.info.client_leg.is_some() && c.info.client_call_sid == client)
+                .map(|c| c.info.sid)
+                .collect()
+        } else {
+            vec![*sid]
+        };
         for leg in legs {
             if let Some(call) = state.calls.get_mut(&leg) {
                 call.info.status = status;
             }
         }
-        let info = state.calls.get(sid).map(|c| c.info.clone());
+        if notify
+            && before.is_active()
+            && !status.is_active()
+            && let Some(tx) = owner.and_then(|id| state.clients.get(&id)).map(|c| &c.tx)
+        {
+            let _ = tx.send(if before == CallStatus::InProgress {
+                ToClient::Hangup { call_sid: client }
+            } else {
+                ToClient::Cancel { call_sid: client }
+            });
+        }
+        state
+            .calls
+            .get(sid)
+            .map(|c| c.info.clone())
+            .ok_or_else(|| EmulatorError::UnknownCall(sid.to_string()))
+    }
+
+    // ---- Voice SDK clients on the signaling connection ----
+
+    /// A client's token was accepted at `listen`: it is connected under this number.
+    pub fn connect_client(
+        &self,
+        identity: &str,
+        incoming_allow: bool,
+        tx: mpsc::UnboundedSender<ToClient>,
+    ) -> u64 {
+        let mut state = self.state();
+        state.next_client += 1;
+        let id = state.next_client;
+        state.clients.insert(
+            id,
+            Connected {
+                identity: identity.to_owned(),
+                incoming_allow,
+                registered: false,
+                tx,
+            },
+        );
         self.changed(&mut state);
-        info.ok_or_else(|| EmulatorError::UnknownCall(sid.to_string()))
+        id
+    }
+
+    /// `register` with `audio: true` (or false to unregister): whether calls may ring it.
+    pub fn register_client(&self, id: u64, on: bool) {
+        let mut state = self.state();
+        if let Some(client) = state.clients.get_mut(&id) {
+            client.registered = on;
+        }
+        self.changed(&mut state);
+    }
+
+    /// The signaling connection closed. ASSUMPTION: its calls end (`completed`); Twilio keeps
+    /// a call for a while for the SDK to reconnect, which the emulator does not model.
+    pub fn disconnect_client(&self, id: u64) {
+        let mut state = self.state();
+        if state.clients.remove(&id).is_none() {
+            return;
+        }
+        let active: Vec<CallSid> = state
+            .calls
+            .values()
+            .filter(|c| c.owner == Some(id) && c.info.status.is_active())
+            .map(|c| c.info.sid)
+            .collect();
+        for sid in active {
+            let _ = self.set_status(&mut state, &sid, CallStatus::Completed, false);
+        }
+        for call in state.calls.values_mut() {
+            if call.owner == Some(id) {
+                call.owner = None;
+            }
+        }
+        self.changed(&mut state);
+    }
+
+    /// The clients connected now.
+    pub fn voice_clients(&self) -> Vec<VoiceClient> {
+        let state = self.state();
+        state
+            .clients
+            .iter()
+            .map(|(id, c)| VoiceClient {
+                id: *id,
+                identity: c.identity.clone(),
+                registered: c.registered,
+                incoming_allow: c.incoming_allow,
+                calls: state
+                    .order
+                    .iter()
+                    .filter_map(|sid| state.calls.get(sid))
+                    .filter(|call| {
+                        call.owner == Some(*id) && call.info.client_call_sid == call.info.sid
+                    })
+                    .map(|call| call.info.sid)
+                    .collect(),
+            })
+            .collect()
+    }
+
+    /// The client places a call (`invite`): a client call with the client on the parent leg,
+    /// `in-progress` at once. ASSUMPTION: the other party answers at once; it is not modelled
+    /// (no TwiML App runs).
+    pub fn place_call(&self, id: u64) -> Result<ClientCall, EmulatorError> {
+        let mut state = self.state();
+        if !state.clients.contains_key(&id) {
+            return Err(EmulatorError::NoClient(format!("connection {id}")));
+        }
+        let call = self.insert_client_call(
+            &mut state,
+            ClientLeg::Outgoing,
+            CallStatus::InProgress,
+            Some(id),
+        );
+        self.changed(&mut state);
+        Ok(call)
+    }
+
+    /// A call rings the newest registered client with this identity whose token allows
+    /// incoming calls: a client call with the client on the child leg, `ringing` until it
+    /// answers.
+    pub fn ring_client(&self, identity: &str, from: &str) -> Result<ClientCall, EmulatorError> {
+        let mut state = self.state();
+        let Some(id) = state
+            .clients
+            .iter()
+            .rev()
+            .find(|(_, c)| c.identity == identity && c.registered && c.incoming_allow)
+            .map(|(id, _)| *id)
+        else {
+            return Err(EmulatorError::NoClient(identity.to_owned()));
+        };
+        let call = self.insert_client_call(
+            &mut state,
+            ClientLeg::Incoming,
+            CallStatus::Ringing,
+            Some(id),
+        );
+        if let Some(client) = state.clients.get(&id) {
+            let _ = client.tx.send(ToClient::Incoming {
+                call: call.child,
+                from: from.to_owned(),
+                to: format!("client:{identity}"),
+            });
+        }
+        self.changed(&mut state);
+        Ok(call)
+    }
+
+    /// The client's own call, or why not.
+    fn owned(&self, state: &State, id: u64, sid: &str) -> Result<CallSid, EmulatorError> {
+        let not_its = || EmulatorError::NotClientsCall(sid.to_owned());
+        let sid: CallSid = sid.parse().map_err(|_| not_its())?;
+        match state.calls.get(&sid) {
+            Some(call) if call.owner == Some(id) && call.info.client_call_sid == sid => Ok(sid),
+            _ => Err(not_its()),
+        }
+    }
+
+    /// The client accepted a call that rang it (`answer`): both legs are `in-progress`.
+    pub fn client_accepts(&self, id: u64, sid: &str) -> Result<CallInfo, EmulatorError> {
+        let mut state = self.state();
+        let sid = self.owned(&state, id, sid)?;
+        let info = self.set_status(&mut state, &sid, CallStatus::InProgress, false)?;
+        self.changed(&mut state);
+        Ok(info)
+    }
+
+    /// The client ended its call: `hangup` (`completed`) or `reject` of a ringing call.
+    /// ASSUMPTION: a rejected call is `busy`, what a caller's `<Dial>` reports for a client
+    /// that declined.
+    pub fn client_ends(&self, id: u64, sid: &str, reject: bool) -> Result<(), EmulatorError> {
+        let mut state = self.state();
+        let sid = self.owned(&state, id, sid)?;
+        let status = if reject {
+            CallStatus::Busy
+        } else {
+            CallStatus::Completed
+        };
+        self.set_status(&mut state, &sid, status, false)?;
+        self.changed(&mut state);
+        Ok(())
     }
 
     pub fn client_received(&self, sid: &CallSid) -> Vec<ReceivedMessage> {
@@ -728,6 +1023,7 @@ impl Model {
         sid: &CallSid,
         text: &str,
         message_type: &str,
+        from: SendAs,
         lane: impl FnOnce(CallSid, u64) -> Lane,
     ) -> Result<(MessageSid, CallSid), EmulatorError> {
         // 31210: the only type the SDKs send.
@@ -742,6 +1038,9 @@ impl Model {
             return Err(EmulatorError::ContentTooLong(chars));
         }
         let mut state = self.state();
+        if let Some(id) = from.client {
+            self.owned(&state, id, sid.as_str())?;
+        }
         let epoch = state.epoch;
         let client_sid = state
             .calls
@@ -776,7 +1075,9 @@ impl Model {
             return Err(EmulatorError::RateExceeded);
         }
         call.sent_at.push_back(now);
-        let message_sid: MessageSid = new_sid("KX");
+        // The SDK names its message (`voiceEventSid`); Twilio's callback carries that name as
+        // `Sid` (twilio-voice.js `cypress/e2e/callMessage/userDefinedMessage.cy.ts`).
+        let message_sid: MessageSid = from.voice_event_sid.unwrap_or_else(|| new_sid("KX"));
         let sequence_number = call.next_sequence;
         call.next_sequence += 1;
         let deliveries: Vec<Delivery> = call
@@ -1148,11 +1449,25 @@ impl Model {
                 lane.task.abort();
             }
         }
+        // Connected clients stay connected (their page is still open); their calls end with
+        // the rest, so they are told.
+        let active: Vec<CallSid> = state
+            .calls
+            .values()
+            .filter(|c| c.owner.is_some() && c.info.status.is_active())
+            .map(|c| c.info.sid)
+            .collect();
+        for sid in active {
+            let _ = self.set_status(&mut state, &sid, CallStatus::Completed, true);
+        }
         let epoch = state.epoch + 1;
         let version = state.version;
+        let (clients, next_client) = (std::mem::take(&mut state.clients), state.next_client);
         *state = State {
             epoch,
             version,
+            clients,
+            next_client,
             ..State::default()
         };
         *self.live() = Live::from(&self.settings);
@@ -1213,7 +1528,8 @@ impl Create<'_> {
         })
         .unwrap_or_default();
         let at_ms = model.now_ms();
-        if let Some(found) = self.state.calls.get_mut(&self.call) {
+        let state = &mut *self.state;
+        if let Some(found) = state.calls.get_mut(&self.call) {
             // What twilio-voice.js hands its `messageReceived` listeners (lib/twilio/call.ts).
             let message = ReceivedMessage {
                 sid,
@@ -1226,6 +1542,14 @@ impl Create<'_> {
                 at_ms,
             };
             let client = found.info.client_call_sid;
+            // A connected client hears every message of its call, addressed to the leg the
+            // service chose: the SDK itself drops the other leg's.
+            if let Some(connected) = found.owner.and_then(|id| state.clients.get(&id)) {
+                let _ = connected.tx.send(ToClient::Message {
+                    call_sid: self.call,
+                    message: message.clone(),
+                });
+            }
             if client == self.call {
                 found.received.push(message);
             } else {

@@ -20,7 +20,7 @@ use crate::common::Receiver;
 const WAIT: Duration = Duration::from_secs(15);
 
 /// Kills chromedriver (and so its browser) however the test ends.
-struct Driver(Child);
+pub(crate) struct Driver(Child);
 
 impl Drop for Driver {
     fn drop(&mut self) {
@@ -29,7 +29,7 @@ impl Drop for Driver {
     }
 }
 
-fn find(names: &[&str]) -> Option<PathBuf> {
+pub(crate) fn find(names: &[&str]) -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
     std::env::split_paths(&path)
         .flat_map(|dir| names.iter().map(move |n| dir.join(n)))
@@ -37,26 +37,26 @@ fn find(names: &[&str]) -> Option<PathBuf> {
 }
 
 /// The browser and its driver, or `None` (after saying so) on a machine without them.
-fn tools() -> Option<(PathBuf, PathBuf)> {
+pub(crate) fn tools() -> Option<(PathBuf, PathBuf)> {
     let browser = find(&["chromium", "chromium-browser"]);
     let driver = find(&["chromedriver"]);
     match (browser, driver) {
         (Some(b), Some(d)) => Some((b, d)),
         _ if std::env::var("CI").as_deref() == Ok("true") => {
             panic!(
-                "CI=true: the browser test needs chromium and chromedriver (apt-get install chromium chromium-driver)"
+                "CI=true: the browser tests need chromium and chromedriver (apt-get install chromium chromium-driver)"
             )
         }
         _ => {
             eprintln!(
-                "\n*** SKIPPED the emulator page's browser test: chromium and chromedriver are not installed (apt-get install chromium chromium-driver) ***\n"
+                "\n*** SKIPPED a browser test: chromium and chromedriver are not installed (apt-get install chromium chromium-driver) ***\n"
             );
             None
         }
     }
 }
 
-async fn start_driver(driver: &Path) -> (Driver, u16) {
+pub(crate) async fn start_driver(driver: &Path) -> (Driver, u16) {
     let port = TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -82,17 +82,43 @@ async fn start_driver(driver: &Path) -> (Driver, u16) {
 }
 
 async fn open_browser(chromium: &Path, port: u16, profile: &Path) -> Browser {
+    open_browser_with(
+        chromium,
+        port,
+        profile,
+        &["--window-size=1280,1000", "--hide-scrollbars"],
+    )
+    .await
+}
+
+/// Headless chromium through chromedriver with a fresh profile and these extra flags.
+pub(crate) async fn open_browser_with(
+    chromium: &Path,
+    port: u16,
+    profile: &Path,
+    extra: &[&str],
+) -> Browser {
+    let mut args: Vec<String> = [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+    ]
+    .iter()
+    .chain(extra)
+    .map(|a| a.to_string())
+    .collect();
+    args.push(format!("--user-data-dir={}", profile.display()));
     let mut caps = serde_json::Map::new();
     caps.insert(
         "goog:chromeOptions".into(),
         json!({
             "binary": chromium,
-            "args": [
-                "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                "--window-size=1280,1000", "--hide-scrollbars",
-                format!("--user-data-dir={}", profile.display()),
-            ],
+            "args": args,
         }),
     );
     ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())

@@ -12,7 +12,7 @@ use twilio_call_messages_emulator::{
 
 use crate::common;
 
-use common::{Received, Receiver};
+use common::{Receiver, verified};
 
 async fn subscribe(e: &Emulator, call: &CallSid, callback: &str, method: Option<&str>) {
     let mut form = vec![("Callback", callback)];
@@ -31,21 +31,6 @@ async fn subscribe(e: &Emulator, call: &CallSid, callback: &str, method: Option<
         .await
         .unwrap();
     assert_eq!(response.status(), 201);
-}
-
-/// Verifies a received callback as a service would, and parses it.
-fn verified(validator: &SignatureValidator, receiver: &Receiver, r: &Received) -> CallMessageEvent {
-    let url = receiver.url(&r.uri);
-    validator
-        .verify(&url, &r.headers, &r.body)
-        .unwrap_or_else(|e| panic!("{url}: {e}"));
-    let content_type = r.headers.get("content-type").and_then(|v| v.to_str().ok());
-    if r.method == "GET" {
-        let query = r.uri.split_once('?').map_or("", |(_, q)| q);
-        CallMessageEvent::from_form(query.as_bytes()).unwrap()
-    } else {
-        CallMessageEvent::parse(content_type, &r.body).unwrap()
-    }
 }
 
 /// Every documented field, each a string, in a flat JSON object by default; signed with the

@@ -1,5 +1,6 @@
 //! The emulator's tests: one test binary with a module per topic (the REST API, the callbacks,
-//! the binary, the page in a browser, the call's legs and the client's rules, the guard of the control API, the bodies
+//! the binary, the page in a browser, the call's legs and the client's rules, the guard of the control API, the Voice SDK's
+//! signaling, the bodies
 //! against upstream's schemas); `common` is the callback receiver they
 //! share.
 
@@ -11,4 +12,6 @@ mod callbacks;
 mod guard;
 mod legs;
 mod rest;
+mod signaling;
 mod upstream_schema;
+mod voice_sdk;

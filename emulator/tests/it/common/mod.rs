@@ -10,7 +10,7 @@ use axum::body::Bytes;
 use axum::extract::{OriginalUri, State};
 use axum::http::{HeaderMap, Method, StatusCode};
 use axum::routing::any;
-use twilio_call_messages::reqwest;
+use twilio_call_messages::{CallMessageEvent, SignatureValidator, reqwest};
 
 /// One request the receiver got.
 #[derive(Clone, Debug)]
@@ -92,4 +92,23 @@ async fn record(
 /// A plain HTTP client that ignores proxies.
 pub fn http() -> reqwest::Client {
     reqwest::Client::builder().no_proxy().build().unwrap()
+}
+
+/// Verifies a received callback as a service would, and parses it.
+pub fn verified(
+    validator: &SignatureValidator,
+    receiver: &Receiver,
+    r: &Received,
+) -> CallMessageEvent {
+    let url = receiver.url(&r.uri);
+    validator
+        .verify(&url, &r.headers, &r.body)
+        .unwrap_or_else(|e| panic!("{url}: {e}"));
+    let content_type = r.headers.get("content-type").and_then(|v| v.to_str().ok());
+    if r.method == "GET" {
+        let query = r.uri.split_once('?').map_or("", |(_, q)| q);
+        CallMessageEvent::from_form(query.as_bytes()).unwrap()
+    } else {
+        CallMessageEvent::parse(content_type, &r.body).unwrap()
+    }
 }
