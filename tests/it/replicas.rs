@@ -33,8 +33,8 @@ use http::{HeaderMap, HeaderValue};
 use redis_support::{RedisServer, available};
 use twilio_call_messages::SignatureValidator;
 use twilio_call_messages::reqwest;
-use twilio_call_messages::webhook::RedisDeliveryStore;
 use twilio_call_messages::webhook::axum::{DeliveryLayer, VerifiedCallMessage, WebhookConfig};
+use twilio_call_messages::webhook::{Deduplication, RedisDeliveryStore};
 
 const ROLE: &str = "TCM_REPLICA";
 const TOKEN: &str = "replica-test-auth-token";
@@ -54,7 +54,7 @@ const REDIS_RESTART_AT: usize = 280;
 /// downtime actually measured is reported. `TCM_REDIS_DOWN_MS` overrides both.
 const REDIS_DOWN: [Duration; 2] = [Duration::from_secs(1), Duration::from_secs(6)];
 /// The receivers' claim lease (the SDK's default).
-const LEASE: Duration = twilio_call_messages::webhook::axum::DEFAULT_CLAIM_LEASE;
+const LEASE: Duration = twilio_call_messages::webhook::DEFAULT_CLAIM_LEASE;
 /// Twilio's retry comes "soon after" a failed attempt; its read timeout per attempt.
 const RETRY_AFTER: Duration = Duration::from_millis(500);
 const READ_TIMEOUT: Duration = Duration::from_secs(15);
@@ -134,9 +134,8 @@ fn receiver() -> ! {
             .await
             .unwrap()
             .key_prefix(env("TCM_PREFIX"));
-        let config = WebhookConfig::new(SignatureValidator::new(TOKEN))
-            .public_base_url(PUBLIC)
-            .deduplicate_with(Duration::from_secs(600), Arc::new(store));
+        let config = WebhookConfig::new(SignatureValidator::new(TOKEN)).public_base_url(PUBLIC);
+        let dedup = Deduplication::with_store(Duration::from_secs(600), Arc::new(store));
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -149,7 +148,7 @@ fn receiver() -> ! {
         };
         let app = Router::new()
             .route(PATH, post(handle))
-            .layer(DeliveryLayer::new())
+            .layer(DeliveryLayer::new(dedup))
             .with_state(state);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
