@@ -153,17 +153,17 @@ impl WebhookConfig {
         headers: &HeaderMap,
         body: &[u8],
     ) -> Result<CallMessageEvent, Rejection> {
-        let url = self
-            .signed_url(uri, headers)
-            .map_err(|e| Rejection::UrlUnavailable {
-                reason: e.to_string(),
-            })?;
         self.refuse_announced(headers)?;
         if body.len() > self.body_limit {
             return Err(Rejection::BodyTooLarge {
                 limit: self.body_limit,
             });
         }
+        let url = self
+            .signed_url(uri, headers)
+            .map_err(|e| Rejection::UrlUnavailable {
+                reason: e.to_string(),
+            })?;
         if let Err(e) = self.validator.verify(&url, headers, body) {
             self.hint_at_proxy_headers(&e, headers);
             return Err(Rejection::Signature(e));

@@ -26,6 +26,7 @@ mod serde_types;
 mod subscriptions;
 mod webhook_axum;
 mod webhook_axum_delivery;
+mod webhook_doors;
 mod webhook_event;
 mod webhook_redelivery;
 mod webhook_signature;
