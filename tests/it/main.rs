@@ -28,6 +28,7 @@ mod webhook_axum;
 mod webhook_axum_delivery;
 mod webhook_doors;
 mod webhook_event;
+mod webhook_python;
 mod webhook_redelivery;
 mod webhook_signature;
 mod webhook_verify;
