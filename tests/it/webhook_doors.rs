@@ -701,3 +701,90 @@ async fn concurrent_redeliveries_wait_for_the_first_through_every_door() {
         assert_eq!(served.calls.take().len(), 1, "{door:?}");
     }
 }
+
+// ---------------------------------------------------------------- the emulator's callbacks
+
+/// The local Twilio delivers a client's message to each door with every signing scheme and
+/// body it has (`Subscription` through the REST API, as a service would at Twilio): each genuine
+/// one reaches the handler, the forged one (an emulator with another token) is refused.
+#[tokio::test]
+async fn the_emulators_signed_callbacks_reach_every_door() {
+    use twilio_call_messages::Client;
+    use twilio_call_messages_emulator::{CallbackBody, Emulator, Signing};
+
+    let shared = || Signing::SharedKey {
+        id: KEY_ID.to_owned(),
+        secret: KEY_SECRET.to_owned(),
+    };
+    let cases = [
+        ("form", CallbackBody::Form, Signing::AuthToken, TOKEN, 200),
+        (
+            "JSON as parameters",
+            CallbackBody::Json,
+            Signing::AuthToken,
+            TOKEN,
+            200,
+        ),
+        (
+            "bodySHA256",
+            CallbackBody::Json,
+            Signing::BodySha256,
+            TOKEN,
+            200,
+        ),
+        ("shared key", CallbackBody::Json, shared(), TOKEN, 200),
+        (
+            "forged",
+            CallbackBody::Json,
+            Signing::AuthToken,
+            "not-the-token",
+            403,
+        ),
+    ];
+    // The doors with a server: the emulator posts over HTTP, to the door's own address.
+    for door in [Door::Tower, Door::Axum, Door::Actix] {
+        let config =
+            WebhookConfig::new(SignatureValidator::new(TOKEN).with_shared_key(KEY_ID, KEY_SECRET));
+        let dedup = Deduplication::in_memory(Duration::from_secs(600));
+        let served = serve(door, config, Some(dedup)).await;
+        for (what, body, signing, token, expected) in cases.clone() {
+            let twilio = Emulator::builder()
+                .auth_token(token)
+                .callback_body(body)
+                .signing(signing)
+                .start()
+                .await
+                .unwrap();
+            let call = twilio.create_call();
+            let client = Client::builder()
+                .account_sid(twilio.account_sid().as_str())
+                .auth_token(twilio.auth_token())
+                .base_url(twilio.base_url())
+                .build()
+                .unwrap();
+            // `#rc=0`: the forged delivery is tried once.
+            client
+                .subscribe(call, &format!("{}/hook#rc=0", served.local))
+                .await
+                .unwrap();
+            let sid = twilio
+                .client_send(&call, serde_json::json!({"step": 2}))
+                .unwrap();
+            twilio.settled().await;
+            let sent = twilio.client_messages(&call);
+            let status = sent[0].deliveries[0].attempts.last().unwrap().status;
+            assert_eq!(status, Some(expected), "{door:?}: {what}");
+            let calls = served.calls.take();
+            if expected == 200 {
+                assert_eq!(
+                    calls,
+                    vec![("/hook", sid.to_string(), r#"{"step":2}"#.to_owned())],
+                    "{door:?}: {what}"
+                );
+            } else {
+                assert!(calls.is_empty(), "{door:?}: {what}");
+            }
+            twilio.shutdown();
+        }
+    }
+}
