@@ -42,8 +42,10 @@ mod signature;
 pub mod tower;
 mod url_variants;
 
+/// The protocol's framework-free tests (named `tests`, as the mutation tests' filter expects).
 #[cfg(test)]
-mod protocol_tests;
+#[path = "protocol_tests.rs"]
+mod tests;
 
 /// The Redis client [`RedisDeliveryStore`] is built on (redis-rs 1.x), to make its connection
 /// yourself ([`RedisDeliveryStore::from_connection`]).
