@@ -117,7 +117,9 @@ impl Rejection {
         (status, self.to_string())
     }
 
-    /// [`answer`](Self::answer) as an `http` response.
+    /// The answer every front door sends: the [`status`](Self::status) and the text, as an `http`
+    /// response (logged: info for a redelivery answered 200, error for the service's faults, warn
+    /// for the request's).
     pub fn into_response(self) -> http::Response<String> {
         let (status, text) = self.answer();
         let mut response = http::Response::new(text);
