@@ -83,9 +83,8 @@ pub fn signature_url_variants(url: &str) -> Vec<String> {
     crate::webhook::private::url_variants(url)
 }
 
-/// The URL the axum extractor rebuilds from a request's headers (`Forwarded`,
+/// The URL the receiver rebuilds from a request's headers (`Forwarded`,
 /// `X-Forwarded-*`, `Host`), or why it cannot.
-#[cfg(feature = "axum")]
 pub fn forwarded_request_url(
     headers: &http::HeaderMap,
     own_authority: Option<&str>,

@@ -279,7 +279,7 @@ impl DeliveryStore for MemoryDeliveryStore {
         holder: &'a str,
         lease: Duration,
     ) -> StoreFuture<'a, Claim> {
-        let claim = self.claim_at(key, holder, lease, Instant::now());
+        let claim = self.claim_at(key, holder, lease, tokio::time::Instant::now().into_std());
         Box::pin(std::future::ready(Ok(claim)))
     }
 
@@ -289,7 +289,7 @@ impl DeliveryStore for MemoryDeliveryStore {
         holder: &'a str,
         lease: Duration,
     ) -> StoreFuture<'a, bool> {
-        let renewed = self.renew_at(key, holder, lease, Instant::now());
+        let renewed = self.renew_at(key, holder, lease, tokio::time::Instant::now().into_std());
         Box::pin(std::future::ready(Ok(renewed)))
     }
 
@@ -299,12 +299,13 @@ impl DeliveryStore for MemoryDeliveryStore {
         holder: &'a str,
         window: Duration,
     ) -> StoreFuture<'a, bool> {
-        let completed = self.complete_at(key, holder, window, Instant::now());
+        let completed =
+            self.complete_at(key, holder, window, tokio::time::Instant::now().into_std());
         Box::pin(std::future::ready(Ok(completed)))
     }
 
     fn release<'a>(&'a self, key: &'a str, holder: &'a str) -> StoreFuture<'a, bool> {
-        let released = self.release_at(key, holder, Instant::now());
+        let released = self.release_at(key, holder, tokio::time::Instant::now().into_std());
         Box::pin(std::future::ready(Ok(released)))
     }
 }
@@ -531,7 +532,7 @@ mod tests {
         let store = MemoryDeliveryStore::new(10);
         assert!(store.is_empty());
         assert_eq!(
-            store.claim_at("k", "h", LEASE, Instant::now()),
+            store.claim_at("k", "h", LEASE, tokio::time::Instant::now().into_std()),
             Claim::Acquired
         );
         assert!(!store.is_empty());

@@ -24,8 +24,7 @@ pub(crate) fn url_variants(url: &str) -> Vec<String> {
     all
 }
 
-/// The URL the axum extractor rebuilds, or the reason it cannot, as text.
-#[cfg(feature = "axum")]
+/// The URL the receiver rebuilds, or the reason it cannot, as text.
 pub(crate) fn request_url(
     headers: &http::HeaderMap,
     own_authority: Option<&str>,

@@ -83,18 +83,16 @@ return 0
 /// The connection is redis-rs's [`ConnectionManager`]: one multiplexed connection shared by
 /// every request, reconnected in the background after an error. Every operation is bounded by
 /// [`operation_timeout`](Self::operation_timeout); a failure (Redis down, a timeout) makes the
-/// extractor retry within its redelivery wait and then answer 503, so that Twilio retries.
+/// receiver retry within its redelivery wait and then answer 503, so that Twilio retries.
 ///
 /// ```no_run
-/// # #[cfg(feature = "axum")]
 /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 /// use std::{sync::Arc, time::Duration};
-/// use twilio_call_messages::SignatureValidator;
-/// use twilio_call_messages::webhook::{RedisDeliveryStore, axum::WebhookConfig};
+/// use twilio_call_messages::webhook::{Deduplication, RedisDeliveryStore};
 ///
 /// let store = RedisDeliveryStore::connect("redis://127.0.0.1:6379/0").await?;
-/// let config = WebhookConfig::new(SignatureValidator::new("auth-token"))
-///     .deduplicate_with(Duration::from_secs(600), Arc::new(store));
+/// // For a `Receiver`, axum's `DeliveryLayer` or actix-web's `Deliveries`.
+/// let dedup = Deduplication::with_store(Duration::from_secs(600), Arc::new(store));
 /// # Ok(()) }
 /// ```
 ///

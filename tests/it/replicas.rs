@@ -13,7 +13,10 @@
 //! The receivers are this test binary run again with `TCM_REPLICA` set (see `receiver`); each
 //! appends one fsync'd line per successful handling to its own log, which the sender reads at
 //! the end. Figures are printed to stderr, not asserted on.
-#![cfg(all(feature = "redis", feature = "axum"))]
+//!
+//! The receivers are built on the axum front door; the same runs with receivers on actix-web
+//! and on the tower door (hyper-util) hold the other doors to the same standard.
+#![cfg(all(feature = "redis", feature = "axum", feature = "actix-web"))]
 
 use crate::redis_support;
 
@@ -33,8 +36,8 @@ use http::{HeaderMap, HeaderValue};
 use redis_support::{RedisServer, available};
 use twilio_call_messages::SignatureValidator;
 use twilio_call_messages::reqwest;
-use twilio_call_messages::webhook::RedisDeliveryStore;
 use twilio_call_messages::webhook::axum::{DeliveryLayer, VerifiedCallMessage, WebhookConfig};
+use twilio_call_messages::webhook::{CallMessageEvent, Deduplication, RedisDeliveryStore};
 
 const ROLE: &str = "TCM_REPLICA";
 const TOKEN: &str = "replica-test-auth-token";
@@ -54,10 +57,18 @@ const REDIS_RESTART_AT: usize = 280;
 /// downtime actually measured is reported. `TCM_REDIS_DOWN_MS` overrides both.
 const REDIS_DOWN: [Duration; 2] = [Duration::from_secs(1), Duration::from_secs(6)];
 /// The receivers' claim lease (the SDK's default).
-const LEASE: Duration = twilio_call_messages::webhook::axum::DEFAULT_CLAIM_LEASE;
+const LEASE: Duration = twilio_call_messages::webhook::DEFAULT_CLAIM_LEASE;
 /// Twilio's retry comes "soon after" a failed attempt; its read timeout per attempt.
 const RETRY_AFTER: Duration = Duration::from_millis(500);
 const READ_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// The front door the receivers are built on.
+#[derive(Clone, Copy, Debug)]
+enum Door {
+    Axum,
+    Actix,
+    Tower,
+}
 
 /// `rc=1`, Twilio's default, with a short Redis outage.
 #[test]
@@ -65,6 +76,7 @@ fn replicas_handle_every_message_once_with_one_retry_through_a_sigkill_and_a_red
     scenario(
         "replicas_handle_every_message_once_with_one_retry_through_a_sigkill_and_a_redis_restart",
         1,
+        Door::Axum,
     );
 }
 
@@ -75,13 +87,35 @@ fn replicas_handle_every_message_once_with_five_retries_through_a_redis_outage_p
     scenario(
         "replicas_handle_every_message_once_with_five_retries_through_a_redis_outage_past_the_lease",
         5,
+        Door::Axum,
+    );
+}
+
+/// The `rc=1` run with receivers on actix-web.
+#[test]
+fn actix_replicas_handle_every_message_once_with_one_retry_through_a_sigkill_and_a_redis_restart() {
+    scenario(
+        "actix_replicas_handle_every_message_once_with_one_retry_through_a_sigkill_and_a_redis_restart",
+        1,
+        Door::Actix,
+    );
+}
+
+/// The `rc=5` run with receivers on the tower door, served by hyper-util.
+#[test]
+fn tower_replicas_handle_every_message_once_with_five_retries_through_a_redis_outage_past_the_lease()
+ {
+    scenario(
+        "tower_replicas_handle_every_message_once_with_five_retries_through_a_redis_outage_past_the_lease",
+        5,
+        Door::Tower,
     );
 }
 
 /// One run; `test` is the calling test's name, which the receivers are started with.
-fn scenario(test: &'static str, retries: usize) {
+fn scenario(test: &'static str, retries: usize, door: Door) {
     if std::env::var_os(ROLE).is_some() {
-        receiver();
+        receiver(door);
     }
     // The receivers run this test by its full name in the test binary (`replicas::<test>`).
     let test: &'static str =
@@ -96,32 +130,26 @@ fn scenario(test: &'static str, retries: usize) {
         .unwrap();
     #[cfg(feature = "rustls-ring")]
     let _ = rustls::crypto::ring::default_provider().install_default();
-    runtime.block_on(run(RedisServer::start(true), test, retries));
+    runtime.block_on(run(RedisServer::start(true), test, retries, door));
 }
 
 // ---------------------------------------------------------------- the receiver processes
 
 #[derive(Clone)]
-struct Receiver {
+struct ReplicaState {
     config: Arc<WebhookConfig>,
     log: Arc<Mutex<std::fs::File>>,
     fail_dir: PathBuf,
 }
 
-impl axum::extract::FromRef<Receiver> for Arc<WebhookConfig> {
-    fn from_ref(state: &Receiver) -> Self {
+impl axum::extract::FromRef<ReplicaState> for Arc<WebhookConfig> {
+    fn from_ref(state: &ReplicaState) -> Self {
         state.config.clone()
     }
 }
 
 /// Serves until killed: the role of this binary when `TCM_REPLICA` is set.
-fn receiver() -> ! {
-    let env = |name: &str| std::env::var(name).unwrap();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+fn receiver(door: Door) -> ! {
     // The SDK's warnings and errors (lost claims, store failures) go to this replica's stderr
     // file, which the sender reports from.
     tracing_subscriber::fmt()
@@ -129,45 +157,128 @@ fn receiver() -> ! {
         .with_ansi(false)
         .with_max_level(tracing::Level::WARN)
         .init();
-    runtime.block_on(async {
-        let store = RedisDeliveryStore::connect(&env("TCM_REDIS_URL"))
-            .await
+    match door {
+        // actix-web runs its own runtimes (a system and its workers).
+        Door::Actix => actix_web::rt::System::new().block_on(serve_actix()),
+        Door::Axum | Door::Tower => tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
             .unwrap()
-            .key_prefix(env("TCM_PREFIX"));
-        let config = WebhookConfig::new(SignatureValidator::new(TOKEN))
-            .public_base_url(PUBLIC)
-            .deduplicate_with(Duration::from_secs(600), Arc::new(store));
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(env("TCM_LOG"))
-            .unwrap();
-        let state = Receiver {
-            config: Arc::new(config),
-            log: Arc::new(Mutex::new(log)),
-            fail_dir: env("TCM_FAIL_DIR").into(),
-        };
-        let app = Router::new()
-            .route(PATH, post(handle))
-            .layer(DeliveryLayer::new())
-            .with_state(state);
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
-        // The sender reads this line (libtest prints its own lines around it).
-        println!("TCM_LISTENING {port}");
-        std::io::stdout().flush().unwrap();
-        axum::serve(listener, app).await.unwrap();
-    });
+            .block_on(async {
+                let (state, dedup) = state().await;
+                let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+                listening(listener.local_addr().unwrap().port());
+                match door {
+                    Door::Axum => {
+                        let app = Router::new()
+                            .route(PATH, post(handle_axum))
+                            .layer(DeliveryLayer::new(dedup))
+                            .with_state(state);
+                        axum::serve(listener, app).await.unwrap();
+                    }
+                    _ => serve_tower(listener, state, dedup).await,
+                }
+            }),
+    }
     std::process::exit(0)
+}
+
+/// The receiver's state and redelivery handling, from the environment the sender set.
+async fn state() -> (ReplicaState, Deduplication) {
+    let env = |name: &str| std::env::var(name).unwrap();
+    let store = RedisDeliveryStore::connect(&env("TCM_REDIS_URL"))
+        .await
+        .unwrap()
+        .key_prefix(env("TCM_PREFIX"));
+    let config = WebhookConfig::new(SignatureValidator::new(TOKEN)).public_base_url(PUBLIC);
+    let dedup = Deduplication::with_store(Duration::from_secs(600), Arc::new(store));
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(env("TCM_LOG"))
+        .unwrap();
+    let state = ReplicaState {
+        config: Arc::new(config),
+        log: Arc::new(Mutex::new(log)),
+        fail_dir: env("TCM_FAIL_DIR").into(),
+    };
+    (state, dedup)
+}
+
+/// The sender reads this line (libtest prints its own lines around it).
+fn listening(port: u16) {
+    println!("TCM_LISTENING {port}");
+    std::io::stdout().flush().unwrap();
+}
+
+async fn handle_axum(
+    State(state): State<ReplicaState>,
+    VerifiedCallMessage(event): VerifiedCallMessage,
+) -> (StatusCode, &'static str) {
+    handle(state, event).await
+}
+
+async fn serve_tower(listener: tokio::net::TcpListener, state: ReplicaState, dedup: Deduplication) {
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+    use hyper_util::service::TowerToHyperService;
+    use twilio_call_messages::webhook::tower::CallbackService;
+
+    let receiver =
+        twilio_call_messages::webhook::Receiver::new((*state.config).clone()).deduplicate(dedup);
+    let service = CallbackService::new(receiver, move |event| handle(state.clone(), event));
+    loop {
+        let (stream, _) = listener.accept().await.unwrap();
+        let service = TowerToHyperService::new(service.clone());
+        tokio::spawn(async move {
+            let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+    }
+}
+
+async fn serve_actix() {
+    use actix_web::{App, HttpResponse, HttpServer, web};
+    use twilio_call_messages::webhook::actix::Deliveries;
+
+    async fn handle_actix(
+        state: web::Data<ReplicaState>,
+        VerifiedCallMessage(event): VerifiedCallMessage,
+    ) -> HttpResponse {
+        let (status, text) = handle(state.get_ref().clone(), event).await;
+        HttpResponse::build(actix_web::http::StatusCode::from_u16(status.as_u16()).unwrap())
+            .body(text)
+    }
+
+    let (state, dedup) = state().await;
+    let config = web::Data::from(state.config.clone());
+    let state = web::Data::new(state);
+    let deliveries = Deliveries::new(dedup);
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listening(listener.local_addr().unwrap().port());
+    HttpServer::new(move || {
+        App::new()
+            .app_data(config.clone())
+            .app_data(state.clone())
+            .service(
+                web::resource(PATH)
+                    .wrap(deliveries.clone())
+                    .route(web::post().to(handle_actix)),
+            )
+    })
+    .workers(2)
+    .listen(listener)
+    .unwrap()
+    .run()
+    .await
+    .unwrap();
 }
 
 /// Content `{"work_ms":N,"fail_once":B}`: fails (500) the first handling of a `fail_once`
 /// message anywhere (a marker file shared by the replicas), else works for `work_ms` and
 /// records the success with an fsync'd line before answering 200.
-async fn handle(
-    State(state): State<Receiver>,
-    VerifiedCallMessage(event): VerifiedCallMessage,
-) -> (StatusCode, &'static str) {
+async fn handle(state: ReplicaState, event: CallMessageEvent) -> (StatusCode, &'static str) {
     let content: serde_json::Value = event.content_as().unwrap();
     let sid = event.message_sid.to_string();
     if content["fail_once"].as_bool() == Some(true)
@@ -363,11 +474,11 @@ macro_rules! report {
     };
 }
 
-async fn run(redis: RedisServer, test: &str, retries: usize) {
+async fn run(redis: RedisServer, test: &str, retries: usize, door: Door) {
     let started = Instant::now();
-    let dir = redis.dir.join(format!("rc{retries}"));
+    let dir = redis.dir.join(format!("{door:?}-rc{retries}"));
     std::fs::create_dir_all(&dir).unwrap();
-    let prefix = format!("rc{retries}:");
+    let prefix = format!("{door:?}-rc{retries}:");
     let mut replicas: Vec<Option<Replica>> = (0..3)
         .map(|i| Some(spawn_replica(test, &dir, &redis, &prefix, i)))
         .collect();
@@ -562,7 +673,7 @@ async fn run(redis: RedisServer, test: &str, retries: usize) {
     let handler_calls: usize = handled.values().map(Vec::len).sum();
     let attempts: usize = records.values().map(|r| r.attempts.len()).sum();
     report!(
-        "\n== replicas, rc={retries}: {MESSAGES} messages, {deliveries} deliveries, {attempts} \
+        "\n== replicas on {door:?}, rc={retries}: {MESSAGES} messages, {deliveries} deliveries, {attempts} \
          attempts, {failing} messages failing their first handling, replica {VICTIM} SIGKILLed \
          at message {KILL_AT} with {killed_with_in_flight} requests in flight, Redis restarted \
          at message {REDIS_RESTART_AT} (down {redis_down:.1?}), {elapsed:.1?}"

@@ -1,9 +1,9 @@
-//! Redeliveries through the axum extractor and its `DeliveryLayer`, with the in-memory store:
-//! the handler's answer settles the claim (2xx done; 500 or a panic give it back; a handler whose
-//! client stopped waiting runs to completion and settles it), a redelivery waits for a claim in
-//! progress, a dead holder's lease is taken over, a live holder takes its claim back after a store
-//! outage longer than its lease, the route is part of the key, and a missing layer or a failing
-//! store are answered loudly.
+//! Redeliveries through the axum front door (its extractor and `DeliveryLayer`) on 127.0.0.1,
+//! with the in-memory store: the handler's answer settles the claim (2xx done; 500 or a panic
+//! give it back; a handler whose client stopped waiting, so that hyper dropped the request, runs
+//! to completion and settles it), redeliveries wait for a claim in progress, the route is part of
+//! the key, and without the layer nothing is deduplicated. The rest of the claim protocol is
+//! tested without a framework, under a paused clock (`src/webhook/protocol_tests.rs`).
 #![cfg(feature = "axum")]
 
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -17,10 +17,8 @@ use axum::routing::post;
 use http::{HeaderMap, HeaderValue};
 use twilio_call_messages::SignatureValidator;
 use twilio_call_messages::reqwest;
+use twilio_call_messages::webhook::Deduplication;
 use twilio_call_messages::webhook::axum::{DeliveryLayer, VerifiedCallMessage, WebhookConfig};
-use twilio_call_messages::webhook::{
-    Claim, DeliveryStore, MemoryDeliveryStore, StoreError, StoreFuture,
-};
 
 const TOKEN: &str = "test-auth-token";
 const PUBLIC: &str = "https://hooks.example.com";
@@ -71,7 +69,8 @@ struct Server {
 }
 
 impl Server {
-    async fn start(config: WebhookConfig, layer: bool) -> Server {
+    async fn start(dedup: Option<Deduplication>) -> Server {
+        let config = config();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let local = format!("http://{}", listener.local_addr().unwrap());
         let state = AppState {
@@ -82,10 +81,9 @@ impl Server {
         let routes = Router::new()
             .route("/a", post(handler))
             .route("/b", post(handler));
-        let app = if layer {
-            routes.layer(DeliveryLayer::new())
-        } else {
-            routes
+        let app = match dedup {
+            Some(dedup) => routes.layer(DeliveryLayer::new(dedup)),
+            None => routes,
         }
         .with_state(state.clone());
         tokio::spawn(async move { axum::serve(listener, app).await });
@@ -147,6 +145,7 @@ impl Server {
 }
 
 const PATIENT: Duration = Duration::from_secs(20);
+const WINDOW: Duration = Duration::from_secs(600);
 
 fn config() -> WebhookConfig {
     WebhookConfig::new(SignatureValidator::new(TOKEN)).public_base_url(PUBLIC)
@@ -158,7 +157,7 @@ fn ok() -> serde_json::Value {
 
 #[tokio::test]
 async fn a_failed_answer_gives_the_claim_back_and_success_keeps_it() {
-    let server = Server::start(config().deduplicate(Duration::from_secs(600)), true).await;
+    let server = Server::start(Some(Deduplication::in_memory(WINDOW))).await;
     let fail = serde_json::json!({"status": 500});
     assert_eq!(
         server.deliver("/a", SID, fail, PATIENT).await.unwrap().0,
@@ -204,7 +203,7 @@ async fn a_failed_answer_gives_the_claim_back_and_success_keeps_it() {
 
 #[tokio::test]
 async fn a_panicking_or_dropped_handler_gives_the_claim_back() {
-    let server = Server::start(config().deduplicate(Duration::from_secs(600)), true).await;
+    let server = Server::start(Some(Deduplication::in_memory(WINDOW))).await;
     let panic = serde_json::json!({"panic": true});
     assert!(
         server.deliver("/a", SID, panic, PATIENT).await.is_none(),
@@ -228,7 +227,7 @@ async fn a_panicking_or_dropped_handler_gives_the_claim_back() {
 /// the handler.
 #[tokio::test]
 async fn a_handler_whose_client_stopped_waiting_runs_to_completion_and_marks_it_done() {
-    let server = Server::start(config().deduplicate(Duration::from_secs(600)), true).await;
+    let server = Server::start(Some(Deduplication::in_memory(WINDOW))).await;
     let slow = serde_json::json!({"sleep_ms": 1_500});
     assert!(
         server
@@ -250,13 +249,10 @@ async fn a_handler_whose_client_stopped_waiting_runs_to_completion_and_marks_it_
 #[tokio::test]
 async fn concurrent_redeliveries_wait_for_the_first_and_do_not_run_the_handler() {
     let server = Arc::new(
-        Server::start(
-            // A lease much shorter than the handler: only the heartbeat keeps the claim.
-            config()
-                .deduplicate(Duration::from_secs(600))
-                .claim_lease(Duration::from_millis(150)),
-            true,
-        )
+        // A lease much shorter than the handler: only the heartbeat keeps the claim.
+        Server::start(Some(
+            Deduplication::in_memory(WINDOW).claim_lease(Duration::from_millis(150)),
+        ))
         .await,
     );
     let slow = serde_json::json!({"sleep_ms": 1_000});
@@ -274,91 +270,8 @@ async fn concurrent_redeliveries_wait_for_the_first_and_do_not_run_the_handler()
 }
 
 #[tokio::test]
-async fn a_redelivery_answers_409_when_the_wait_runs_out() {
-    let server = Arc::new(
-        Server::start(
-            config()
-                .deduplicate(Duration::from_secs(600))
-                .redelivery_wait(Duration::from_millis(200)),
-            true,
-        )
-        .await,
-    );
-    let first = {
-        let server = server.clone();
-        tokio::spawn(async move {
-            let slow = serde_json::json!({"sleep_ms": 1_500});
-            server.deliver("/a", SID, slow, PATIENT).await
-        })
-    };
-    // Once the first delivery's handler runs, a second one waits 200 ms, then 409.
-    while server.started() == 0 {
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    let (status, text) = server.deliver("/a", SID, ok(), PATIENT).await.unwrap();
-    assert_eq!(status, 409, "{text}");
-    assert!(text.contains("still being handled"), "{text}");
-    assert_eq!(first.await.unwrap().unwrap().0, 200);
-    assert_eq!(server.started(), 1);
-}
-
-#[tokio::test]
-async fn a_dead_holders_claim_is_taken_over_when_its_lease_runs_out() {
-    let store = Arc::new(MemoryDeliveryStore::default());
-    let server = Server::start(
-        config().deduplicate_with(Duration::from_secs(600), store.clone()),
-        true,
-    )
-    .await;
-    // Deliver once so the key (Sid + route) is known: its claim is done; use another message
-    // for the takeover, claimed by a "replica" that then dies (never renews, completes or
-    // releases) with a 400 ms lease.
-    assert_eq!(
-        server.deliver("/a", SID, ok(), PATIENT).await.unwrap().0,
-        200
-    );
-    let key = only_key(&store, SID);
-    let other = "KXdddddddddddddddddddddddddddddddd";
-    let other_key = key.replace(SID, other);
-    assert_eq!(
-        store
-            .claim(&other_key, "dead-replica", Duration::from_millis(400))
-            .await
-            .unwrap(),
-        Claim::Acquired
-    );
-    let (status, text) = server.deliver("/a", other, ok(), PATIENT).await.unwrap();
-    assert_eq!(status, 200, "{text}");
-    assert_eq!(
-        server.answered(),
-        vec![(SID.to_owned(), 200), (other.to_owned(), 200)],
-        "taken over and handled here"
-    );
-    // And the dead replica, were it to wake up, can no longer release or complete it.
-    assert!(!store.release(&other_key, "dead-replica").await.unwrap());
-    assert_eq!(
-        store
-            .claim(&other_key, "x", Duration::from_secs(1))
-            .await
-            .unwrap(),
-        Claim::Done
-    );
-}
-
-/// The key the extractor uses for `sid` on `/a`: `<Sid>:<the first 16 hex digits of
-/// SHA-256("/a")>` (the path and query it was posted to); checked against the store's one key.
-fn only_key(store: &MemoryDeliveryStore, sid: &str) -> String {
-    use sha2::Digest as _;
-    let digest = sha2::Sha256::digest(b"/a");
-    let hex: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
-    let key = format!("{sid}:{hex}");
-    assert_eq!(store.len(), 1);
-    key
-}
-
-#[tokio::test]
 async fn the_same_message_posted_to_two_routes_is_handled_by_each() {
-    let server = Server::start(config().deduplicate(Duration::from_secs(600)), true).await;
+    let server = Server::start(Some(Deduplication::in_memory(WINDOW))).await;
     for path in ["/a", "/b", "/a", "/b"] {
         assert_eq!(
             server.deliver(path, SID, ok(), PATIENT).await.unwrap().0,
@@ -368,165 +281,16 @@ async fn the_same_message_posted_to_two_routes_is_handled_by_each() {
     assert_eq!(server.started(), 2);
 }
 
+/// Deduplication is the layer's: a router without it handles every delivery (it cannot be
+/// configured and left unwired, as it once could, answering 500 to every callback).
 #[tokio::test]
-async fn deduplication_without_the_layer_fails_loudly_and_claims_nothing() {
-    let store = Arc::new(MemoryDeliveryStore::default());
-    let server = Server::start(
-        config().deduplicate_with(Duration::from_secs(600), store.clone()),
-        false,
-    )
-    .await;
-    let (status, text) = server.deliver("/a", SID, ok(), PATIENT).await.unwrap();
-    assert_eq!(status, 500);
-    assert!(text.contains("DeliveryLayer"), "{text}");
-    assert_eq!(server.started(), 0);
-    assert!(store.is_empty(), "nothing claimed, nothing to lose");
-    // Without deduplication the layer is not needed (the README's plain wiring).
-    let plain = Server::start(config(), false).await;
-    assert_eq!(
-        plain.deliver("/a", SID, ok(), PATIENT).await.unwrap().0,
-        200
-    );
-}
-
-/// A store that is unreachable for its first `failures` operations, and while `down`.
-struct Flaky {
-    failures: AtomicUsize,
-    down: std::sync::atomic::AtomicBool,
-    inner: MemoryDeliveryStore,
-}
-
-impl Flaky {
-    fn fail(&self) -> Result<(), StoreError> {
-        if self.down.load(Ordering::SeqCst) {
-            return Err(StoreError("connection refused".into()));
-        }
-        if self
-            .failures
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
-            .is_ok()
-        {
-            return Err(StoreError("connection refused".into()));
-        }
-        Ok(())
+async fn without_the_layer_every_delivery_is_handled() {
+    let plain = Server::start(None).await;
+    for _ in 0..2 {
+        assert_eq!(
+            plain.deliver("/a", SID, ok(), PATIENT).await.unwrap().0,
+            200
+        );
     }
-}
-
-impl DeliveryStore for Flaky {
-    fn claim<'a>(
-        &'a self,
-        key: &'a str,
-        holder: &'a str,
-        lease: Duration,
-    ) -> StoreFuture<'a, Claim> {
-        Box::pin(async move {
-            self.fail()?;
-            self.inner.claim(key, holder, lease).await
-        })
-    }
-    fn renew<'a>(
-        &'a self,
-        key: &'a str,
-        holder: &'a str,
-        lease: Duration,
-    ) -> StoreFuture<'a, bool> {
-        Box::pin(async move {
-            self.fail()?;
-            self.inner.renew(key, holder, lease).await
-        })
-    }
-    fn complete<'a>(
-        &'a self,
-        key: &'a str,
-        holder: &'a str,
-        window: Duration,
-    ) -> StoreFuture<'a, bool> {
-        Box::pin(async move {
-            self.fail()?;
-            self.inner.complete(key, holder, window).await
-        })
-    }
-    fn release<'a>(&'a self, key: &'a str, holder: &'a str) -> StoreFuture<'a, bool> {
-        Box::pin(async move {
-            self.fail()?;
-            self.inner.release(key, holder).await
-        })
-    }
-}
-
-#[tokio::test]
-async fn a_store_down_for_longer_than_the_wait_is_503_and_a_short_outage_is_waited_out() {
-    let store = Arc::new(Flaky {
-        failures: AtomicUsize::new(usize::MAX),
-        down: Default::default(),
-        inner: MemoryDeliveryStore::default(),
-    });
-    let server = Server::start(
-        config()
-            .deduplicate_with(Duration::from_secs(600), store.clone())
-            .redelivery_wait(Duration::from_secs(1)),
-        true,
-    )
-    .await;
-    let (status, text) = server.deliver("/a", SID, ok(), PATIENT).await.unwrap();
-    assert_eq!(status, 503, "{text}");
-    assert!(text.contains("connection refused"), "{text}");
-    assert_eq!(server.started(), 0);
-    // Down for two attempts only (under 300 ms of the 1 s wait): waited out and handled.
-    store.failures.store(2, Ordering::SeqCst);
-    assert_eq!(
-        server.deliver("/a", SID, ok(), PATIENT).await.unwrap().0,
-        200
-    );
-    assert_eq!(server.started(), 1);
-    assert_eq!(
-        server.deliver("/a", SID, ok(), PATIENT).await.unwrap().0,
-        200
-    );
-    assert_eq!(server.started(), 1, "done");
-}
-
-/// Regression: a store outage longer than the lease let the lease of a claim whose handler was
-/// still running run out, and a delivery arriving after the outage took the claim over and ran
-/// the handler a second time (the replica test, Redis down 6.2 s). Now the holder's heartbeat
-/// retries soon after a failure and takes its claim back when the lease ran out: the later
-/// delivery waits for it and is answered without the handler.
-#[tokio::test]
-async fn a_holder_takes_its_claim_back_after_an_outage_longer_than_its_lease() {
-    let store = Arc::new(Flaky {
-        failures: AtomicUsize::new(0),
-        down: Default::default(),
-        inner: MemoryDeliveryStore::default(),
-    });
-    let server = Arc::new(
-        Server::start(
-            config()
-                .deduplicate_with(Duration::from_secs(600), store.clone())
-                .claim_lease(Duration::from_millis(600))
-                .redelivery_wait(Duration::from_secs(10)),
-            true,
-        )
-        .await,
-    );
-    let first = tokio::spawn({
-        let server = server.clone();
-        async move {
-            let slow = serde_json::json!({"sleep_ms": 4_500});
-            server.deliver("/a", SID, slow, PATIENT).await
-        }
-    });
-    while server.started() == 0 {
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    // Down for two and a half leases while the handler runs: the lease runs out in the store.
-    store.down.store(true, Ordering::SeqCst);
-    tokio::time::sleep(Duration::from_millis(1_500)).await;
-    store.down.store(false, Ordering::SeqCst);
-    // The holder's heartbeat retries every 100 ms at most; this delivery comes 1.5 s later,
-    // while the handler still runs (4.5 s).
-    tokio::time::sleep(Duration::from_millis(1_500)).await;
-    let (status, text) = server.deliver("/a", SID, ok(), PATIENT).await.unwrap();
-    assert_eq!(status, 200, "{text}");
-    assert_eq!(first.await.unwrap().unwrap().0, 200);
-    assert_eq!(server.started(), 1, "the handler ran once");
+    assert_eq!(plain.started(), 2);
 }

@@ -11,11 +11,27 @@
 /// with wins. `lib` is the unit tests in `src/`; the others are modules of the one integration
 /// test binary (`tests/it/`).
 const RULES: &[(&str, &[&str])] = &[
-    ("src/webhook/forwarded.rs", &["lib", "webhook_axum"]),
+    (
+        "src/webhook/forwarded.rs",
+        &["lib", "webhook_axum", "webhook_doors"],
+    ),
+    // The receiving protocol: its framework-free tests (`lib`, under a paused clock) and the
+    // table every front door runs.
+    ("src/webhook/receiver.rs", &["lib", "webhook_doors"]),
+    ("src/webhook/delivery.rs", &["lib", "webhook_doors"]),
+    ("src/webhook/rejection.rs", &["lib", "webhook_doors"]),
     (
         "src/webhook/axum.rs",
-        &["lib", "webhook_axum", "webhook_axum_delivery"],
+        &[
+            "lib",
+            "webhook_axum",
+            "webhook_axum_delivery",
+            "webhook_redelivery",
+            "webhook_doors",
+        ],
     ),
+    ("src/webhook/tower.rs", &["webhook_doors"]),
+    ("src/webhook/actix.rs", &["webhook_doors", "webhook_python"]),
     ("src/webhook/dedup.rs", &["lib", "webhook_axum_delivery"]),
     ("src/webhook/event.rs", &["lib", "webhook_event"]),
     (

@@ -6,7 +6,6 @@
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../../.." && pwd)"
 cd "$root"
-venv="${TWILIO_PYTHON_VENV:-$root/target/python-venv}"
 
 unavailable() {
   if [[ "${CI:-}" == "true" ]]; then
@@ -17,16 +16,10 @@ unavailable() {
   exit 0
 }
 
-command -v python3 >/dev/null || unavailable "python3 is not installed"
-if [[ ! -x "$venv/bin/python" ]]; then
-  python3 -m venv "$venv" || unavailable "python3 cannot create a virtual environment (python3-venv)"
-fi
-"$venv/bin/python" -c 'import twilio, sys; sys.exit(0 if twilio.__version__.startswith("9.13.") else 1)' 2>/dev/null \
-  || "$venv/bin/pip" install --quiet 'twilio==9.13.*' \
-  || unavailable "cannot install twilio==9.13.* from PyPI"
+python="$(emulator/tests/python/venv.sh)" || unavailable "twilio-python 9.13 is not available (the reason is above)"
 
 cargo build --quiet -p twilio-call-messages-emulator --bin twilio-call-messages-emulator
 # Everything is on 127.0.0.1: keep any proxy of the environment out of it.
 NO_PROXY="127.0.0.1,localhost" no_proxy="127.0.0.1,localhost" \
-  exec "$venv/bin/python" emulator/tests/python/check_emulator.py \
+  exec "$python" emulator/tests/python/check_emulator.py \
   "${CARGO_TARGET_DIR:-$root/target}/debug/twilio-call-messages-emulator"
