@@ -631,13 +631,31 @@ async fn every_door_answers_the_table_alike() {
         }
         answers.push((door, got));
     }
-    // And the same texts from every door.
+    // And the same texts from every door, but for numbers: a stale event's age in seconds
+    // may tick between two doors.
     let (first, reference) = &answers[0];
     for (door, got) in &answers[1..] {
         for (row, (a, b)) in reference.iter().zip(got).enumerate() {
-            assert_eq!(a, b, "row {row}: {first:?} and {door:?} differ");
+            assert_eq!(
+                (a.0, without_numbers(&a.1), &a.2),
+                (b.0, without_numbers(&b.1), &b.2),
+                "row {row}: {first:?} and {door:?} differ"
+            );
         }
     }
+}
+
+/// `text` with each run of digits as `#`.
+fn without_numbers(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if !c.is_ascii_digit() {
+            out.push(c);
+        } else if !out.ends_with('#') {
+            out.push('#');
+        }
+    }
+    out
 }
 
 /// Without deduplication every door runs the handler for every delivery.
