@@ -24,11 +24,11 @@ impl Captured {
     }
 }
 
-/// `tracing::subscriber::set_default`, safe beside the other tests of this binary: each test
-/// thread has its own default subscriber, while `tracing` keeps one global maximum level and one
-/// interest per callsite, computed from every live subscriber whenever one is created. Two
-/// threads creating theirs at once can leave them computed without one of them (its DEBUG
-/// events then vanish), so creations are serialized here and followed by a rebuild.
+/// `tracing::subscriber::set_default`, with creations serialized and followed by a rebuild of
+/// `tracing`'s per-process interest cache, so that two test threads installing subscribers at
+/// once do not compute that cache without one of them. It does not protect against threads
+/// that hit a callsite for the first time meanwhile: a test that must see every event runs in
+/// a process of its own (`tests/logs/`).
 pub fn set_default(
     subscriber: impl tracing::Subscriber + Send + Sync,
 ) -> tracing::subscriber::DefaultGuard {
