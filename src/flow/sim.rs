@@ -4,7 +4,6 @@
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
-
 use std::time::Duration;
 
 use super::ConcurrencyLimit;
