@@ -8,16 +8,14 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use progenitor_client::ClientInfo as _;
-
 use crate::config::ClientBuilder;
 use crate::error::Error;
 use crate::flow::FlowStats;
 use crate::flow::limiter::ConcurrencyLimiter;
-use crate::generated;
 use crate::retry::RetryPolicy;
 use crate::retry::budget::RetryBudget;
 use crate::sid::AccountSid;
+use crate::transport::Endpoint;
 
 /// A Twilio client for call messages. `Clone` is cheap and shares one connection pool.
 ///
@@ -48,18 +46,18 @@ pub(crate) struct ClientRef {
     pub(crate) limiter: ConcurrencyLimiter,
     /// What every retry of a fault pays from.
     pub(crate) retry_budget: RetryBudget,
-    /// The one generated client; its hook adds the credentials.
-    pub(crate) api: generated::Client,
+    /// Where requests go and what they carry; each attempt makes its generated client here.
+    pub(crate) endpoint: Endpoint,
 }
 
 impl fmt::Debug for Client {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let inner = &self.inner;
         f.debug_struct("Client")
-            .field("base_url", &inner.api.baseurl())
+            .field("base_url", &inner.endpoint.base_url())
             .field("account_sid", &inner.account_sid)
             .field("authorization", &"<redacted>")
-            .field("user_agent", inner.api.inner().user_agent())
+            .field("user_agent", inner.endpoint.user_agent())
             .field("timeout", &inner.timeout)
             .field("retry", &inner.retry)
             .field("limiter", &inner.limiter)
@@ -97,7 +95,7 @@ impl Client {
 
     /// The base URL requests go to, e.g. `https://api.twilio.com`.
     pub fn base_url(&self) -> &str {
-        self.inner.api.baseurl()
+        self.inner.endpoint.base_url()
     }
 
     /// The client's flow control now: the concurrency limit it has learned (or was given),

@@ -14,7 +14,7 @@ use crate::flow::limiter::ConcurrencyLimiter;
 use crate::retry::RetryPolicy;
 use crate::retry::budget::RetryBudget;
 use crate::sid::{AccountSid, ApiKeySid, IntoSid, SidError};
-use crate::transport::api_client;
+use crate::transport::Endpoint;
 
 /// Default host: Twilio's US1 region.
 pub const DEFAULT_BASE_URL: &str = "https://api.twilio.com";
@@ -307,9 +307,15 @@ impl ClientBuilder {
         let user_agent = HeaderValue::from_str(&user_agent(&self.user_agent_extensions))
             .map_err(|_| ConfigError::new("user_agent_extension", "must be ASCII"))?;
 
-        let http = match self.http_client {
-            Some(client) => client,
-            None => default_http_client(connect_timeout)?,
+        // Our own client carries the per-attempt timeout as its default, so the hook sets a
+        // request's timeout only when it differs (a cut deadline, a per-call timeout): setting
+        // one allocates the request's extension map. A caller's client may have any default.
+        let (http, http_timeout) = match self.http_client {
+            Some(client) => (client, None),
+            None => (
+                default_http_client(connect_timeout, timeout)?,
+                Some(timeout),
+            ),
         };
 
         let server_address = reqwest::Url::parse(&base_url)
@@ -318,7 +324,7 @@ impl ClientBuilder {
             .unwrap_or_default();
         let authorization = authorization(&account_sid, &credentials)?;
         Ok(Client::new(ClientRef {
-            api: api_client(&base_url, http, authorization, user_agent),
+            endpoint: Endpoint::new(&base_url, http, http_timeout, authorization, user_agent),
             server_address,
             account_sid,
             timeout,
@@ -332,7 +338,10 @@ impl ClientBuilder {
     }
 }
 
-fn default_http_client(connect_timeout: Duration) -> Result<reqwest::Client, Error> {
+fn default_http_client(
+    connect_timeout: Duration,
+    timeout: Duration,
+) -> Result<reqwest::Client, Error> {
     #[cfg(all(feature = "rustls-ring", not(feature = "rustls-aws-lc-rs")))]
     if rustls::crypto::CryptoProvider::get_default().is_none() {
         // reqwest needs a process-wide provider with `rustls-no-provider`; one installed
@@ -341,6 +350,7 @@ fn default_http_client(connect_timeout: Duration) -> Result<reqwest::Client, Err
     }
     reqwest::Client::builder()
         .connect_timeout(connect_timeout)
+        .timeout(timeout)
         // Twilio's API does not redirect these operations; following a redirect could carry
         // the credentials elsewhere.
         .redirect(reqwest::redirect::Policy::none())

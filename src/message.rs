@@ -171,7 +171,9 @@ impl SendMessage {
     }
 
     /// Sends the message; the same as awaiting the builder.
-    pub async fn send(self) -> Result<Message, Error> {
+    // Not an `async fn`: its future would wrap the request's whole state once more, and every
+    // layer is one more copy of it when the future moves.
+    pub fn send(self) -> impl Future<Output = Result<Message, Error>> + Send + 'static {
         let operation = self.call.map_err(Error::from).and_then(|call| {
             Ok(Create {
                 call,
@@ -181,7 +183,7 @@ impl SendMessage {
                 },
             })
         });
-        orchestrator::run(self.client, self.options, operation).await
+        orchestrator::run(self.client, self.options, operation)
     }
 }
 

@@ -1,6 +1,6 @@
 //! The one request path. Every operation (send, subscribe, unsubscribe, and each call of a
 //! broadcast) runs through [`run`], which owns: the input checks, the idempotency key, the span,
-//! the attempt loop, the generated call (through [`transport::attempt`]) and the result. An
+//! the attempt loop, the generated call (made with [`transport::Endpoint::attempt`]) and the result. An
 //! operation only declares its generated call and how the decoded body becomes its public
 //! result ([`Operation`]). The loop asks the retry rules (`src/retry/state.rs`) what each
 //! outcome means; it does no arithmetic of its own.
@@ -91,8 +91,16 @@ pub(crate) async fn run<O: Operation>(
     }
     let inner = client.inner();
     let span = span::<O>(operation.call_sid(), &inner.server_address);
-    let (mut result, attempts) =
-        in_span(&span, attempts(&client, &options, &operation, &span)).await;
+    // Entering a disabled span on every poll still shows in profiles; each branch awaits its
+    // own future in place (a wrapper choosing between them would be one more copy of it).
+    let (mut result, attempts) = if span.is_disabled() {
+        attempts(&client, &options, &operation, &span).await
+    } else {
+        use tracing::Instrument as _;
+        attempts(&client, &options, &operation, &span)
+            .instrument(span.clone())
+            .await
+    };
     let key = operation.idempotency_key().and_then(Option::take);
     let request = match &mut result {
         Ok((_, request)) => Some(request),
@@ -125,17 +133,19 @@ async fn attempts<O: Operation>(
     let per_attempt = options.timeout.unwrap_or(inner.timeout);
     let mut retry = RetryState::new(O::NAME, policy, &inner.retry_budget);
     loop {
-        // A free slot is taken at once; only waiting needs a timer for the deadline.
-        let remaining = retry.remaining();
+        // A free slot is taken at once; only waiting needs the clock and a timer.
         let permit = match limiter.try_acquire() {
             Some(permit) => permit,
-            None => match tokio::time::timeout(remaining, limiter.acquire()).await {
-                Ok(permit) => permit,
-                Err(_) => {
-                    let attempts = retry.attempts();
-                    return (Err(retry.deadline_passed(remaining)), attempts);
+            None => {
+                let remaining = retry.remaining();
+                match tokio::time::timeout(remaining, limiter.acquire()).await {
+                    Ok(permit) => permit,
+                    Err(_) => {
+                        let attempts = retry.attempts();
+                        return (Err(retry.deadline_passed(remaining)), attempts);
+                    }
                 }
-            },
+            }
         };
         let timeout = retry.start_attempt(per_attempt);
         if !span.is_disabled() {
@@ -143,13 +153,13 @@ async fn attempts<O: Operation>(
             span.record("twilio.concurrency_limit", stats.limit);
             span.record("twilio.waiting", stats.waiting);
         }
-        let attempt = transport::attempt(
-            O::NAME,
-            timeout,
-            retry.attempts() == 1 && !span.is_disabled(),
-            || operation.send(&inner.api, &inner.account_sid),
-        )
-        .await;
+        let api = inner
+            .endpoint
+            .attempt(timeout, retry.attempts() == 1 && !span.is_disabled());
+        let attempt = match operation.send(&api, &inner.account_sid).await {
+            Ok(value) => transport::succeeded(api, value),
+            Err(error) => Box::pin(transport::failed(O::NAME, api, error)).await,
+        };
         let (request_id, concurrent_requests) =
             record_in_span(span, attempt.url.as_deref(), attempt.response);
         let error = match attempt.result {
@@ -191,37 +201,29 @@ async fn attempts<O: Operation>(
     }
 }
 
-/// Records the request URL and what the response said into the span; returns Twilio's request
-/// id and its `Twilio-Concurrent-Requests`.
+/// Records the request URL and what the response said into the span (the URL is only ever
+/// copied out when the span is enabled); returns Twilio's request id and its
+/// `Twilio-Concurrent-Requests`.
 fn record_in_span(
     span: &tracing::Span,
     url: Option<&str>,
     response: Option<transport::ResponseMeta>,
 ) -> (Option<String>, Option<u32>) {
-    if let Some(url) = url {
-        span.record("url.full", url);
+    // Recording into a disabled span still builds the field set each time.
+    if !span.is_disabled() {
+        if let Some(url) = url {
+            span.record("url.full", url);
+        }
+        if let Some(meta) = &response {
+            span.record("http.response.status_code", meta.status.as_u16());
+            if let Some(id) = &meta.request_id {
+                span.record("twilio.request_id", id.as_str());
+            }
+        }
     }
-    let Some(meta) = response else {
-        return (None, None);
-    };
-    span.record("http.response.status_code", meta.status.as_u16());
-    if let Some(id) = &meta.request_id {
-        span.record("twilio.request_id", id.as_str());
-    }
-    (meta.request_id, meta.concurrent_requests)
-}
-
-/// Runs `operation` inside `span`, or plainly when no subscriber wants the span (entering a
-/// disabled span on every poll still shows in profiles). Not an `async fn`, so the operation's
-/// state is not held twice.
-fn in_span<F: Future>(span: &tracing::Span, operation: F) -> impl Future<Output = F::Output> {
-    use futures_util::future::Either;
-    use tracing::Instrument as _;
-    if span.is_disabled() {
-        Either::Left(operation)
-    } else {
-        Either::Right(operation.instrument(span.clone()))
-    }
+    response.map_or((None, None), |meta| {
+        (meta.request_id, meta.concurrent_requests)
+    })
 }
 
 /// The caller's key, checked, or a fresh UUID v4.

@@ -89,11 +89,27 @@ impl fmt::Display for SidError {
 
 impl std::error::Error for SidError {}
 
+/// Whether every byte is an ASCII hex digit: a table lookup per byte with no early exit, which
+/// the compiler keeps branch-free (a response carries three SIDs, and `is_ascii_hexdigit` per
+/// byte showed in profiles).
+fn all_hex(bytes: &[u8]) -> bool {
+    const HEX: [bool; 256] = {
+        let mut table = [false; 256];
+        let mut b = 0;
+        while b < 256 {
+            table[b] = (b as u8).is_ascii_hexdigit();
+            b += 1;
+        }
+        table
+    };
+    bytes.iter().fold(true, |all, &b| all & HEX[b as usize])
+}
+
 fn parse(kind: SidKind, s: &str) -> Result<[u8; SID_LEN], SidError> {
     // The common case, checked on bytes: 34 ASCII bytes, the prefix, 32 hex digits.
     if let Ok(bytes) = <[u8; SID_LEN]>::try_from(s.as_bytes())
         && bytes[..2] == *kind.prefix().as_bytes()
-        && bytes[2..].iter().all(u8::is_ascii_hexdigit)
+        && all_hex(&bytes[2..])
     {
         return Ok(bytes);
     }
@@ -180,6 +196,13 @@ macro_rules! sid_type {
         impl AsRef<str> for $name {
             fn as_ref(&self) -> &str {
                 self.as_str()
+            }
+        }
+
+        /// The SID's ASCII bytes (comparing them needs no UTF-8 check, unlike [`as_str`](Self::as_str)).
+        impl AsRef<[u8]> for $name {
+            fn as_ref(&self) -> &[u8] {
+                &self.0
             }
         }
 

@@ -66,7 +66,8 @@ impl Subscribe {
     }
 
     /// Creates the subscription; the same as awaiting the builder.
-    pub async fn send(self) -> Result<Subscription, Error> {
+    // Not an `async fn`, as `SendMessage::send`: one layer less of the request's state.
+    pub fn send(self) -> impl Future<Output = Result<Subscription, Error>> + Send + 'static {
         let method = self.method.map(|m| match m {
             CallbackMethod::Get => types::CreateUserDefinedMessageSubscriptionRequestMethod::Get,
             CallbackMethod::Post => types::CreateUserDefinedMessageSubscriptionRequestMethod::Post,
@@ -81,7 +82,7 @@ impl Subscribe {
                 },
             })
         });
-        orchestrator::run(self.client, self.options, operation).await
+        orchestrator::run(self.client, self.options, operation)
     }
 }
 
@@ -128,8 +129,8 @@ impl Unsubscribe {
     }
 
     /// Deletes the subscription; the same as awaiting the builder.
-    pub async fn send(self) -> Result<(), Error> {
-        orchestrator::run(self.client, self.options, self.operation).await
+    pub fn send(self) -> impl Future<Output = Result<(), Error>> + Send + 'static {
+        orchestrator::run(self.client, self.options, self.operation)
     }
 }
 

@@ -2,14 +2,15 @@
 //! attempt's timeout), what the hook records of each response, and how a generated outcome
 //! becomes this crate's result or [`Error`].
 //!
-//! One generated client serves every request of a [`Client`](crate::Client). What differs per
-//! attempt (its timeout in, the response's status and headers out) travels in a task-local
-//! [`Attempt`] scoped around the generated call: no lock, no per-attempt client. The record
-//! matters because progenitor drops the status when a body does not decode.
+//! Each attempt makes its own generated client ([`Endpoint::attempt`]): the connection pool
+//! and the headers are shared, and the client's inner value ([`CallContext`]) carries this
+//! attempt's timeout in and what the hook saw of the response out. The record matters because
+//! progenitor drops the status when a body does not decode. (A task-local scoped around the
+//! generated call did the same before; swapping it on every poll cost more than the per-attempt
+//! client does.)
 
-use std::cell::RefCell;
 use std::fmt;
-use std::future::Future;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use progenitor_client::{ClientHooks, ClientInfo, OperationInfo};
@@ -35,45 +36,102 @@ pub const MAX_RESPONSE_BYTES: usize = 64 * 1024;
 /// What a failed generated call carries.
 type GeneratedError = generated::Error<generated::types::TwilioError>;
 
-/// The generated client's inner value: the headers every request carries.
-#[derive(Clone)]
-pub struct CallContext {
+/// Where a client's requests go and what every one of them carries; built once per client.
+pub(crate) struct Endpoint {
+    base_url: String,
+    http: reqwest::Client,
+    headers: Arc<CallHeaders>,
+}
+
+/// The headers every request carries, and the pool's own default timeout.
+struct CallHeaders {
     /// Basic credentials, built once and marked sensitive.
     authorization: HeaderValue,
     user_agent: HeaderValue,
+    /// The timeout the `reqwest::Client` applies when a request sets none (known only for the
+    /// client this crate built).
+    http_timeout: Option<Duration>,
 }
 
-impl CallContext {
+impl Endpoint {
+    /// Requests to `base_url` over `http`'s connection pool; `http_timeout` is the request
+    /// timeout `http` applies by default, if known.
+    pub(crate) fn new(
+        base_url: &str,
+        http: reqwest::Client,
+        http_timeout: Option<Duration>,
+        authorization: HeaderValue,
+        user_agent: HeaderValue,
+    ) -> Self {
+        Endpoint {
+            base_url: base_url.to_owned(),
+            http,
+            headers: Arc::new(CallHeaders {
+                authorization,
+                user_agent,
+                http_timeout,
+            }),
+        }
+    }
+
+    /// The base URL, e.g. `https://api.twilio.com`.
+    pub(crate) fn base_url(&self) -> &str {
+        &self.base_url
+    }
+
     /// The `User-Agent` every request carries (it holds no secret).
     pub(crate) fn user_agent(&self) -> &HeaderValue {
-        &self.user_agent
+        &self.headers.user_agent
     }
+
+    /// The generated client for one attempt: `timeout` for its request, and the request URL
+    /// copied out if `want_url` (only when a span will record it).
+    pub(crate) fn attempt(&self, timeout: Duration, want_url: bool) -> generated::Client {
+        self.client(CallContext {
+            headers: self.headers.clone(),
+            timeout: Some(timeout),
+            want_url,
+            seen: OnceLock::new(),
+            url: OnceLock::new(),
+        })
+    }
+
+    /// A generated client that sets no timeout of its own (the pool's applies), for the
+    /// benchmarks' generated call alone.
+    pub(crate) fn shared(&self) -> generated::Client {
+        self.client(CallContext {
+            headers: self.headers.clone(),
+            timeout: None,
+            want_url: false,
+            seen: OnceLock::new(),
+            url: OnceLock::new(),
+        })
+    }
+
+    fn client(&self, context: CallContext) -> generated::Client {
+        generated::Client::new_with_client(&self.base_url, self.http.clone(), context)
+    }
+}
+
+/// The generated client's inner value: the shared headers, one attempt's settings in, what
+/// the hook saw out (each written at most once, by the one request the client makes).
+#[derive(Clone)]
+pub struct CallContext {
+    headers: Arc<CallHeaders>,
+    timeout: Option<Duration>,
+    want_url: bool,
+    seen: OnceLock<ResponseMeta>,
+    url: OnceLock<String>,
 }
 
 impl fmt::Debug for CallContext {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("CallContext")
             .field("authorization", &"<redacted>")
-            .field("user_agent", &self.user_agent)
-            .finish()
+            .field("user_agent", &self.headers.user_agent)
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
     }
-}
-
-/// The generated client for `base_url`, over `http`'s connection pool.
-pub(crate) fn api_client(
-    base_url: &str,
-    http: reqwest::Client,
-    authorization: HeaderValue,
-    user_agent: HeaderValue,
-) -> generated::Client {
-    generated::Client::new_with_client(
-        base_url,
-        http,
-        CallContext {
-            authorization,
-            user_agent,
-        },
-    )
 }
 
 /// What the hook saw of a response.
@@ -104,21 +162,6 @@ impl ResponseMeta {
     }
 }
 
-/// One attempt's side of the hook: its timeout in, what the response said out.
-struct Attempt {
-    timeout: Duration,
-    /// Copy the request URL out (only when a span will record it).
-    want_url: bool,
-    url: Option<String>,
-    response: Option<ResponseMeta>,
-}
-
-tokio::task_local! {
-    // Boxed: the task-local is swapped in and out of the thread on every poll, so it should
-    // be one pointer, not the whole record.
-    static ATTEMPT: Box<RefCell<Attempt>>;
-}
-
 /// The outcome of one attempt.
 pub(crate) struct Attempted<T> {
     pub(crate) result: Result<T, Error>,
@@ -128,63 +171,37 @@ pub(crate) struct Attempted<T> {
     pub(crate) url: Option<String>,
 }
 
-/// Runs one generated call of `operation` (made by `call`) with `timeout`, and turns its
-/// outcome into this crate's result. Errors carry the operation and request id; the
-/// orchestrator adds the idempotency key and the attempt count when it gives up.
-///
-/// Not an `async fn`, and the call is made inside: an `async fn` keeps its arguments beside
-/// what it awaits, and the generated future is the largest part of a request's state.
-pub(crate) fn attempt<T, F, Fut>(
+/// The outcome of one generated call that succeeded, made with `api` (from
+/// [`Endpoint::attempt`]).
+pub(crate) fn succeeded<T>(
+    api: generated::Client,
+    value: progenitor_client::ResponseValue<T>,
+) -> Attempted<T> {
+    let CallContext { seen, url, .. } = api.inner;
+    Attempted {
+        result: Ok(value.into_inner()),
+        response: seen.into_inner(),
+        url: url.into_inner(),
+    }
+}
+
+/// The outcome of one generated call of `operation` that failed, as this crate's error; it
+/// carries the operation and request id (the orchestrator adds the idempotency key and the
+/// attempt count when it gives up). Async because an unexpected answer's body is read for
+/// the error; the orchestrator boxes this future, so that its state does not make every
+/// request's future larger (and every move of it dearer).
+pub(crate) async fn failed<T>(
     operation: &'static str,
-    timeout: Duration,
-    want_url: bool,
-    call: F,
-) -> impl Future<Output = Attempted<T>>
-where
-    F: FnOnce() -> Fut,
-    Fut: Future<Output = Result<progenitor_client::ResponseValue<T>, GeneratedError>>,
-{
-    let context = Box::new(RefCell::new(Attempt {
-        timeout,
-        want_url,
-        url: None,
-        response: None,
-    }));
-    ATTEMPT.scope(context, async move {
-        let result = call().await;
-        let (response, url) = ATTEMPT.with(|a| {
-            let mut a = a.borrow_mut();
-            (a.response.take(), a.url.take())
-        });
-        let result = match result {
-            Ok(value) => Ok(value.into_inner()),
-            Err(e) => Err(error_of(e, operation, response.as_ref()).await),
-        };
-        Attempted {
-            result,
-            response,
-            url,
-        }
-    })
-}
-
-/// Called inside the hook: this attempt's timeout (`None` only outside [`attempt`], which
-/// every request goes through), and the URL copied out when it is wanted.
-fn attempt_settings(request: &reqwest::Request) -> Option<Duration> {
-    ATTEMPT
-        .try_with(|a| {
-            let mut a = a.borrow_mut();
-            if a.want_url {
-                a.url = Some(request.url().as_str().to_owned());
-            }
-            a.timeout
-        })
-        .ok()
-}
-
-/// Keeps what the hook saw of the response in this attempt's task-local, for [`attempt`].
-fn keep_response_meta(meta: ResponseMeta) {
-    let _ = ATTEMPT.try_with(|a| a.borrow_mut().response = Some(meta));
+    api: generated::Client,
+    error: GeneratedError,
+) -> Attempted<T> {
+    let CallContext { seen, url, .. } = api.inner;
+    let response = seen.into_inner();
+    Attempted {
+        result: Err(error_of(error, operation, response.as_ref()).await),
+        response,
+        url: url.into_inner(),
+    }
 }
 
 impl ClientHooks<CallContext> for generated::Client {
@@ -194,40 +211,43 @@ impl ClientHooks<CallContext> for generated::Client {
         _info: &OperationInfo,
     ) -> reqwest::Result<reqwest::Response> {
         let ctx = self.inner();
-        let timeout = attempt_settings(&request);
+        if ctx.want_url {
+            let _ = ctx.url.set(request.url().as_str().to_owned());
+        }
         let headers = request.headers_mut();
         // progenitor adds `api-version: <info.version>`; Twilio has no such header.
         headers.remove(API_VERSION);
         // Set on every request rather than as client defaults, so that a caller's own
         // `reqwest::Client` gets exactly the same treatment.
-        headers.insert(AUTHORIZATION, ctx.authorization.clone());
-        headers.insert(USER_AGENT, ctx.user_agent.clone());
-        if let Some(timeout) = timeout {
-            *request.timeout_mut() = Some(timeout);
+        headers.insert(AUTHORIZATION, ctx.headers.authorization.clone());
+        headers.insert(USER_AGENT, ctx.headers.user_agent.clone());
+        if ctx.timeout.is_some() && ctx.timeout != ctx.headers.http_timeout {
+            *request.timeout_mut() = ctx.timeout;
         }
 
         let response = self.client().execute(request).await?;
         // Recorded before the body is read, so a failure while reading keeps the status.
-        let meta = ResponseMeta::of(&response);
+        let mut meta = ResponseMeta::of(&response);
         // A declared length within the cap is enforced by hyper: the generated code may read
         // the body itself, with no copy here. Otherwise read at most the cap.
         if response
             .content_length()
             .is_some_and(|n| n <= MAX_RESPONSE_BYTES as u64)
         {
-            keep_response_meta(meta);
+            let _ = ctx.seen.set(meta);
             return Ok(response);
         }
-        keep_response_meta(meta);
-        let (response, truncated) = read_capped(response).await?;
-        if truncated {
-            let _ = ATTEMPT.try_with(|a| {
-                if let Some(meta) = &mut a.borrow_mut().response {
-                    meta.truncated = true;
-                }
-            });
+        match read_capped(response).await {
+            Ok((response, truncated)) => {
+                meta.truncated = truncated;
+                let _ = ctx.seen.set(meta);
+                Ok(response)
+            }
+            Err(e) => {
+                let _ = ctx.seen.set(meta);
+                Err(e)
+            }
         }
-        Ok(response)
     }
 }
 
