@@ -149,12 +149,19 @@ pub(crate) struct ResponseMeta {
 impl ResponseMeta {
     fn of(response: &reqwest::Response) -> Self {
         let header = |name| response.headers().get(name);
+        let status = response.status();
         ResponseMeta {
-            status: response.status(),
+            status,
             request_id: header(TWILIO_REQUEST_ID)
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_owned),
-            retry_after: header(RETRY_AFTER).and_then(parse_retry_after),
+            // Only a failure is retried: a success's `Retry-After` means nothing here, and
+            // looking it up is one more hashed lookup on every request.
+            retry_after: if status.is_success() {
+                None
+            } else {
+                header(RETRY_AFTER).and_then(parse_retry_after)
+            },
             concurrent_requests: header(TWILIO_CONCURRENT_REQUESTS)
                 .and_then(|v| v.to_str().ok()?.trim().parse().ok()),
             truncated: false,
