@@ -33,19 +33,20 @@ use twilio_call_messages_emulator::{CallStatus, Emulator, FaultKind, Faults};
 
 const ACCOUNT: &str = "ACaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
 const TOKEN: &str = "memory-bench-token";
-/// `MEMORY_MESSAGES=3000000` runs longer, to see whether a slope is a leak or a warm-up.
-fn messages() -> usize {
-    std::env::var("MEMORY_MESSAGES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(1_000_000)
-}
 const CALLS: usize = 5_000;
 /// Every 100th call has ended: each message to it is refused (400 / 21220), not retried.
 const COMPLETED_EVERY: usize = 100;
 const SAMPLE_EVERY: usize = 50_000;
 /// Single sends in flight (a broadcast uses its own default).
 const IN_FLIGHT: usize = 64;
+
+/// 1,000,000; `MEMORY_MESSAGES=3000000` runs longer, to tell a leak from a warm-up.
+fn messages() -> usize {
+    std::env::var("MEMORY_MESSAGES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_000_000)
+}
 
 /// Resident set and its peak, in KiB, of this process or of `pid`.
 fn memory(pid: Option<u32>) -> (u64, u64) {
@@ -86,11 +87,10 @@ fn serve_emulator(profile: &str) {
             .account_sid(ACCOUNT.parse().unwrap())
             .auth_token(TOKEN);
         if profile == "client" {
-            // About 1.5% of requests meet a fault; each kind is retried by the client (a
-            // reset and a 500 after processing with the same key, answered from the first
-            // result), until its retry budget runs dry.
-            // 2 ms per request and at most 16 in flight: the account's limit answers 429 to
-            // what the client's limiter lets through beyond it.
+            // About 1.5% of requests meet a fault, each retried by the client with the same
+            // key (the retry of a 500 after processing is answered from the first result).
+            // 2 ms per request and at most 16 in flight: the account answers 429 to what the
+            // client's limiter lets through beyond that.
             builder = builder
                 .concurrency_limit(16)
                 .latency(Duration::from_millis(2))
@@ -194,7 +194,7 @@ impl Tally {
 
 /// Sends [`messages`], one round per 5,000 calls: even rounds one broadcast, odd rounds
 /// single sends with [`IN_FLIGHT`] at once. `sample` is called every [`SAMPLE_EVERY`].
-async fn send_million(client: &Client, mut sample: impl FnMut(&Tally)) -> Tally {
+async fn send_all(client: &Client, mut sample: impl FnMut(&Tally)) -> Tally {
     let calls: Vec<CallSid> = (0..CALLS).map(call_sid).collect();
     let mut tally = Tally::default();
     for round in 0..messages() / CALLS {
@@ -248,7 +248,7 @@ fn client_mode() {
     let mut samples = Vec::new();
     let tally = runtime.block_on(async {
         let client = client(&emulator.base_url);
-        let tally = send_million(&client, |t| {
+        let tally = send_all(&client, |t| {
             let (rss, hwm) = memory(None);
             samples.push((t.total(), rss));
             println!(
@@ -292,7 +292,7 @@ fn emulator_mode() {
     let mut samples = vec![(0usize, before)];
     let tally = runtime.block_on(async {
         let client = client(&emulator.base_url);
-        send_million(&client, |t| {
+        send_all(&client, |t| {
             let (rss, hwm) = memory(Some(emulator.pid()));
             samples.push((t.total(), rss));
             println!(
