@@ -95,8 +95,8 @@ const DEFAULT_CAPACITY: usize = 100_000;
 /// A [`DeliveryStore`] in this process's memory, bounded: at most `capacity` keys, each kept
 /// until its lease or window runs out; when full, the claim that expires first is forgotten
 /// first (a redelivery of it would then be handled again). About 400 bytes per key in the
-/// store itself, and 650-720 in a receiver's resident set, the allocator's share included:
-/// 60-70 MiB at the default capacity (`cargo bench --bench memory -- receiver`).
+/// store itself, and up to 800 in a receiver's resident set with the allocator's share: under
+/// 80 MiB at the default capacity (`cargo bench --bench memory -- receiver`).
 ///
 /// It protects one process only: replicas behind a load balancer need a shared store.
 pub struct MemoryDeliveryStore {
