@@ -93,8 +93,8 @@ pub trait DeliveryStore: Send + Sync {
 const DEFAULT_CAPACITY: usize = 100_000;
 
 /// A [`DeliveryStore`] in this process's memory, bounded: at most `capacity` keys, each kept
-/// until its lease or window runs out; when full, the claim that expires first is forgotten
-/// first (a redelivery of it would then be handled again). About 400 bytes per key in the
+/// until its lease or window runs out; when full, the key whose claim or completion was
+/// recorded longest ago is forgotten first (a redelivery of it would then be handled again). About 400 bytes per key in the
 /// store itself, and up to 800 in a receiver's resident set with the allocator's share: under
 /// 80 MiB at the default capacity (`cargo bench --bench memory -- receiver`).
 ///
