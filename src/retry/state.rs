@@ -154,13 +154,7 @@ impl<'a> RetryState<'a> {
         };
         let wait = self
             .policy
-            .next(
-                count,
-                kind,
-                error.retry_after(),
-                self.elapsed(),
-                jitter,
-            )
+            .next(count, kind, error.retry_after(), self.elapsed(), jitter)
             .and_then(|wait| match retry_cost(kind) {
                 None => Ok(wait),
                 Some(cost) => {
