@@ -7,7 +7,9 @@
 //! the share of requests throttled, and the wall time against the ideal `calls × 40 ms / N`.
 //!
 //! Run: `cargo bench --bench flow` (about a minute); one case: `cargo bench --bench flow -- 8`
-//! or `-- shared`; `-- header` makes the emulator send `Twilio-Concurrent-Requests`.
+//! or `-- shared`; `-- header` makes the emulator send `Twilio-Concurrent-Requests`; `-- fixed`
+//! gives each client `ConcurrencyLimit::Fixed` at its share of N instead of the adaptive limit:
+//! the best a limiter can do on this machine, what the emulator and HTTP cost beyond 40 ms.
 //! Figures go to BENCHMARKS.md ("Flow control").
 //!
 //! A second table says where the time over the ideal went, from the clients' limits and the
@@ -19,7 +21,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use twilio_call_messages::{BroadcastResults, CallSid, Client};
+use twilio_call_messages::{BroadcastResults, CallSid, Client, ConcurrencyLimit};
 use twilio_call_messages_emulator::{CallStatus, Emulator, Stats};
 
 const ACCOUNT: &str = "ACaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
@@ -36,13 +38,18 @@ fn calls(server: &Emulator, n: usize, offset: usize) -> Vec<CallSid> {
         .collect()
 }
 
-fn client(server: &Emulator) -> Client {
-    Client::builder()
+/// A client with default settings, or with `limit` instead of the adaptive limit.
+fn client(server: &Emulator, limit: Option<usize>) -> Client {
+    let builder = Client::builder()
         .account_sid(ACCOUNT)
         .auth_token("bench-token")
-        .base_url(server.base_url())
-        .build()
-        .unwrap()
+        .base_url(server.base_url());
+    match limit {
+        Some(n) => builder.concurrency_limit(ConcurrencyLimit::Fixed(n)),
+        None => builder,
+    }
+    .build()
+    .unwrap()
 }
 
 struct Row {
@@ -159,11 +166,17 @@ impl Row {
             succeeded: self.delivered as u64,
             ..*t.last().unwrap()
         };
-        let climb = t
+        let tail = t
             .iter()
-            .find(|s| s.limit >= n || s.throttled > 0)
+            .find(|s| self.calls as u64 - s.succeeded <= n as u64)
             .copied()
             .unwrap_or(end);
+        let climb = t
+            .iter()
+            .take_while(|s| s.at < tail.at)
+            .find(|s| s.limit >= n || s.throttled > 0)
+            .copied()
+            .unwrap_or(tail);
         let full = t.iter().find(|s| s.limit >= n).map(|s| ms(s.at));
         let first_429 = t.iter().find(|s| s.throttled > 0).map(|s| ms(s.at));
         let last_429 = t
@@ -171,11 +184,6 @@ impl Row {
             .rev()
             .find(|w| w[1].throttled > w[0].throttled)
             .map(|w| ms(w[1].at));
-        let tail = t
-            .iter()
-            .find(|s| self.calls as u64 - s.succeeded <= n as u64)
-            .copied()
-            .unwrap_or(end);
         let lost = |from: &Sample, to: &Sample| {
             1000.0
                 * ((to.at.as_secs_f64() - from.at.as_secs_f64())
@@ -236,9 +244,9 @@ async fn account(limit: usize, header: bool) -> Emulator {
         .unwrap()
 }
 
-async fn one_broadcast(limit: usize, header: bool) -> Row {
+async fn one_broadcast(limit: usize, header: bool, fixed: bool) -> Row {
     let server = account(limit, header).await;
-    let client = client(&server);
+    let client = client(&server, fixed.then_some(limit));
     let n = 2_000;
     let calls = calls(&server, n, 0);
     let started = Instant::now();
@@ -258,13 +266,16 @@ async fn one_broadcast(limit: usize, header: bool) -> Row {
     }
 }
 
-async fn shared(header: bool) -> Row {
+async fn shared(header: bool, fixed: bool) -> Row {
     let limit = 20;
     let server = account(limit, header).await;
     let per_client = 1_000;
     // The clients and their calls are made inside the measured time, as they always were.
     let started = Instant::now();
-    let clients: Vec<_> = (0..3).map(|_| client(&server)).collect();
+    // Fixed: shares of 7, 7 and 6.
+    let clients: Vec<_> = (0..3)
+        .map(|i| client(&server, fixed.then_some((limit + 2 - i) / 3)))
+        .collect();
     let work: Vec<_> = (0..3)
         .map(|i| calls(&server, per_client, i * per_client))
         .collect();
@@ -294,8 +305,12 @@ fn main() {
         .filter(|a| !a.starts_with("--"))
         .collect();
     let header = args.iter().any(|a| a == "header");
+    let fixed = args.iter().any(|a| a == "fixed");
     let wanted = |case: &str| {
-        let selectors: Vec<_> = args.iter().filter(|a| *a != "header").collect();
+        let selectors: Vec<_> = args
+            .iter()
+            .filter(|a| *a != "header" && *a != "fixed")
+            .collect();
         selectors.is_empty() || selectors.iter().any(|a| *a == case)
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -304,8 +319,13 @@ fn main() {
         .build()
         .unwrap();
     println!(
-        "emulator: 40 ms per request, 429 / 20429 beyond N at once; Twilio-Concurrent-Requests: {}",
-        if header { "sent" } else { "not sent" }
+        "emulator: 40 ms per request, 429 / 20429 beyond N at once; Twilio-Concurrent-Requests: {}; client limit: {}",
+        if header { "sent" } else { "not sent" },
+        if fixed {
+            "fixed at its share of N"
+        } else {
+            "adaptive (default)"
+        }
     );
     println!(
         "| case | calls | delivered | failed | requests | throttled (share) | max in flight at the emulator | wall time | ideal | / ideal | delivered/s | goodput / capacity |"
@@ -315,12 +335,12 @@ fn main() {
         let mut rows = Vec::new();
         for limit in [4, 8, 20, 64] {
             if wanted(&limit.to_string()) {
-                rows.push(one_broadcast(limit, header).await);
+                rows.push(one_broadcast(limit, header, fixed).await);
                 rows.last().unwrap().print();
             }
         }
         if wanted("shared") {
-            rows.push(shared(header).await);
+            rows.push(shared(header, fixed).await);
             rows.last().unwrap().print();
         }
         rows
