@@ -37,7 +37,8 @@
 //!
 //! Waiting is FIFO: the permits come from a tokio [`Semaphore`], which is fair. A smaller limit
 //! takes effect at once on the permits not in use and, for those in use, as they come back
-//! (they are forgotten instead of returned).
+//! (they are forgotten instead of returned); a permit handed to a waiter whose task has not
+//! run yet is not in use: the waiter gives it back and waits again.
 
 use std::fmt;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -143,18 +144,22 @@ impl ConcurrencyLimiter {
     /// Waits for a slot (first come, first served) and takes it. Cancel-safe: a dropped
     /// future leaves the queue and takes nothing.
     pub(crate) async fn acquire(&self) -> Permit {
-        let slot = match &self.inner.semaphore {
-            None => None,
-            Some(semaphore) => match semaphore.clone().try_acquire_owned() {
+        let Some(semaphore) = &self.inner.semaphore else {
+            return self.admit(None).expect("no slot, nothing to take back");
+        };
+        loop {
+            let slot = match semaphore.clone().try_acquire_owned() {
                 Ok(slot) => Some(slot),
                 Err(_) => {
                     let _waiting = Waiting::enter(&self.inner.waiting);
                     // `Err` only if the semaphore were closed, which nothing does.
                     semaphore.clone().acquire_owned().await.ok()
                 }
-            },
-        };
-        self.admit(slot)
+            };
+            if let Some(permit) = self.admit(slot) {
+                return permit;
+            }
+        }
     }
 
     /// Takes a slot if one is free now (never ahead of a waiter: tokio's semaphore hands
@@ -164,23 +169,37 @@ impl ConcurrencyLimiter {
             None => None,
             Some(semaphore) => Some(semaphore.clone().try_acquire_owned().ok()?),
         };
-        Some(self.admit(slot))
+        self.admit(slot)
     }
 
-    fn admit(&self, slot: Option<OwnedSemaphorePermit>) -> Permit {
+    /// Numbers the request and counts it in flight; `None` when the limit was cut after the
+    /// slot was handed out, which forgets the slot.
+    fn admit(&self, slot: Option<OwnedSemaphorePermit>) -> Option<Permit> {
         let mut state = self.inner.lock();
+        if state.debt > 0
+            && let Some(slot) = slot
+        {
+            // More slots are out than the cut limit allows: this one was handed to a waiter
+            // before the cut, and its task runs only now (on a busy machine, milliseconds
+            // later). Sent, it would go beyond the cut limit, and its throttle, numbered after
+            // the cut, would cut again: a cascade of cuts from one overshoot. It pays the debt
+            // instead, as it would have had the cut come first.
+            state.debt -= 1;
+            slot.forget();
+            return None;
+        }
         let ticket = Ticket {
             seq: state.next_seq,
             in_flight_before: state.in_flight,
         };
         state.next_seq += 1;
         state.in_flight += 1;
-        Permit {
+        Some(Permit {
             inner: self.inner.clone(),
             slot,
             ticket,
             reported: false,
-        }
+        })
     }
 
     /// The current limit, requests in flight and waiting, and throttles counted.
@@ -662,6 +681,43 @@ mod tests {
         }
         assert_eq!(*order.lock().unwrap(), vec![0, 1, 2, 3, 4]);
         assert_eq!(l.stats().waiting, 0);
+    }
+
+    /// A slot handed to a waiter just before a cut, whose task runs only after it, goes back:
+    /// sent, it would exceed the cut limit, and its throttle would cut again.
+    #[tokio::test]
+    async fn a_slot_handed_to_a_waiter_before_a_cut_waits_again() {
+        let l = adaptive(10, 100);
+        let mut permits = fill(&l);
+        let admitted = Arc::new(AtomicUsize::new(0));
+        let waiter = {
+            let (l, admitted) = (l.clone(), admitted.clone());
+            tokio::spawn(async move {
+                let permit = l.acquire().await;
+                admitted.fetch_add(1, Ordering::SeqCst);
+                permit
+            })
+        };
+        while l.stats().waiting < 1 {
+            tokio::task::yield_now().await;
+        }
+        // A slot comes back and is handed to the waiter, whose task has not run yet; then a
+        // throttle cuts 10 → 8, with 8 requests in flight and the waiter's slot out.
+        permits.pop().unwrap().learn(Lesson::Nothing, None);
+        permits.pop().unwrap().learn(Lesson::Throttled, None);
+        assert_eq!(limit(&l), 8);
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(admitted.load(Ordering::SeqCst), 0, "the waiter waits again");
+        assert_eq!((l.stats().in_flight, l.stats().waiting), (8, 1));
+        // In flight below the cut limit: the waiter's turn.
+        permits.pop().unwrap().learn(Lesson::Nothing, None);
+        let permit = waiter.await.unwrap();
+        assert_eq!(l.stats().in_flight, 8);
+        assert!(l.try_acquire().is_none(), "8 in flight, limit 8");
+        drop((permit, permits));
+        assert_eq!(fill(&l).len(), 8, "exactly the limit, no permit lost");
     }
 
     #[tokio::test]
