@@ -6,8 +6,13 @@
 //! (RFC 5681 slow start and congestion avoidance; RFC 6582's one reduction per window):
 //! - **slow start**: until the first throttle, every success adds 1, so the limit doubles
 //!   each round trip and reaches an account's limit in a few round trips;
-//! - **congestion avoidance**: afterwards every success adds `1/limit`, about +1 per round
-//!   trip of successes;
+//! - **congestion avoidance**: afterwards every success adds `(cut_from - limit) / limit`,
+//!   where `cut_from` is the limit the last cut came from (RFC 9438's `W_max`), and at least
+//!   `1/limit`. The limit climbs back toward where the account last refused, most of the way
+//!   in a few round trips (each round trip of successes closes about 63% of the gap), then
+//!   grows about +1 per round trip to probe for room: CUBIC's concave region, counted in
+//!   successes instead of time. With +1 per round trip alone, the climb back from a cut at
+//!   65 took 13 round trips at 0.8–1.0 of the account: 40% of a 1.25 s broadcast at N = 64;
 //! - **multiplicative decrease**: a throttled request (429 / 20429) multiplies the limit by
 //!   [`BETA`] = 0.8, at most once per window: a throttle of a request admitted before the last
 //!   cut says nothing new (those requests were sent under the old, larger limit);
@@ -25,11 +30,15 @@
 //! Why multiplicative decrease: additive increase with multiplicative decrease is the rule
 //! under which independent senders sharing one capacity converge to equal shares (Chiu and
 //! Jain, 1989), which is what several processes sharing one account need without talking to
-//! each other. Why 0.8: CUBIC (RFC 9438) and the AWS SDKs' adaptive retry mode
-//! (smithy-rs `client_rate_limiter.rs`, `BETA = 0.7`) use 0.7, Netflix's `AIMDLimit` 0.9.
+//! each other. The climb back keeps that: a client above its share tends to be throttled
+//! again before it is back, and the lower `cut_from` is where it climbs back to next (the
+//! simulation's three clients keep a fairness index of 0.97–1.00). Why 0.8: CUBIC (RFC 9438)
+//! and the AWS SDKs' adaptive retry mode (smithy-rs `client_rate_limiter.rs`, `BETA = 0.7`)
+//! use 0.7, Netflix's `AIMDLimit` 0.9.
 //! A throttled request costs one quick round trip and is retried, while a limit below the
 //! account's idles it, so the gentler cut pays; the deterministic simulation in `sim.rs`
-//! (2,000 messages of 40 ms, one client, no header) measured 0.7 → 1.10× / 1.14× / 1.21× the
+//! (2,000 messages of 40 ms, one client, no header; with +1 per round trip after a cut, the
+//! rules of 2026-11-24) measured 0.7 → 1.10× / 1.14× / 1.21× the
 //! ideal time at N = 8 / 20 / 64, 0.8 → 1.05× / 1.08× / 1.16×, 0.9 → 1.01× / 1.03× / 1.12×,
 //! while the share of attempts throttled grew (N = 8: 4.5%, 6.3%, 11%; three clients at N = 8:
 //! 22%, 29%, 42%). With the header, 0.8 and 0.95 gave 1.04× / 1.04× / 1.11× with under 0.5%
@@ -78,6 +87,9 @@ struct State {
     window: f64,
     /// Slow start below this, congestion avoidance above (RFC 5681's `ssthresh`).
     slow_start_threshold: f64,
+    /// The window when it was last cut: where the account last refused (RFC 9438's
+    /// `W_max`); 0 before the first cut.
+    cut_from: f64,
     /// The whole limit the semaphore enforces: `window` rounded down, within 1..=max.
     limit: usize,
     /// Held permits to forget, not return, when they come back (the limit shrank below what
@@ -126,6 +138,7 @@ impl ConcurrencyLimiter {
                 state: Mutex::new(State {
                     window: limit as f64,
                     slow_start_threshold: max,
+                    cut_from: 0.0,
                     limit,
                     debt: 0,
                     in_flight: 0,
@@ -293,7 +306,7 @@ impl State {
                 self.window += if self.window < self.slow_start_threshold {
                     1.0
                 } else {
-                    1.0 / self.window
+                    ((self.cut_from - self.window) / self.window).max(1.0 / self.window)
                 };
                 self.window = self.window.min(max as f64);
             }
@@ -310,6 +323,7 @@ impl State {
     }
 
     fn cut(&mut self, factor: f64) {
+        self.cut_from = self.window;
         self.window = (self.window * factor).max(1.0);
         self.slow_start_threshold = self.window;
         self.recover = self.next_seq;
@@ -426,6 +440,17 @@ mod tests {
         assert_eq!(fill(&l).len(), 4, "dropped permits came back");
     }
 
+    /// One round trip of a busy client: each request in flight is admitted and its slot, with
+    /// any the limit gained, is taken again at once. Returns the requests now in flight.
+    fn round_trip(l: &ConcurrencyLimiter, permits: Vec<Permit>) -> Vec<Permit> {
+        let mut next = Vec::new();
+        for permit in permits {
+            permit.learn(Lesson::Admitted, None);
+            next.extend(fill(l));
+        }
+        next
+    }
+
     #[test]
     fn slow_start_doubles_per_window_until_the_max() {
         let l = adaptive(4, 10);
@@ -472,27 +497,44 @@ mod tests {
     }
 
     #[test]
-    fn after_a_cut_growth_is_about_one_per_window() {
-        let l = adaptive(10, 100);
-        l.try_acquire().unwrap().learn(Lesson::Throttled, None); // 10 → 8, congestion avoidance
-        assert_eq!(limit(&l), 8);
-        // One window of successes (8 at once) adds about 1.
-        for permit in fill(&l) {
-            permit.learn(Lesson::Admitted, None);
+    fn after_a_cut_the_limit_climbs_back_then_grows_about_one_per_round_trip() {
+        let l = adaptive(40, 100);
+        let mut permits = fill(&l);
+        permits.pop().unwrap().learn(Lesson::Throttled, None); // 40 → 32, congestion avoidance
+        drop(permits);
+        assert_eq!(limit(&l), 32);
+        // Each round trip closes about 63% of the gap to 40: 32 → 36.9 → 38.8.
+        let permits = round_trip(&l, fill(&l));
+        assert_eq!(limit(&l), 36);
+        let mut permits = round_trip(&l, permits);
+        assert_eq!(limit(&l), 38);
+        // Near 40, it grows about +1 per round trip.
+        let mut round_trips = 0;
+        while limit(&l) < 44 {
+            permits = round_trip(&l, permits);
+            round_trips += 1;
         }
-        assert_eq!(limit(&l), 8, "8 + 8 × 1/8… stays just under 9");
-        for permit in fill(&l) {
-            permit.learn(Lesson::Admitted, None);
+        assert!(
+            (5..=7).contains(&round_trips),
+            "38 → 44 took {round_trips} round trips"
+        );
+    }
+
+    #[test]
+    fn after_a_second_cut_the_limit_climbs_back_to_the_lower_level() {
+        let l = adaptive(40, 100);
+        l.try_acquire().unwrap().learn(Lesson::Throttled, None); // 40 → 32
+        l.try_acquire().unwrap().learn(Lesson::Throttled, None); // admitted after: 32 → 25.6
+        assert_eq!(limit(&l), 25);
+        let mut permits = fill(&l);
+        for _ in 0..3 {
+            permits = round_trip(&l, permits);
         }
-        assert_eq!(limit(&l), 9);
-        let mut windows = 0;
-        while limit(&l) < 13 {
-            for permit in fill(&l) {
-                permit.learn(Lesson::Admitted, None);
-            }
-            windows += 1;
-        }
-        assert!((4..=6).contains(&windows), "9 → 13 took {windows} windows");
+        assert_eq!(
+            limit(&l),
+            32,
+            "25.6 → 29.4 → 31.0 → 32.0: back to 32, not 40"
+        );
     }
 
     #[test]
