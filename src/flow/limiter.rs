@@ -4,8 +4,12 @@
 //!
 //! The adaptive limit is TCP's congestion window applied to an account's concurrency limit
 //! (RFC 5681 slow start and congestion avoidance; RFC 6582's one reduction per window):
-//! - **slow start**: until the first throttle, every success adds 1, so the limit doubles
-//!   each round trip and reaches an account's limit in a few round trips;
+//! - **slow start**: until the first throttle, every success adds [`SLOW_START_GROWTH`] = 3,
+//!   so the limit quadruples each round trip (TCP's doubles): from 10, an account's 64 is
+//!   reached in two round trips instead of three. TCP doubles because overshooting a link
+//!   loses a window of packets; a request beyond the account's limit is answered 429 at once
+//!   and not processed, so overshooting costs one quick answer and a retry per extra request,
+//!   while every round trip below the account's limit leaves part of it idle;
 //! - **congestion avoidance**: afterwards every success adds `(cut_from - limit) / limit`,
 //!   where `cut_from` is the limit the last cut came from (RFC 9438's `W_max`), and at least
 //!   `1/limit`. The limit climbs back toward where the account last refused, most of the way
@@ -37,8 +41,8 @@
 //! use 0.7, Netflix's `AIMDLimit` 0.9.
 //! A throttled request costs one quick round trip and is retried, while a limit below the
 //! account's idles it, so the gentler cut pays; the deterministic simulation in `sim.rs`
-//! (2,000 messages of 40 ms, one client, no header; with +1 per round trip after a cut, the
-//! rules of 2026-11-24) measured 0.7 → 1.10× / 1.14× / 1.21× the
+//! (2,000 messages of 40 ms, one client, no header; with +1 per round trip after a cut and
+//! doubling slow start, the rules of 2026-11-24) measured 0.7 → 1.10× / 1.14× / 1.21× the
 //! ideal time at N = 8 / 20 / 64, 0.8 → 1.05× / 1.08× / 1.16×, 0.9 → 1.01× / 1.03× / 1.12×,
 //! while the share of attempts throttled grew (N = 8: 4.5%, 6.3%, 11%; three clients at N = 8:
 //! 22%, 29%, 42%). With the header, 0.8 and 0.95 gave 1.04× / 1.04× / 1.11× with under 0.5%
@@ -63,6 +67,10 @@ pub(crate) const BETA: f64 = 0.8;
 
 /// The factor a success that found the account full multiplies the adaptive limit by.
 pub(crate) const MARK_BETA: f64 = 0.95;
+
+/// What a success adds to the adaptive limit in slow start: the limit quadruples every round
+/// trip.
+pub(crate) const SLOW_START_GROWTH: f64 = 3.0;
 
 /// The client-wide concurrency limiter; clones share it.
 #[derive(Clone)]
@@ -304,7 +312,7 @@ impl State {
                     return;
                 }
                 self.window += if self.window < self.slow_start_threshold {
-                    1.0
+                    SLOW_START_GROWTH
                 } else {
                     ((self.cut_from - self.window) / self.window).max(1.0 / self.window)
                 };
@@ -452,17 +460,13 @@ mod tests {
     }
 
     #[test]
-    fn slow_start_doubles_per_window_until_the_max() {
-        let l = adaptive(4, 10);
-        for permit in fill(&l) {
-            permit.learn(Lesson::Admitted, None);
-        }
-        assert_eq!(limit(&l), 8);
-        for permit in fill(&l) {
-            permit.learn(Lesson::Admitted, None);
-        }
-        assert_eq!(limit(&l), 10, "capped at the max");
-        assert_eq!(fill(&l).len(), 10);
+    fn slow_start_quadruples_per_round_trip_until_the_max() {
+        let l = adaptive(2, 20);
+        let permits = round_trip(&l, fill(&l));
+        assert_eq!((limit(&l), permits.len()), (8, 8));
+        let permits = round_trip(&l, permits);
+        assert_eq!(limit(&l), 20, "32, capped at the max");
+        assert_eq!(permits.len(), 20);
     }
 
     #[test]
@@ -633,13 +637,15 @@ mod tests {
         );
     }
 
-    /// Growth by one from a limit of 1 adds exactly one permit (2 / 1 would add two).
+    /// Growth from a limit of 1 adds exactly the growth, within the max.
     #[test]
-    fn growing_from_one_adds_one_permit() {
-        let l = adaptive(1, 4);
-        l.try_acquire().unwrap().learn(Lesson::Admitted, None);
-        assert_eq!(limit(&l), 2);
-        assert_eq!(fill(&l).len(), 2);
+    fn growing_from_one_adds_exactly_the_growth() {
+        for (max, grown) in [(2, 2), (10, 4)] {
+            let l = adaptive(1, max);
+            l.try_acquire().unwrap().learn(Lesson::Admitted, None);
+            assert_eq!(limit(&l), grown);
+            assert_eq!(fill(&l).len(), grown);
+        }
     }
 
     #[test]

@@ -355,8 +355,9 @@ mod tests {
             );
             assert_eq!(r.delivered, vec![MESSAGES], "N = {capacity}");
             let slowdown = slowdown(&r, capacity);
-            // The flow-control goal is 1.2× the ideal time on real machines; the model leaves room.
-            let bound = if capacity >= 64 { 1.2 } else { 1.12 };
+            // The model's figures (BENCHMARKS.md, "Flow control") with a little room: 1.00–1.06×
+            // up to N = 20, 1.10× at 64, where the climb from 10 is a larger part of the run.
+            let bound = if capacity >= 64 { 1.15 } else { 1.08 };
             assert!(
                 slowdown <= bound,
                 "N = {capacity}: {slowdown:.3}× ideal, {r:?}"
@@ -393,7 +394,10 @@ mod tests {
             );
             assert_eq!(r.delivered, vec![MESSAGES]);
             assert!(slowdown(&r, capacity) <= 1.12, "N = {capacity}: {r:?}");
-            assert!(r.throttle_share() < 0.01, "N = {capacity}: {r:?}");
+            // The header names the capacity only on the first 429: it cannot spare slow start's
+            // overshoot, about 40 requests at N = 64.
+            let share = if capacity >= 64 { 0.03 } else { 0.01 };
+            assert!(r.throttle_share() < share, "N = {capacity}: {r:?}");
             assert!(
                 r.throttled < plain.throttled,
                 "N = {capacity}: {r:?} vs {plain:?}"
