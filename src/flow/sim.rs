@@ -484,4 +484,57 @@ mod tests {
             assert!(r.fairness() >= 0.95, "{header:?}: {r:?}");
         }
     }
+
+    /// Prints the model's table in BENCHMARKS.md ("Flow control"): `cargo test --lib
+    /// flow::sim::tests::the_model_table -- --ignored --nocapture`. Averages of 10 seeds.
+    #[test]
+    #[ignore = "prints figures, asserts nothing"]
+    fn the_model_table() {
+        let seeds = 1..=10u64;
+        let n = seeds.clone().count() as f64;
+        println!(
+            "| N | time / ideal, no header | throttled, no header | time / ideal, header | throttled, header |"
+        );
+        for capacity in [4, 8, 20, 64] {
+            let mut cells = Vec::new();
+            for header in [Header::None, Header::Load] {
+                let (mut time, mut share) = (0.0, 0.0);
+                for seed in seeds.clone() {
+                    let r = run(
+                        account(capacity, header),
+                        &[DEFAULT],
+                        MESSAGES,
+                        1_000_000,
+                        0,
+                        seed,
+                    );
+                    time += slowdown(&r, capacity);
+                    share += r.throttle_share();
+                }
+                cells.push(format!("{:.2}× | {:.1}%", time / n, 100.0 * share / n));
+            }
+            println!("| {capacity} | {} | {} |", cells[0], cells[1]);
+        }
+        println!();
+        println!("| three clients, N | header | fairness | together, of N | throttled |");
+        for header in [Header::None, Header::Load] {
+            for capacity in [8, 20, 64] {
+                let r = run(
+                    account(capacity, header),
+                    &[DEFAULT; 3],
+                    usize::MAX,
+                    60_000,
+                    10_000,
+                    9,
+                );
+                let total: f64 = r.mean_in_flight.iter().sum();
+                println!(
+                    "| {capacity} | {header:?} | {:.2} | {:.2} | {:.1}% |",
+                    r.fairness(),
+                    total / capacity as f64,
+                    100.0 * r.throttle_share()
+                );
+            }
+        }
+    }
 }
