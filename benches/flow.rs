@@ -1,5 +1,5 @@
 //! Goodput against an account concurrency limit (the flow-control goal: within 1.2× of the ideal
-//! time, nothing lost, nothing sent twice): one `broadcast` of 2,000 calls with
+//! time, 1.1× at N = 64, nothing lost, nothing sent twice): one `broadcast` of 2,000 calls with
 //! default settings against the local Twilio (`twilio-call-messages-emulator` with a
 //! concurrency limit: at most N requests at once, 40 ms each, 429 / 20429 beyond), for
 //! N = 4, 8, 20, 64; and three clients
@@ -7,13 +7,22 @@
 //! the share of requests throttled, and the wall time against the ideal `calls × 40 ms / N`.
 //!
 //! Run: `cargo bench --bench flow` (about a minute); one case: `cargo bench --bench flow -- 8`
-//! or `-- shared`; `-- header` makes the emulator send `Twilio-Concurrent-Requests`.
+//! or `-- shared`; `-- header` makes the emulator send `Twilio-Concurrent-Requests`; `-- fixed`
+//! runs the one-broadcast cases with `ConcurrencyLimit::Fixed(N)` instead of the adaptive limit:
+//! the best a limiter can do on this machine, what the emulator and HTTP cost beyond 40 ms
+//! (three clients' equal work has no such floor: 20 does not split in three).
 //! Figures go to BENCHMARKS.md ("Flow control").
+//!
+//! A second table says where the time over the ideal went, from the clients' limits and the
+//! emulator's counters sampled every 2 ms: the climb from the initial limit, the run at the
+//! limit, and the tail once fewer than N messages are left.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use twilio_call_messages::{BroadcastResults, CallSid, Client};
+use twilio_call_messages::{BroadcastResults, CallSid, Client, ConcurrencyLimit};
 use twilio_call_messages_emulator::{CallStatus, Emulator, Stats};
 
 const ACCOUNT: &str = "ACaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
@@ -30,13 +39,18 @@ fn calls(server: &Emulator, n: usize, offset: usize) -> Vec<CallSid> {
         .collect()
 }
 
-fn client(server: &Emulator) -> Client {
-    Client::builder()
+/// A client with default settings, or with `limit` instead of the adaptive limit.
+fn client(server: &Emulator, limit: Option<usize>) -> Client {
+    let builder = Client::builder()
         .account_sid(ACCOUNT)
         .auth_token("bench-token")
-        .base_url(server.base_url())
-        .build()
-        .unwrap()
+        .base_url(server.base_url());
+    match limit {
+        Some(n) => builder.concurrency_limit(ConcurrencyLimit::Fixed(n)),
+        None => builder,
+    }
+    .build()
+    .unwrap()
 }
 
 struct Row {
@@ -46,6 +60,66 @@ struct Row {
     counts: Stats,
     elapsed: Duration,
     ideal: Duration,
+    timeline: Vec<Sample>,
+    limit: usize,
+}
+
+/// The clients' flow control and the emulator's counters at one moment.
+#[derive(Clone, Copy)]
+struct Sample {
+    at: Duration,
+    /// The clients' limits, summed.
+    limit: usize,
+    /// The clients' requests in flight, summed.
+    in_flight: usize,
+    succeeded: u64,
+    throttled: u64,
+    /// The clients' cuts of their limits, summed.
+    decreases: u64,
+}
+
+/// Samples `clients` and `server` every 2 ms until the returned flag is set.
+fn sample(
+    server: &Emulator,
+    clients: &[Client],
+    started: Instant,
+) -> (Arc<AtomicBool>, tokio::task::JoinHandle<Vec<Sample>>) {
+    let stop = Arc::new(AtomicBool::new(false));
+    let (server, clients, done) = (server.clone(), clients.to_vec(), stop.clone());
+    let task = tokio::spawn(async move {
+        let mut samples = Vec::new();
+        let mut tick = tokio::time::interval(Duration::from_millis(2));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        loop {
+            let finished = done.load(Ordering::Relaxed);
+            let counts = server.stats();
+            let (mut limit, mut in_flight, mut decreases) = (0, 0, 0);
+            for client in &clients {
+                let flow = client.flow_stats();
+                limit += flow.limit.unwrap_or(0);
+                in_flight += flow.in_flight;
+                decreases += flow.decreases;
+            }
+            samples.push(Sample {
+                at: started.elapsed(),
+                limit,
+                in_flight,
+                succeeded: counts.succeeded,
+                throttled: counts.throttled,
+                decreases,
+            });
+            if finished {
+                return samples;
+            }
+            tick.tick().await;
+        }
+    });
+    (stop, task)
+}
+
+async fn stop(sampler: (Arc<AtomicBool>, tokio::task::JoinHandle<Vec<Sample>>)) -> Vec<Sample> {
+    sampler.0.store(true, Ordering::Relaxed);
+    sampler.1.await.unwrap()
 }
 
 impl Row {
@@ -78,6 +152,83 @@ impl Row {
     }
 }
 
+impl Row {
+    /// Where the time over the ideal went. The run is cut in three: the climb (until the
+    /// limits first reach N or the first 429), the run at the limit, and the tail (from the
+    /// moment N or fewer messages are left). Each phase loses its length minus the time the
+    /// ideal needs for what it delivered (`delivered × 40 ms / N`); the three add up to the
+    /// wall time minus the ideal.
+    fn print_timeline(&self) {
+        let t = &self.timeline;
+        let (n, per) = (self.limit, LATENCY.as_secs_f64() / self.limit as f64);
+        let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+        let end = Sample {
+            at: self.elapsed,
+            succeeded: self.delivered as u64,
+            ..*t.last().unwrap()
+        };
+        let tail = t
+            .iter()
+            .find(|s| self.calls as u64 - s.succeeded <= n as u64)
+            .copied()
+            .unwrap_or(end);
+        let climb = t
+            .iter()
+            .take_while(|s| s.at < tail.at)
+            .find(|s| s.limit >= n || s.throttled > 0)
+            .copied()
+            .unwrap_or(tail);
+        let full = t.iter().find(|s| s.limit >= n).map(|s| ms(s.at));
+        let first_429 = t.iter().find(|s| s.throttled > 0).map(|s| ms(s.at));
+        let last_429 = t
+            .windows(2)
+            .rev()
+            .find(|w| w[1].throttled > w[0].throttled)
+            .map(|w| ms(w[1].at));
+        let lost = |from: &Sample, to: &Sample| {
+            1000.0
+                * ((to.at.as_secs_f64() - from.at.as_secs_f64())
+                    - (to.succeeded - from.succeeded) as f64 * per)
+        };
+        let start = Sample {
+            at: Duration::ZERO,
+            succeeded: 0,
+            ..t[0]
+        };
+        // Time-weighted means over the run at the limit.
+        let steady: Vec<_> = t
+            .windows(2)
+            .filter(|w| w[0].at >= climb.at && w[1].at <= tail.at)
+            .collect();
+        let span: f64 = steady.iter().map(|w| ms(w[1].at - w[0].at)).sum();
+        let mean = |f: fn(&Sample) -> usize| {
+            steady
+                .iter()
+                .map(|w| f(&w[0]) as f64 * ms(w[1].at - w[0].at))
+                .sum::<f64>()
+                / span.max(1e-9)
+                / n as f64
+        };
+        let min_limit = steady.iter().map(|w| w[0].limit).min().unwrap_or(0);
+        let opt = |v: Option<f64>| v.map_or("never".to_owned(), |v| format!("{v:.0} ms"));
+        println!(
+            "| {} | {} | {} | {} | {} | {:.2} N | {:.2} N | {:.2} N | {:.0} ms | {:.0} ms | {:.0} ms | {:.0} ms |",
+            self.case,
+            opt(full),
+            opt(first_429),
+            opt(last_429),
+            end.decreases,
+            mean(|s| s.limit),
+            min_limit as f64 / n as f64,
+            mean(|s| s.in_flight),
+            lost(&start, &climb),
+            lost(&climb, &tail),
+            lost(&tail, &end),
+            ms(self.elapsed) - ms(self.ideal),
+        );
+    }
+}
+
 fn delivered(results: &BroadcastResults) -> usize {
     results.iter().filter(|r| r.result.is_ok()).count()
 }
@@ -94,14 +245,16 @@ async fn account(limit: usize, header: bool) -> Emulator {
         .unwrap()
 }
 
-async fn one_broadcast(limit: usize, header: bool) -> Row {
+async fn one_broadcast(limit: usize, header: bool, fixed: bool) -> Row {
     let server = account(limit, header).await;
-    let client = client(&server);
+    let client = client(&server, fixed.then_some(limit));
     let n = 2_000;
     let calls = calls(&server, n, 0);
     let started = Instant::now();
+    let sampler = sample(&server, std::slice::from_ref(&client), started);
     let results = client.broadcast(calls, &json!({"slide": 1})).await.unwrap();
     let elapsed = started.elapsed();
+    let timeline = stop(sampler).await;
     Row {
         case: format!("N = {limit}, one broadcast"),
         calls: n,
@@ -109,6 +262,8 @@ async fn one_broadcast(limit: usize, header: bool) -> Row {
         counts: server.stats(),
         elapsed,
         ideal: LATENCY * n as u32 / limit as u32,
+        timeline,
+        limit,
     }
 }
 
@@ -116,14 +271,19 @@ async fn shared(header: bool) -> Row {
     let limit = 20;
     let server = account(limit, header).await;
     let per_client = 1_000;
+    // The clients and their calls are made inside the measured time, as they always were.
     let started = Instant::now();
-    let runs = (0..3).map(|i| {
-        let client = client(&server);
-        let calls = calls(&server, per_client, i * per_client);
-        async move { client.broadcast(calls, &json!({"slide": 2})).await.unwrap() }
+    let clients: Vec<_> = (0..3).map(|_| client(&server, None)).collect();
+    let work: Vec<_> = (0..3)
+        .map(|i| calls(&server, per_client, i * per_client))
+        .collect();
+    let sampler = sample(&server, &clients, started);
+    let runs = clients.iter().zip(work).map(|(client, calls)| async move {
+        client.broadcast(calls, &json!({"slide": 2})).await.unwrap()
     });
     let all = futures_util::future::join_all(runs).await;
     let elapsed = started.elapsed();
+    let timeline = stop(sampler).await;
     Row {
         case: format!("N = {limit}, three clients × {per_client}"),
         calls: 3 * per_client,
@@ -131,6 +291,8 @@ async fn shared(header: bool) -> Row {
         counts: server.stats(),
         elapsed,
         ideal: LATENCY * (3 * per_client) as u32 / limit as u32,
+        timeline,
+        limit,
     }
 }
 
@@ -141,8 +303,12 @@ fn main() {
         .filter(|a| !a.starts_with("--"))
         .collect();
     let header = args.iter().any(|a| a == "header");
+    let fixed = args.iter().any(|a| a == "fixed");
     let wanted = |case: &str| {
-        let selectors: Vec<_> = args.iter().filter(|a| *a != "header").collect();
+        let selectors: Vec<_> = args
+            .iter()
+            .filter(|a| *a != "header" && *a != "fixed")
+            .collect();
         selectors.is_empty() || selectors.iter().any(|a| *a == case)
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -151,21 +317,41 @@ fn main() {
         .build()
         .unwrap();
     println!(
-        "emulator: 40 ms per request, 429 / 20429 beyond N at once; Twilio-Concurrent-Requests: {}",
-        if header { "sent" } else { "not sent" }
+        "emulator: 40 ms per request, 429 / 20429 beyond N at once; Twilio-Concurrent-Requests: {}; client limit: {}",
+        if header { "sent" } else { "not sent" },
+        if fixed {
+            "fixed at N"
+        } else {
+            "adaptive (default)"
+        }
     );
     println!(
         "| case | calls | delivered | failed | requests | throttled (share) | max in flight at the emulator | wall time | ideal | / ideal | delivered/s | goodput / capacity |"
     );
     println!("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
-    runtime.block_on(async {
+    let rows = runtime.block_on(async {
+        let mut rows = Vec::new();
         for limit in [4, 8, 20, 64] {
             if wanted(&limit.to_string()) {
-                one_broadcast(limit, header).await.print();
+                rows.push(one_broadcast(limit, header, fixed).await);
+                rows.last().unwrap().print();
             }
         }
-        if wanted("shared") {
-            shared(header).await.print();
+        if wanted("shared") && !fixed {
+            rows.push(shared(header).await);
+            rows.last().unwrap().print();
         }
+        rows
     });
+    println!();
+    println!(
+        "Where the time over the ideal went (clients' limits and the emulator sampled every 2 ms):"
+    );
+    println!(
+        "| case | limit first ≥ N | first 429 | last 429 | cuts | mean limit at the limit | lowest limit at the limit | mean in flight at the limit | lost: climb | lost: at the limit | lost: tail | wall − ideal |"
+    );
+    println!("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
+    for row in &rows {
+        row.print_timeline();
+    }
 }

@@ -4,10 +4,19 @@
 //!
 //! The adaptive limit is TCP's congestion window applied to an account's concurrency limit
 //! (RFC 5681 slow start and congestion avoidance; RFC 6582's one reduction per window):
-//! - **slow start**: until the first throttle, every success adds 1, so the limit doubles
-//!   each round trip and reaches an account's limit in a few round trips;
-//! - **congestion avoidance**: afterwards every success adds `1/limit`, about +1 per round
-//!   trip of successes;
+//! - **slow start**: until the first throttle, every success adds [`SLOW_START_GROWTH`] = 3,
+//!   so the limit quadruples each round trip (TCP's doubles): from 10, an account's 64 is
+//!   reached in two round trips instead of three. TCP doubles because overshooting a link
+//!   loses a window of packets; a request beyond the account's limit is answered 429 at once
+//!   and not processed, so overshooting costs one quick answer and a retry per extra request,
+//!   while every round trip below the account's limit leaves part of it idle;
+//! - **congestion avoidance**: afterwards every success adds `(cut_from - limit) / limit`,
+//!   where `cut_from` is the limit the last cut came from (RFC 9438's `W_max`), and at least
+//!   `1/limit`. The limit climbs back toward where the account last refused, most of the way
+//!   in a few round trips (each round trip of successes closes about 63% of the gap), then
+//!   grows about +1 per round trip to probe for room: CUBIC's concave region, counted in
+//!   successes instead of time. With +1 per round trip alone, the climb back from a cut at
+//!   65 took 13 round trips at 0.8–1.0 of the account: 40% of a 1.25 s broadcast at N = 64;
 //! - **multiplicative decrease**: a throttled request (429 / 20429) multiplies the limit by
 //!   [`BETA`] = 0.8, at most once per window: a throttle of a request admitted before the last
 //!   cut says nothing new (those requests were sent under the old, larger limit);
@@ -25,11 +34,15 @@
 //! Why multiplicative decrease: additive increase with multiplicative decrease is the rule
 //! under which independent senders sharing one capacity converge to equal shares (Chiu and
 //! Jain, 1989), which is what several processes sharing one account need without talking to
-//! each other. Why 0.8: CUBIC (RFC 9438) and the AWS SDKs' adaptive retry mode
-//! (smithy-rs `client_rate_limiter.rs`, `BETA = 0.7`) use 0.7, Netflix's `AIMDLimit` 0.9.
+//! each other. The climb back keeps that: a client above its share tends to be throttled
+//! again before it is back, and the lower `cut_from` is where it climbs back to next (the
+//! simulation's three clients keep a fairness index of 0.97–1.00). Why 0.8: CUBIC (RFC 9438)
+//! and the AWS SDKs' adaptive retry mode (smithy-rs `client_rate_limiter.rs`, `BETA = 0.7`)
+//! use 0.7, Netflix's `AIMDLimit` 0.9.
 //! A throttled request costs one quick round trip and is retried, while a limit below the
 //! account's idles it, so the gentler cut pays; the deterministic simulation in `sim.rs`
-//! (2,000 messages of 40 ms, one client, no header) measured 0.7 → 1.10× / 1.14× / 1.21× the
+//! (2,000 messages of 40 ms, one client, no header; with +1 per round trip after a cut and
+//! doubling slow start, the rules of 2026-11-24) measured 0.7 → 1.10× / 1.14× / 1.21× the
 //! ideal time at N = 8 / 20 / 64, 0.8 → 1.05× / 1.08× / 1.16×, 0.9 → 1.01× / 1.03× / 1.12×,
 //! while the share of attempts throttled grew (N = 8: 4.5%, 6.3%, 11%; three clients at N = 8:
 //! 22%, 29%, 42%). With the header, 0.8 and 0.95 gave 1.04× / 1.04× / 1.11× with under 0.5%
@@ -37,7 +50,8 @@
 //!
 //! Waiting is FIFO: the permits come from a tokio [`Semaphore`], which is fair. A smaller limit
 //! takes effect at once on the permits not in use and, for those in use, as they come back
-//! (they are forgotten instead of returned).
+//! (they are forgotten instead of returned); a permit handed to a waiter whose task has not
+//! run yet is not in use: the waiter gives it back and waits again.
 
 use std::fmt;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -53,6 +67,10 @@ pub(crate) const BETA: f64 = 0.8;
 
 /// The factor a success that found the account full multiplies the adaptive limit by.
 pub(crate) const MARK_BETA: f64 = 0.95;
+
+/// What a success adds to the adaptive limit in slow start: the limit quadruples every round
+/// trip.
+pub(crate) const SLOW_START_GROWTH: f64 = 3.0;
 
 /// The client-wide concurrency limiter; clones share it.
 #[derive(Clone)]
@@ -77,6 +95,9 @@ struct State {
     window: f64,
     /// Slow start below this, congestion avoidance above (RFC 5681's `ssthresh`).
     slow_start_threshold: f64,
+    /// The window when it was last cut: where the account last refused (RFC 9438's
+    /// `W_max`); 0 before the first cut.
+    cut_from: f64,
     /// The whole limit the semaphore enforces: `window` rounded down, within 1..=max.
     limit: usize,
     /// Held permits to forget, not return, when they come back (the limit shrank below what
@@ -125,6 +146,7 @@ impl ConcurrencyLimiter {
                 state: Mutex::new(State {
                     window: limit as f64,
                     slow_start_threshold: max,
+                    cut_from: 0.0,
                     limit,
                     debt: 0,
                     in_flight: 0,
@@ -143,18 +165,22 @@ impl ConcurrencyLimiter {
     /// Waits for a slot (first come, first served) and takes it. Cancel-safe: a dropped
     /// future leaves the queue and takes nothing.
     pub(crate) async fn acquire(&self) -> Permit {
-        let slot = match &self.inner.semaphore {
-            None => None,
-            Some(semaphore) => match semaphore.clone().try_acquire_owned() {
+        let Some(semaphore) = &self.inner.semaphore else {
+            return self.admit(None).expect("no slot, nothing to take back");
+        };
+        loop {
+            let slot = match semaphore.clone().try_acquire_owned() {
                 Ok(slot) => Some(slot),
                 Err(_) => {
                     let _waiting = Waiting::enter(&self.inner.waiting);
                     // `Err` only if the semaphore were closed, which nothing does.
                     semaphore.clone().acquire_owned().await.ok()
                 }
-            },
-        };
-        self.admit(slot)
+            };
+            if let Some(permit) = self.admit(slot) {
+                return permit;
+            }
+        }
     }
 
     /// Takes a slot if one is free now (never ahead of a waiter: tokio's semaphore hands
@@ -164,23 +190,37 @@ impl ConcurrencyLimiter {
             None => None,
             Some(semaphore) => Some(semaphore.clone().try_acquire_owned().ok()?),
         };
-        Some(self.admit(slot))
+        self.admit(slot)
     }
 
-    fn admit(&self, slot: Option<OwnedSemaphorePermit>) -> Permit {
+    /// Numbers the request and counts it in flight; `None` when the limit was cut after the
+    /// slot was handed out, which forgets the slot.
+    fn admit(&self, slot: Option<OwnedSemaphorePermit>) -> Option<Permit> {
         let mut state = self.inner.lock();
+        if state.debt > 0
+            && let Some(slot) = slot
+        {
+            // More slots are out than the cut limit allows: this one was handed to a waiter
+            // before the cut, and its task runs only now (on a busy machine, milliseconds
+            // later). Sent, it would go beyond the cut limit, and its throttle, numbered after
+            // the cut, would cut again: a cascade of cuts from one overshoot. It pays the debt
+            // instead, as it would have had the cut come first.
+            state.debt -= 1;
+            slot.forget();
+            return None;
+        }
         let ticket = Ticket {
             seq: state.next_seq,
             in_flight_before: state.in_flight,
         };
         state.next_seq += 1;
         state.in_flight += 1;
-        Permit {
+        Some(Permit {
             inner: self.inner.clone(),
             slot,
             ticket,
             reported: false,
-        }
+        })
     }
 
     /// The current limit, requests in flight and waiting, and throttles counted.
@@ -272,9 +312,9 @@ impl State {
                     return;
                 }
                 self.window += if self.window < self.slow_start_threshold {
-                    1.0
+                    SLOW_START_GROWTH
                 } else {
-                    1.0 / self.window
+                    ((self.cut_from - self.window) / self.window).max(1.0 / self.window)
                 };
                 self.window = self.window.min(max as f64);
             }
@@ -291,6 +331,7 @@ impl State {
     }
 
     fn cut(&mut self, factor: f64) {
+        self.cut_from = self.window;
         self.window = (self.window * factor).max(1.0);
         self.slow_start_threshold = self.window;
         self.recover = self.next_seq;
@@ -407,18 +448,25 @@ mod tests {
         assert_eq!(fill(&l).len(), 4, "dropped permits came back");
     }
 
+    /// One round trip of a busy client: each request in flight is admitted and its slot, with
+    /// any the limit gained, is taken again at once. Returns the requests now in flight.
+    fn round_trip(l: &ConcurrencyLimiter, permits: Vec<Permit>) -> Vec<Permit> {
+        let mut next = Vec::new();
+        for permit in permits {
+            permit.learn(Lesson::Admitted, None);
+            next.extend(fill(l));
+        }
+        next
+    }
+
     #[test]
-    fn slow_start_doubles_per_window_until_the_max() {
-        let l = adaptive(4, 10);
-        for permit in fill(&l) {
-            permit.learn(Lesson::Admitted, None);
-        }
-        assert_eq!(limit(&l), 8);
-        for permit in fill(&l) {
-            permit.learn(Lesson::Admitted, None);
-        }
-        assert_eq!(limit(&l), 10, "capped at the max");
-        assert_eq!(fill(&l).len(), 10);
+    fn slow_start_quadruples_per_round_trip_until_the_max() {
+        let l = adaptive(2, 20);
+        let permits = round_trip(&l, fill(&l));
+        assert_eq!((limit(&l), permits.len()), (8, 8));
+        let permits = round_trip(&l, permits);
+        assert_eq!(limit(&l), 20, "32, capped at the max");
+        assert_eq!(permits.len(), 20);
     }
 
     #[test]
@@ -453,27 +501,44 @@ mod tests {
     }
 
     #[test]
-    fn after_a_cut_growth_is_about_one_per_window() {
-        let l = adaptive(10, 100);
-        l.try_acquire().unwrap().learn(Lesson::Throttled, None); // 10 → 8, congestion avoidance
-        assert_eq!(limit(&l), 8);
-        // One window of successes (8 at once) adds about 1.
-        for permit in fill(&l) {
-            permit.learn(Lesson::Admitted, None);
+    fn after_a_cut_the_limit_climbs_back_then_grows_about_one_per_round_trip() {
+        let l = adaptive(40, 100);
+        let mut permits = fill(&l);
+        permits.pop().unwrap().learn(Lesson::Throttled, None); // 40 → 32, congestion avoidance
+        drop(permits);
+        assert_eq!(limit(&l), 32);
+        // Each round trip closes about 63% of the gap to 40: 32 → 36.9 → 38.8.
+        let permits = round_trip(&l, fill(&l));
+        assert_eq!(limit(&l), 36);
+        let mut permits = round_trip(&l, permits);
+        assert_eq!(limit(&l), 38);
+        // Near 40, it grows about +1 per round trip.
+        let mut round_trips = 0;
+        while limit(&l) < 44 {
+            permits = round_trip(&l, permits);
+            round_trips += 1;
         }
-        assert_eq!(limit(&l), 8, "8 + 8 × 1/8… stays just under 9");
-        for permit in fill(&l) {
-            permit.learn(Lesson::Admitted, None);
+        assert!(
+            (5..=7).contains(&round_trips),
+            "38 → 44 took {round_trips} round trips"
+        );
+    }
+
+    #[test]
+    fn after_a_second_cut_the_limit_climbs_back_to_the_lower_level() {
+        let l = adaptive(40, 100);
+        l.try_acquire().unwrap().learn(Lesson::Throttled, None); // 40 → 32
+        l.try_acquire().unwrap().learn(Lesson::Throttled, None); // admitted after: 32 → 25.6
+        assert_eq!(limit(&l), 25);
+        let mut permits = fill(&l);
+        for _ in 0..3 {
+            permits = round_trip(&l, permits);
         }
-        assert_eq!(limit(&l), 9);
-        let mut windows = 0;
-        while limit(&l) < 13 {
-            for permit in fill(&l) {
-                permit.learn(Lesson::Admitted, None);
-            }
-            windows += 1;
-        }
-        assert!((4..=6).contains(&windows), "9 → 13 took {windows} windows");
+        assert_eq!(
+            limit(&l),
+            32,
+            "25.6 → 29.4 → 31.0 → 32.0: back to 32, not 40"
+        );
     }
 
     #[test]
@@ -572,13 +637,15 @@ mod tests {
         );
     }
 
-    /// Growth by one from a limit of 1 adds exactly one permit (2 / 1 would add two).
+    /// Growth from a limit of 1 adds exactly the growth, within the max.
     #[test]
-    fn growing_from_one_adds_one_permit() {
-        let l = adaptive(1, 4);
-        l.try_acquire().unwrap().learn(Lesson::Admitted, None);
-        assert_eq!(limit(&l), 2);
-        assert_eq!(fill(&l).len(), 2);
+    fn growing_from_one_adds_exactly_the_growth() {
+        for (max, grown) in [(2, 2), (10, 4)] {
+            let l = adaptive(1, max);
+            l.try_acquire().unwrap().learn(Lesson::Admitted, None);
+            assert_eq!(limit(&l), grown);
+            assert_eq!(fill(&l).len(), grown);
+        }
     }
 
     #[test]
@@ -662,6 +729,43 @@ mod tests {
         }
         assert_eq!(*order.lock().unwrap(), vec![0, 1, 2, 3, 4]);
         assert_eq!(l.stats().waiting, 0);
+    }
+
+    /// A slot handed to a waiter just before a cut, whose task runs only after it, goes back:
+    /// sent, it would exceed the cut limit, and its throttle would cut again.
+    #[tokio::test]
+    async fn a_slot_handed_to_a_waiter_before_a_cut_waits_again() {
+        let l = adaptive(10, 100);
+        let mut permits = fill(&l);
+        let admitted = Arc::new(AtomicUsize::new(0));
+        let waiter = {
+            let (l, admitted) = (l.clone(), admitted.clone());
+            tokio::spawn(async move {
+                let permit = l.acquire().await;
+                admitted.fetch_add(1, Ordering::SeqCst);
+                permit
+            })
+        };
+        while l.stats().waiting < 1 {
+            tokio::task::yield_now().await;
+        }
+        // A slot comes back and is handed to the waiter, whose task has not run yet; then a
+        // throttle cuts 10 → 8, with 8 requests in flight and the waiter's slot out.
+        permits.pop().unwrap().learn(Lesson::Nothing, None);
+        permits.pop().unwrap().learn(Lesson::Throttled, None);
+        assert_eq!(limit(&l), 8);
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(admitted.load(Ordering::SeqCst), 0, "the waiter waits again");
+        assert_eq!((l.stats().in_flight, l.stats().waiting), (8, 1));
+        // In flight below the cut limit: the waiter's turn.
+        permits.pop().unwrap().learn(Lesson::Nothing, None);
+        let permit = waiter.await.unwrap();
+        assert_eq!(l.stats().in_flight, 8);
+        assert!(l.try_acquire().is_none(), "8 in flight, limit 8");
+        drop((permit, permits));
+        assert_eq!(fill(&l).len(), 8, "exactly the limit, no permit lost");
     }
 
     #[tokio::test]

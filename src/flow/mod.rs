@@ -19,8 +19,8 @@ mod sim;
 
 /// The starting limit of [`ConcurrencyLimit::Adaptive`] by default.
 ///
-/// Netflix's concurrency-limits starts its AIMD limit at 10; slow start doubles it every round
-/// trip until the first 429, so an account that allows 100 is reached in four round trips.
+/// Netflix's concurrency-limits starts its AIMD limit at 10; slow start quadruples it every
+/// round trip until the first 429, so an account that allows 100 is reached in two round trips.
 pub const DEFAULT_INITIAL_CONCURRENCY: usize = 10;
 
 /// The largest limit [`ConcurrencyLimit::Adaptive`] grows to by default.

@@ -355,8 +355,9 @@ mod tests {
             );
             assert_eq!(r.delivered, vec![MESSAGES], "N = {capacity}");
             let slowdown = slowdown(&r, capacity);
-            // The flow-control goal is 1.2× the ideal time on real machines; the model leaves room.
-            let bound = if capacity >= 64 { 1.2 } else { 1.12 };
+            // The model's figures (BENCHMARKS.md, "Flow control") with a little room: 1.00–1.06×
+            // up to N = 20, 1.10× at 64, where the climb from 10 is a larger part of the run.
+            let bound = if capacity >= 64 { 1.15 } else { 1.08 };
             assert!(
                 slowdown <= bound,
                 "N = {capacity}: {slowdown:.3}× ideal, {r:?}"
@@ -393,7 +394,10 @@ mod tests {
             );
             assert_eq!(r.delivered, vec![MESSAGES]);
             assert!(slowdown(&r, capacity) <= 1.12, "N = {capacity}: {r:?}");
-            assert!(r.throttle_share() < 0.01, "N = {capacity}: {r:?}");
+            // The header names the capacity only on the first 429: it cannot spare slow start's
+            // overshoot, about 40 requests at N = 64.
+            let share = if capacity >= 64 { 0.03 } else { 0.01 };
+            assert!(r.throttle_share() < share, "N = {capacity}: {r:?}");
             assert!(
                 r.throttled < plain.throttled,
                 "N = {capacity}: {r:?} vs {plain:?}"
@@ -478,6 +482,59 @@ mod tests {
                 14,
             );
             assert!(r.fairness() >= 0.95, "{header:?}: {r:?}");
+        }
+    }
+
+    /// Prints the model's table in BENCHMARKS.md ("Flow control"): `cargo test --lib
+    /// flow::sim::tests::the_model_table -- --ignored --nocapture`. Averages of 10 seeds.
+    #[test]
+    #[ignore = "prints figures, asserts nothing"]
+    fn the_model_table() {
+        let seeds = 1..=10u64;
+        let n = seeds.clone().count() as f64;
+        println!(
+            "| N | time / ideal, no header | throttled, no header | time / ideal, header | throttled, header |"
+        );
+        for capacity in [4, 8, 20, 64] {
+            let mut cells = Vec::new();
+            for header in [Header::None, Header::Load] {
+                let (mut time, mut share) = (0.0, 0.0);
+                for seed in seeds.clone() {
+                    let r = run(
+                        account(capacity, header),
+                        &[DEFAULT],
+                        MESSAGES,
+                        1_000_000,
+                        0,
+                        seed,
+                    );
+                    time += slowdown(&r, capacity);
+                    share += r.throttle_share();
+                }
+                cells.push(format!("{:.2}× | {:.1}%", time / n, 100.0 * share / n));
+            }
+            println!("| {capacity} | {} | {} |", cells[0], cells[1]);
+        }
+        println!();
+        println!("| three clients, N | header | fairness | together, of N | throttled |");
+        for header in [Header::None, Header::Load] {
+            for capacity in [8, 20, 64] {
+                let r = run(
+                    account(capacity, header),
+                    &[DEFAULT; 3],
+                    usize::MAX,
+                    60_000,
+                    10_000,
+                    9,
+                );
+                let total: f64 = r.mean_in_flight.iter().sum();
+                println!(
+                    "| {capacity} | {header:?} | {:.2} | {:.2} | {:.1}% |",
+                    r.fairness(),
+                    total / capacity as f64,
+                    100.0 * r.throttle_share()
+                );
+            }
         }
     }
 }
