@@ -109,7 +109,8 @@ impl WebhookConfig {
         &self.validator
     }
 
-    /// The body limit in bytes, for a front door that reads the body.
+    /// The body limit in bytes, for a front door that reads the body (`axum` implies `tower`).
+    #[cfg(any(feature = "tower", feature = "actix-web"))]
     pub(crate) fn limit(&self) -> usize {
         self.body_limit
     }
