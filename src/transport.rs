@@ -124,6 +124,13 @@ pub struct CallContext {
     url: OnceLock<String>,
 }
 
+impl CallContext {
+    /// What the hook saw of the response and the request URL, once the call is over.
+    fn into_record(self) -> (Option<ResponseMeta>, Option<String>) {
+        (self.seen.into_inner(), self.url.into_inner())
+    }
+}
+
 impl fmt::Debug for CallContext {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("CallContext")
@@ -184,11 +191,11 @@ pub(crate) fn succeeded<T>(
     api: generated::Client,
     value: progenitor_client::ResponseValue<T>,
 ) -> Attempted<T> {
-    let CallContext { seen, url, .. } = api.inner;
+    let (response, url) = api.inner.into_record();
     Attempted {
         result: Ok(value.into_inner()),
-        response: seen.into_inner(),
-        url: url.into_inner(),
+        response,
+        url,
     }
 }
 
@@ -202,12 +209,11 @@ pub(crate) async fn failed<T>(
     api: generated::Client,
     error: GeneratedError,
 ) -> Attempted<T> {
-    let CallContext { seen, url, .. } = api.inner;
-    let response = seen.into_inner();
+    let (response, url) = api.inner.into_record();
     Attempted {
         result: Err(error_of(error, operation, response.as_ref()).await),
         response,
-        url: url.into_inner(),
+        url,
     }
 }
 
@@ -244,17 +250,12 @@ impl ClientHooks<CallContext> for generated::Client {
             let _ = ctx.seen.set(meta);
             return Ok(response);
         }
-        match read_capped(response).await {
-            Ok((response, truncated)) => {
-                meta.truncated = truncated;
-                let _ = ctx.seen.set(meta);
-                Ok(response)
-            }
-            Err(e) => {
-                let _ = ctx.seen.set(meta);
-                Err(e)
-            }
+        let read = read_capped(response).await;
+        if let Ok((_, truncated)) = &read {
+            meta.truncated = *truncated;
         }
+        let _ = ctx.seen.set(meta);
+        read.map(|(response, _)| response)
     }
 }
 
