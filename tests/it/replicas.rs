@@ -18,6 +18,7 @@
 //! and on the tower door (hyper-util) hold the other doors to the same standard.
 #![cfg(all(feature = "redis", feature = "axum", feature = "actix-web"))]
 
+use crate::common::callback::signed;
 use crate::redis_support;
 
 use std::collections::{BTreeMap, HashMap};
@@ -419,18 +420,16 @@ impl Sender {
             }
             let replica = self.pick(avoid);
             let mut headers = HeaderMap::new();
-            headers.insert("content-type", HeaderValue::from_static("application/json"));
             // Same on every retry of one delivery, as Twilio's webhooks commonly carry.
             headers.insert(
                 "i-twilio-idempotency-token",
                 HeaderValue::from_str(&token).unwrap(),
             );
-            let signature = SignatureValidator::new(TOKEN)
-                .sign_request(&format!("{PUBLIC}{PATH}"), &headers, body)
-                .unwrap();
-            headers.insert(
-                "x-twilio-signature",
-                HeaderValue::from_str(&signature).unwrap(),
+            let headers = signed(
+                &SignatureValidator::new(TOKEN),
+                &format!("{PUBLIC}{PATH}"),
+                headers,
+                body,
             );
             self.in_flight[replica].fetch_add(1, Ordering::SeqCst);
             let sent_at = Instant::now();

@@ -6,6 +6,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::common::callback::{event_json, signed};
 use axum::Router;
 use axum::extract::{FromRef, State};
 use axum::routing::post;
@@ -121,38 +122,7 @@ fn now_rfc2822(offset_secs: i64) -> String {
         .unwrap()
 }
 
-/// A callback body as JSON with string values (what Twilio's Voice SDK tests observe).
-fn event_json(sid: &str, content: &str, timestamp: &str) -> Vec<u8> {
-    serde_json::json!({
-        "ContentType": "application/json",
-        "Content": content,
-        "SequenceNumber": "1",
-        "CallSid": "CAbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb",
-        "Timestamp": timestamp,
-        "AccountSid": "ACaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
-        "Sid": sid,
-    })
-    .to_string()
-    .into_bytes()
-}
-
 const SID: &str = "KXcccccccccccccccccccccccccccccccc";
-
-/// Headers for `body`, signed by `signer` for `url` (the settings header decides the key).
-fn signed(
-    signer: &SignatureValidator,
-    url: &str,
-    mut headers: HeaderMap,
-    body: &[u8],
-) -> HeaderMap {
-    headers.insert("content-type", HeaderValue::from_static("application/json"));
-    let signature = signer.sign_request(url, &headers, body).unwrap();
-    headers.insert(
-        "x-twilio-signature",
-        HeaderValue::from_str(&signature).unwrap(),
-    );
-    headers
-}
 
 fn header(pairs: &[(&'static str, &str)]) -> HeaderMap {
     pairs

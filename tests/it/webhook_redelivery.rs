@@ -10,11 +10,12 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::common::callback::{event_json, signed};
 use axum::Router;
 use axum::extract::{FromRef, State};
 use axum::http::StatusCode;
 use axum::routing::post;
-use http::{HeaderMap, HeaderValue};
+use http::HeaderMap;
 use twilio_call_messages::SignatureValidator;
 use twilio_call_messages::reqwest;
 use twilio_call_messages::webhook::Deduplication;
@@ -110,25 +111,12 @@ impl Server {
         content: serde_json::Value,
         timeout: Duration,
     ) -> Option<(u16, String)> {
-        let body = serde_json::json!({
-            "ContentType": "application/json",
-            "Content": content.to_string(),
-            "SequenceNumber": "1",
-            "CallSid": "CAbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb",
-            "Timestamp": "Wed, 18 Dec 2019 20:02:01 +0000",
-            "AccountSid": "ACaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
-            "Sid": sid,
-        })
-        .to_string()
-        .into_bytes();
-        let mut headers = HeaderMap::new();
-        headers.insert("content-type", HeaderValue::from_static("application/json"));
-        let signature = SignatureValidator::new(TOKEN)
-            .sign_request(&format!("{PUBLIC}{path}"), &headers, &body)
-            .unwrap();
-        headers.insert(
-            "x-twilio-signature",
-            HeaderValue::from_str(&signature).unwrap(),
+        let body = event_json(sid, &content.to_string(), "Wed, 18 Dec 2019 20:02:01 +0000");
+        let headers = signed(
+            &SignatureValidator::new(TOKEN),
+            &format!("{PUBLIC}{path}"),
+            HeaderMap::new(),
+            &body,
         );
         let response = self
             .http

@@ -1,6 +1,7 @@
 //! A minimal HTTP/1.1 server side for tests that need faults httpmock cannot make: resets,
 //! stalls, truncated and oversized bodies.
 #![allow(dead_code)] // each test crate uses a part
+pub mod callback;
 pub mod captured;
 
 use std::time::Duration;
