@@ -77,6 +77,15 @@ pub(crate) struct Options {
 }
 
 /// Runs `operation` to its one result.
+///
+/// One async fn holds the whole request: every layer of futures is one more copy of the
+/// request's state when it starts and one more frame on every poll (a separate attempt loop
+/// and the span's wrapper around it cost ~500 instructions per request in profiles). The span
+/// is entered only while the generated call runs, the part that can emit events of its own
+/// (reqwest's and hyper's); this crate's own events name it as their parent.
+///
+/// Each attempt waits for a slot under the client's concurrency limit, is sent, and tells the
+/// limit what it learned; after a failure the retry rules say whether to wait and try again.
 pub(crate) async fn run<O: Operation>(
     client: Client,
     mut options: Options,
@@ -91,15 +100,89 @@ pub(crate) async fn run<O: Operation>(
     }
     let inner = client.inner();
     let span = span::<O>(operation.call_sid(), &inner.server_address);
-    // Entering a disabled span on every poll still shows in profiles; each branch awaits its
-    // own future in place (a wrapper choosing between them would be one more copy of it).
-    let (mut result, attempts) = if span.is_disabled() {
-        attempts(&client, &options, &operation, &span).await
-    } else {
-        use tracing::Instrument as _;
-        attempts(&client, &options, &operation, &span)
-            .instrument(span.clone())
-            .await
+    let limiter = &inner.limiter;
+    let policy = options.retry_policy.as_ref().unwrap_or(&inner.retry);
+    let per_attempt = options.timeout.unwrap_or(inner.timeout);
+    let mut retry = RetryState::new(O::NAME, policy, &inner.retry_budget);
+    let (mut result, attempts) = loop {
+        // A free slot is taken at once; only waiting needs the clock and a timer.
+        let permit = match limiter.try_acquire() {
+            Some(permit) => permit,
+            None => {
+                let remaining = retry.remaining();
+                match tokio::time::timeout(remaining, limiter.acquire()).await {
+                    Ok(permit) => permit,
+                    Err(_) => {
+                        let attempts = retry.attempts();
+                        break (Err(retry.deadline_passed(remaining)), attempts);
+                    }
+                }
+            }
+        };
+        let timeout = retry.start_attempt(per_attempt);
+        if !span.is_disabled() {
+            let stats = limiter.stats();
+            span.record("twilio.concurrency_limit", stats.limit);
+            span.record("twilio.waiting", stats.waiting);
+        }
+        let api = inner
+            .endpoint
+            .attempt(timeout, retry.attempts() == 1 && !span.is_disabled());
+        // Each branch awaits its own future in place: a wrapper choosing between them would
+        // be one more copy of it.
+        let sent = if span.is_disabled() {
+            operation.send(&api, &inner.account_sid).await
+        } else {
+            use tracing::Instrument as _;
+            operation
+                .send(&api, &inner.account_sid)
+                .instrument(span.clone())
+                .await
+        };
+        let attempt = transport::finish(O::NAME, &inner.endpoint, api, sent).await;
+        let (request_id, concurrent_requests) =
+            record_in_span(&span, attempt.url.as_deref(), attempt.response);
+        let error = match attempt.result {
+            Ok(body) => {
+                permit.learn(OutcomeKind::Success.lesson(), concurrent_requests);
+                retry.succeeded();
+                break (
+                    Ok((body, RequestInfo::new(O::NAME, request_id))),
+                    retry.attempts(),
+                );
+            }
+            Err(error) => error,
+        };
+        let kind = retry.failed(&error);
+        if kind.is_throttled() {
+            span.record("twilio.throttled", retry.throttles());
+        }
+        permit.learn(kind.lesson(), concurrent_requests);
+        if retry.earlier_attempt_may_have_been_processed()
+            && let Some(body) = O::recover(&error)
+        {
+            break (
+                Ok((body, RequestInfo::new(O::NAME, request_id))),
+                retry.attempts(),
+            );
+        }
+        match retry.next(error, kind, fastrand::f64()) {
+            Next::RetryAfter(wait) => {
+                tracing::debug!(
+                    parent: &span,
+                    attempt = retry.attempts(),
+                    wait_ms = wait.as_millis() as u64,
+                    error = retry.last_error().map(tracing::field::display),
+                    "retrying"
+                );
+                tokio::time::sleep(wait).await;
+                span.record("http.request.resend_count", retry.attempts());
+            }
+            Next::GiveUp(error) => {
+                tracing::debug!(parent: &span, attempt = retry.attempts(), error = %error, "failed");
+                break (Err(error), retry.attempts());
+            }
+        }
     };
     let key = operation.idempotency_key().and_then(Option::take);
     let request = match &mut result {
@@ -114,91 +197,6 @@ pub(crate) async fn run<O: Operation>(
         .inspect_err(|e| {
             span.record("error.type", e.type_name());
         })
-}
-
-/// The attempt loop: the body and what the request was, or the last error; and the attempts
-/// made.
-///
-/// Each attempt waits for a slot under the client's concurrency limit, is sent, and tells the
-/// limit what it learned; after a failure the retry rules say whether to wait and try again.
-async fn attempts<O: Operation>(
-    client: &Client,
-    options: &Options,
-    operation: &O,
-    span: &tracing::Span,
-) -> (Result<(O::Body, RequestInfo), Error>, u32) {
-    let inner = client.inner();
-    let limiter = &inner.limiter;
-    let policy = options.retry_policy.as_ref().unwrap_or(&inner.retry);
-    let per_attempt = options.timeout.unwrap_or(inner.timeout);
-    let mut retry = RetryState::new(O::NAME, policy, &inner.retry_budget);
-    loop {
-        // A free slot is taken at once; only waiting needs the clock and a timer.
-        let permit = match limiter.try_acquire() {
-            Some(permit) => permit,
-            None => {
-                let remaining = retry.remaining();
-                match tokio::time::timeout(remaining, limiter.acquire()).await {
-                    Ok(permit) => permit,
-                    Err(_) => {
-                        let attempts = retry.attempts();
-                        return (Err(retry.deadline_passed(remaining)), attempts);
-                    }
-                }
-            }
-        };
-        let timeout = retry.start_attempt(per_attempt);
-        if !span.is_disabled() {
-            let stats = limiter.stats();
-            span.record("twilio.concurrency_limit", stats.limit);
-            span.record("twilio.waiting", stats.waiting);
-        }
-        let api = inner
-            .endpoint
-            .attempt(timeout, retry.attempts() == 1 && !span.is_disabled());
-        let attempt = match operation.send(&api, &inner.account_sid).await {
-            Ok(value) => transport::succeeded(api, value),
-            Err(error) => Box::pin(transport::failed(O::NAME, api, error)).await,
-        };
-        let (request_id, concurrent_requests) =
-            record_in_span(span, attempt.url.as_deref(), attempt.response);
-        let error = match attempt.result {
-            Ok(body) => {
-                permit.learn(OutcomeKind::Success.lesson(), concurrent_requests);
-                retry.succeeded();
-                let request = RequestInfo::new(O::NAME, request_id);
-                return (Ok((body, request)), retry.attempts());
-            }
-            Err(error) => error,
-        };
-        let kind = retry.failed(&error);
-        if kind.is_throttled() {
-            span.record("twilio.throttled", retry.throttles());
-        }
-        permit.learn(kind.lesson(), concurrent_requests);
-        if retry.earlier_attempt_may_have_been_processed()
-            && let Some(body) = O::recover(&error)
-        {
-            let request = RequestInfo::new(O::NAME, request_id);
-            return (Ok((body, request)), retry.attempts());
-        }
-        match retry.next(error, kind, fastrand::f64()) {
-            Next::RetryAfter(wait) => {
-                tracing::debug!(
-                    attempt = retry.attempts(),
-                    wait_ms = wait.as_millis() as u64,
-                    error = retry.last_error().map(tracing::field::display),
-                    "retrying"
-                );
-                tokio::time::sleep(wait).await;
-                span.record("http.request.resend_count", retry.attempts());
-            }
-            Next::GiveUp(error) => {
-                tracing::debug!(attempt = retry.attempts(), error = %error, "failed");
-                return (Err(error), retry.attempts());
-            }
-        }
-    }
 }
 
 /// Records the request URL and what the response said into the span (the URL is only ever
@@ -238,7 +236,15 @@ fn idempotency_key(key: Option<String>) -> Result<String, Error> {
 /// The one span of an operation, with OpenTelemetry's HTTP client field names; the response
 /// fields are recorded as they become known, only ever into this span. Message content and
 /// credentials are never recorded.
+///
+/// No span at all before any `tracing` subscriber is set: `debug_span!` would still build its
+/// fields for `tracing`'s `log` fallback (on whenever any crate in the build enables the
+/// `log` feature), ~200 instructions per request for a span nothing records. Our events still
+/// reach `log` that way; only the span's creation line does not.
 fn span<O: Operation>(call: &CallSid, server: &str) -> tracing::Span {
+    if !tracing::dispatcher::has_been_set() {
+        return tracing::Span::none();
+    }
     tracing::debug_span!(
         "twilio_call_messages",
         operation = O::NAME,

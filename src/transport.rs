@@ -2,17 +2,21 @@
 //! attempt's timeout), what the hook records of each response, and how a generated outcome
 //! becomes this crate's result or [`Error`].
 //!
-//! Each attempt makes its own generated client ([`Endpoint::attempt`]): the connection pool
-//! and the headers are shared, and the client's inner value ([`CallContext`]) carries this
+//! Each attempt has a generated client of its own ([`Endpoint::attempt`]): the connection
+//! pool and the headers are shared, and the client's inner value ([`CallContext`]) carries this
 //! attempt's timeout in and what the hook saw of the response out. The record matters because
 //! progenitor drops the status when a body does not decode. (A task-local scoped around the
 //! generated call did the same before; swapping it on every poll cost more than the per-attempt
-//! client does.)
+//! client does.) Finished clients go back to the endpoint and are reused, so an attempt
+//! allocates nothing for its client.
 
 use std::fmt;
-use std::sync::{Arc, OnceLock};
+use std::future::{Future, Ready};
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::Duration;
 
+use futures_util::future::Either;
 use progenitor_client::{ClientHooks, ClientInfo, OperationInfo};
 use reqwest::StatusCode;
 use reqwest::header::{AUTHORIZATION, HeaderName, HeaderValue, RETRY_AFTER, USER_AGENT};
@@ -36,11 +40,17 @@ pub const MAX_RESPONSE_BYTES: usize = 64 * 1024;
 /// What a failed generated call carries.
 type GeneratedError = generated::Error<generated::types::TwilioError>;
 
+/// The most finished per-attempt clients kept for reuse: more than a client has in flight
+/// at once by default (the concurrency limit's maximum is 100).
+const SPARE_CLIENTS: usize = 128;
+
 /// Where a client's requests go and what every one of them carries; built once per client.
 pub(crate) struct Endpoint {
     base_url: String,
     http: reqwest::Client,
     headers: Arc<CallHeaders>,
+    /// Finished per-attempt clients: building one costs a `String` and two reference counts.
+    spare: Mutex<Vec<generated::Client>>,
 }
 
 /// The headers every request carries, and the pool's own default timeout.
@@ -71,6 +81,7 @@ impl Endpoint {
                 user_agent,
                 http_timeout,
             }),
+            spare: Mutex::new(Vec::new()),
         }
     }
 
@@ -87,25 +98,30 @@ impl Endpoint {
     /// The generated client for one attempt: `timeout` for its request, and the request URL
     /// copied out if `want_url` (only when a span will record it).
     pub(crate) fn attempt(&self, timeout: Duration, want_url: bool) -> generated::Client {
-        self.client(CallContext {
-            headers: self.headers.clone(),
-            timeout: Some(timeout),
-            want_url,
-            seen: OnceLock::new(),
-            url: OnceLock::new(),
-        })
+        let spare = self.spare().pop();
+        let mut api = spare.unwrap_or_else(|| self.client(CallContext::new(&self.headers)));
+        api.inner.timeout = Some(timeout);
+        api.inner.want_url = want_url;
+        api
+    }
+
+    /// Takes back a client from [`attempt`](Self::attempt) whose record was taken.
+    fn recycle(&self, api: generated::Client) {
+        let mut spare = self.spare();
+        if spare.len() < SPARE_CLIENTS {
+            spare.push(api);
+        }
+    }
+
+    fn spare(&self) -> MutexGuard<'_, Vec<generated::Client>> {
+        // A list of interchangeable clients is consistent whatever panicked.
+        self.spare.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// A generated client that sets no timeout of its own (the pool's applies), for the
     /// benchmarks' generated call alone.
     pub(crate) fn shared(&self) -> generated::Client {
-        self.client(CallContext {
-            headers: self.headers.clone(),
-            timeout: None,
-            want_url: false,
-            seen: OnceLock::new(),
-            url: OnceLock::new(),
-        })
+        self.client(CallContext::new(&self.headers))
     }
 
     fn client(&self, context: CallContext) -> generated::Client {
@@ -114,20 +130,49 @@ impl Endpoint {
 }
 
 /// The generated client's inner value: the shared headers, one attempt's settings in, what
-/// the hook saw out (each written at most once, by the one request the client makes).
-#[derive(Clone)]
+/// the hook saw out (written by the one request the client makes per attempt).
 pub struct CallContext {
     headers: Arc<CallHeaders>,
     timeout: Option<Duration>,
     want_url: bool,
-    seen: OnceLock<ResponseMeta>,
+    // A `Mutex` rather than a `OnceLock`: an uncontended lock costs less than `Once`'s
+    // machinery, and the record is taken through `&mut` without one.
+    seen: Mutex<Option<ResponseMeta>>,
     url: OnceLock<String>,
 }
 
 impl CallContext {
-    /// What the hook saw of the response and the request URL, once the call is over.
-    fn into_record(self) -> (Option<ResponseMeta>, Option<String>) {
-        (self.seen.into_inner(), self.url.into_inner())
+    fn new(headers: &Arc<CallHeaders>) -> Self {
+        CallContext {
+            headers: headers.clone(),
+            timeout: None,
+            want_url: false,
+            seen: Mutex::new(None),
+            url: OnceLock::new(),
+        }
+    }
+
+    /// What the hook saw of the response and the request URL, once the call is over; the
+    /// context is empty again afterwards.
+    fn take_record(&mut self) -> (Option<ResponseMeta>, Option<String>) {
+        let seen = self.seen.get_mut().unwrap_or_else(PoisonError::into_inner);
+        (seen.take(), self.url.take())
+    }
+
+    fn record(&self, meta: ResponseMeta) {
+        *self.seen.lock().unwrap_or_else(PoisonError::into_inner) = Some(meta);
+    }
+}
+
+/// A clone is a client of its own: same settings, nothing recorded yet (progenitor's client
+/// derives `Clone`; this crate never clones one).
+impl Clone for CallContext {
+    fn clone(&self) -> Self {
+        CallContext {
+            timeout: self.timeout,
+            want_url: self.want_url,
+            ..CallContext::new(&self.headers)
+        }
     }
 }
 
@@ -185,31 +230,37 @@ pub(crate) struct Attempted<T> {
     pub(crate) url: Option<String>,
 }
 
-/// The outcome of one generated call that succeeded, made with `api` (from
-/// [`Endpoint::attempt`]).
-pub(crate) fn succeeded<T>(
-    api: generated::Client,
-    value: progenitor_client::ResponseValue<T>,
-) -> Attempted<T> {
-    let (response, url) = api.inner.into_record();
-    Attempted {
-        result: Ok(value.into_inner()),
-        response,
-        url,
+/// The outcome of one generated call made with `api` (from [`Endpoint::attempt`]), as a
+/// future that is ready at once for a success. A failure becomes this crate's error (with the
+/// operation and request id; the orchestrator adds the idempotency key and the attempt count
+/// when it gives up), which may read an unexpected answer's body: that path is boxed, so its
+/// state does not make every request's future larger (and every move of it dearer). Taking
+/// the generated result by value here, rather than matching on it around an `.await`, keeps
+/// it out of the request's state while the error is built.
+pub(crate) fn finish<T: Send + 'static>(
+    operation: &'static str,
+    endpoint: &Endpoint,
+    mut api: generated::Client,
+    sent: Result<progenitor_client::ResponseValue<T>, GeneratedError>,
+) -> Either<Ready<Attempted<T>>, Pin<Box<dyn Future<Output = Attempted<T>> + Send>>> {
+    let (response, url) = api.inner.take_record();
+    endpoint.recycle(api);
+    match sent {
+        Ok(value) => Either::Left(std::future::ready(Attempted {
+            result: Ok(value.into_inner()),
+            response,
+            url,
+        })),
+        Err(error) => Either::Right(Box::pin(failed(operation, error, response, url))),
     }
 }
 
-/// The outcome of one generated call of `operation` that failed, as this crate's error; it
-/// carries the operation and request id (the orchestrator adds the idempotency key and the
-/// attempt count when it gives up). Async because an unexpected answer's body is read for
-/// the error; the orchestrator boxes this future, so that its state does not make every
-/// request's future larger (and every move of it dearer).
-pub(crate) async fn failed<T>(
+async fn failed<T>(
     operation: &'static str,
-    api: generated::Client,
     error: GeneratedError,
+    response: Option<ResponseMeta>,
+    url: Option<String>,
 ) -> Attempted<T> {
-    let (response, url) = api.inner.into_record();
     Attempted {
         result: Err(error_of(error, operation, response.as_ref()).await),
         response,
@@ -218,11 +269,16 @@ pub(crate) async fn failed<T>(
 }
 
 impl ClientHooks<CallContext> for generated::Client {
-    async fn exec(
+    // Not an `async fn`: the headers are set and the request handed to reqwest before the
+    // future exists, so the future holds reqwest's 16-byte handle instead of two copies of
+    // the 264-byte request (an async fn keeps its arguments beside its locals), and every
+    // future around it, the generated call's and the orchestrator's, is that much smaller
+    // to build and move.
+    fn exec(
         &self,
         mut request: reqwest::Request,
         _info: &OperationInfo,
-    ) -> reqwest::Result<reqwest::Response> {
+    ) -> impl Future<Output = reqwest::Result<reqwest::Response>> {
         let ctx = self.inner();
         if ctx.want_url {
             let _ = ctx.url.set(request.url().as_str().to_owned());
@@ -237,25 +293,28 @@ impl ClientHooks<CallContext> for generated::Client {
         if ctx.timeout.is_some() && ctx.timeout != ctx.headers.http_timeout {
             *request.timeout_mut() = ctx.timeout;
         }
-
-        let response = self.client().execute(request).await?;
-        // Recorded before the body is read, so a failure while reading keeps the status.
-        let mut meta = ResponseMeta::of(&response);
-        // A declared length within the cap is enforced by hyper: the generated code may read
-        // the body itself, with no copy here. Otherwise read at most the cap.
-        if response
-            .content_length()
-            .is_some_and(|n| n <= MAX_RESPONSE_BYTES as u64)
-        {
-            let _ = ctx.seen.set(meta);
-            return Ok(response);
+        let pending = self.client().execute(request);
+        async move {
+            let response = pending.await?;
+            // Recorded before the body is read, so a failure while reading keeps the status.
+            let mut meta = ResponseMeta::of(&response);
+            // A declared length within the cap is enforced by hyper: the generated code may
+            // read the body itself, with no copy here. Otherwise read at most the cap (boxed:
+            // the rare path's state stays out of every request's future).
+            if response
+                .content_length()
+                .is_some_and(|n| n <= MAX_RESPONSE_BYTES as u64)
+            {
+                ctx.record(meta);
+                return Ok(response);
+            }
+            let read = Box::pin(read_capped(response)).await;
+            if let Ok((_, truncated)) = &read {
+                meta.truncated = *truncated;
+            }
+            ctx.record(meta);
+            read.map(|(response, _)| response)
         }
-        let read = read_capped(response).await;
-        if let Ok((_, truncated)) = &read {
-            meta.truncated = *truncated;
-        }
-        let _ = ctx.seen.set(meta);
-        read.map(|(response, _)| response)
     }
 }
 
