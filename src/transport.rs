@@ -230,6 +230,10 @@ pub(crate) struct Attempted<T> {
     pub(crate) url: Option<String>,
 }
 
+/// An attempt's outcome: ready for a success, still to be built (boxed) for a failure.
+pub(crate) type Finished<T> =
+    Either<Ready<Attempted<T>>, Pin<Box<dyn Future<Output = Attempted<T>> + Send>>>;
+
 /// The outcome of one generated call made with `api` (from [`Endpoint::attempt`]), as a
 /// future that is ready at once for a success. A failure becomes this crate's error (with the
 /// operation and request id; the orchestrator adds the idempotency key and the attempt count
@@ -242,7 +246,7 @@ pub(crate) fn finish<T: Send + 'static>(
     endpoint: &Endpoint,
     mut api: generated::Client,
     sent: Result<progenitor_client::ResponseValue<T>, GeneratedError>,
-) -> Either<Ready<Attempted<T>>, Pin<Box<dyn Future<Output = Attempted<T>> + Send>>> {
+) -> Finished<T> {
     let (response, url) = api.inner.take_record();
     endpoint.recycle(api);
     match sent {
