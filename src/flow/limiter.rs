@@ -48,16 +48,19 @@
 //! 22%, 29%, 42%). With the header, 0.8 and 0.95 gave 1.04× / 1.04× / 1.11× with under 0.5%
 //! throttled for one client, and a fairness index of 1.00 for three.
 //!
-//! Waiting is FIFO: the permits come from a tokio [`Semaphore`], which is fair. A smaller limit
-//! takes effect at once on the permits not in use and, for those in use, as they come back
-//! (they are forgotten instead of returned); a permit handed to a waiter whose task has not
-//! run yet is not in use: the waiter gives it back and waits again.
+//! Free slots are a count under the limiter's one lock, so a request that finds one takes it
+//! with that lock alone, the lock its outcome is reported under anyway. Only while requests
+//! wait do the free slots go to a tokio [`Semaphore`] instead, which queues the waiters in
+//! order (it is fair): a slot is never taken ahead of a waiter, because a slot is counted as
+//! free only while nobody waits. A smaller limit takes effect at once on the slots not in use
+//! and, for those in use, as they come back (they are forgotten instead of returned); a slot
+//! handed to a waiter whose task has not run yet is not in use: the waiter gives it back and
+//! waits again.
 
 use std::fmt;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::Semaphore;
 
 use super::{ConcurrencyLimit, FlowStats};
 use crate::retry::classify::Lesson;
@@ -80,17 +83,20 @@ pub(crate) struct ConcurrencyLimiter {
 
 struct Inner {
     setting: ConcurrencyLimit,
-    /// `None` when the limit is off.
-    semaphore: Option<Arc<Semaphore>>,
+    /// Where free slots go while requests wait for one; `None` when the limit is off.
+    semaphore: Option<Semaphore>,
     state: Mutex<State>,
-    /// Acquires waiting for a permit.
-    waiting: AtomicUsize,
 }
 
-/// Bookkeeping under one lock. The semaphore's permits obey
-/// `available + held - debt == limit`.
+/// Bookkeeping under one lock. The slots obey
+/// `free + available in the semaphore + in use - debt == limit`, and `free` is 0 while
+/// `waiting` is not.
 #[derive(Debug)]
 struct State {
+    /// Free slots not in the semaphore (there are none while requests wait).
+    free: usize,
+    /// Acquires queued on the semaphore for a slot.
+    waiting: usize,
     /// The adaptive limit with its fraction (congestion avoidance adds `1/limit`).
     window: f64,
     /// Slow start below this, congestion avoidance above (RFC 5681's `ssthresh`).
@@ -129,10 +135,8 @@ impl ConcurrencyLimiter {
     pub(crate) fn new(setting: ConcurrencyLimit) -> Self {
         let setting = setting.normalized();
         let (limit, semaphore) = match setting {
-            ConcurrencyLimit::Adaptive { initial, .. } => {
-                (initial, Some(Arc::new(Semaphore::new(initial))))
-            }
-            ConcurrencyLimit::Fixed(n) => (n, Some(Arc::new(Semaphore::new(n)))),
+            ConcurrencyLimit::Adaptive { initial, .. } => (initial, Some(Semaphore::new(0))),
+            ConcurrencyLimit::Fixed(n) => (n, Some(Semaphore::new(0))),
             ConcurrencyLimit::Off => (0, None),
         };
         let max = match setting {
@@ -144,6 +148,8 @@ impl ConcurrencyLimiter {
                 setting,
                 semaphore,
                 state: Mutex::new(State {
+                    free: limit,
+                    waiting: 0,
                     window: limit as f64,
                     slow_start_threshold: max,
                     cut_from: 0.0,
@@ -157,7 +163,6 @@ impl ConcurrencyLimiter {
                     throttled: 0,
                     decreases: 0,
                 }),
-                waiting: AtomicUsize::new(0),
             }),
         }
     }
@@ -166,61 +171,71 @@ impl ConcurrencyLimiter {
     /// future leaves the queue and takes nothing.
     pub(crate) async fn acquire(&self) -> Permit {
         let Some(semaphore) = &self.inner.semaphore else {
-            return self.admit(None).expect("no slot, nothing to take back");
+            return self.admit_unlimited();
         };
         loop {
-            let slot = match semaphore.clone().try_acquire_owned() {
-                Ok(slot) => Some(slot),
-                Err(_) => {
-                    let _waiting = Waiting::enter(&self.inner.waiting);
-                    // `Err` only if the semaphore were closed, which nothing does.
-                    semaphore.clone().acquire_owned().await.ok()
+            {
+                let mut state = self.inner.lock();
+                if let Some(permit) = self.take_free(&mut state) {
+                    return permit;
                 }
-            };
-            if let Some(permit) = self.admit(slot) {
-                return permit;
+                state.waiting += 1;
             }
+            let queued = Queued(&self.inner);
+            // `Err` only if the semaphore were closed, which nothing does.
+            let handed = semaphore.acquire().await.ok();
+            let mut state = queued.leave();
+            let Some(slot) = handed else { continue };
+            slot.forget();
+            if state.debt > 0 {
+                // More slots are out than the cut limit allows: this one was handed to the
+                // waiter before the cut, and its task runs only now (on a busy machine,
+                // milliseconds later). Sent, it would go beyond the cut limit, and its
+                // throttle, numbered after the cut, would cut again: a cascade of cuts from
+                // one overshoot. It pays the debt instead, as it would have had the cut come
+                // first.
+                state.debt -= 1;
+                continue;
+            }
+            return self.admit(&mut state, true);
         }
     }
 
-    /// Takes a slot if one is free now (never ahead of a waiter: tokio's semaphore hands
-    /// released permits to the queue first).
+    /// Takes a slot if one is free now (never ahead of a waiter: while anyone waits, no slot
+    /// is counted free).
     pub(crate) fn try_acquire(&self) -> Option<Permit> {
-        let slot = match &self.inner.semaphore {
-            None => None,
-            Some(semaphore) => Some(semaphore.clone().try_acquire_owned().ok()?),
-        };
-        self.admit(slot)
+        if self.inner.semaphore.is_none() {
+            return Some(self.admit_unlimited());
+        }
+        self.take_free(&mut self.inner.lock())
     }
 
-    /// Numbers the request and counts it in flight; `None` when the limit was cut after the
-    /// slot was handed out, which forgets the slot.
-    fn admit(&self, slot: Option<OwnedSemaphorePermit>) -> Option<Permit> {
-        let mut state = self.inner.lock();
-        if state.debt > 0
-            && let Some(slot) = slot
-        {
-            // More slots are out than the cut limit allows: this one was handed to a waiter
-            // before the cut, and its task runs only now (on a busy machine, milliseconds
-            // later). Sent, it would go beyond the cut limit, and its throttle, numbered after
-            // the cut, would cut again: a cascade of cuts from one overshoot. It pays the debt
-            // instead, as it would have had the cut come first.
-            state.debt -= 1;
-            slot.forget();
+    fn take_free(&self, state: &mut State) -> Option<Permit> {
+        if state.free == 0 {
             return None;
         }
+        state.free -= 1;
+        Some(self.admit(state, true))
+    }
+
+    fn admit_unlimited(&self) -> Permit {
+        self.admit(&mut self.inner.lock(), false)
+    }
+
+    /// Numbers the request and counts it in flight.
+    fn admit(&self, state: &mut State, slot: bool) -> Permit {
         let ticket = Ticket {
             seq: state.next_seq,
             in_flight_before: state.in_flight,
         };
         state.next_seq += 1;
         state.in_flight += 1;
-        Some(Permit {
+        Permit {
             inner: self.inner.clone(),
             slot,
             ticket,
             reported: false,
-        })
+        }
     }
 
     /// The current limit, requests in flight and waiting, and throttles counted.
@@ -229,7 +244,7 @@ impl ConcurrencyLimiter {
         FlowStats {
             limit: self.inner.semaphore.as_ref().map(|_| state.limit),
             in_flight: state.in_flight,
-            waiting: self.inner.waiting.load(Ordering::Relaxed),
+            waiting: state.waiting,
             throttled: state.throttled,
             decreases: state.decreases,
             retry_tokens: None,
@@ -244,13 +259,7 @@ impl Inner {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn release(
-        &self,
-        slot: Option<OwnedSemaphorePermit>,
-        ticket: Ticket,
-        lesson: Lesson,
-        concurrent: Option<u32>,
-    ) {
+    fn release(&self, slot: bool, ticket: Ticket, lesson: Lesson, concurrent: Option<u32>) {
         let mut state = self.lock();
         // The most this request saw in flight: at its admission or at its completion.
         let peak = (ticket.in_flight_before + 1).max(state.in_flight);
@@ -265,12 +274,11 @@ impl Inner {
                 state.resize(semaphore, limit);
             }
         }
-        if let Some(slot) = slot {
+        if slot && let Some(semaphore) = &self.semaphore {
             if state.debt > 0 {
                 state.debt -= 1;
-                slot.forget();
             } else {
-                drop(slot);
+                state.give_back(semaphore, 1);
             }
         }
     }
@@ -338,20 +346,31 @@ impl State {
         self.decreases += 1;
     }
 
-    /// Makes the semaphore enforce `limit`, keeping `available + held - debt == limit`.
+    /// Enforces `limit` from now on, keeping the slots' sum equal to it.
     fn resize(&mut self, semaphore: &Semaphore, limit: usize) {
         if limit > self.limit {
             let mut grow = limit - self.limit;
             let repaid = grow.min(self.debt);
             self.debt -= repaid;
             grow -= repaid;
-            semaphore.add_permits(grow);
+            self.give_back(semaphore, grow);
         } else if limit < self.limit {
             let shrink = self.limit - limit;
-            let forgotten = semaphore.forget_permits(shrink);
-            self.debt += shrink - forgotten;
+            let from_free = shrink.min(self.free);
+            self.free -= from_free;
+            let forgotten = semaphore.forget_permits(shrink - from_free);
+            self.debt += shrink - from_free - forgotten;
         }
         self.limit = limit;
+    }
+
+    /// Frees `n` slots: to the waiters, in order, if there are any.
+    fn give_back(&mut self, semaphore: &Semaphore, n: usize) {
+        if self.waiting > 0 {
+            semaphore.add_permits(n);
+        } else {
+            self.free += n;
+        }
     }
 }
 
@@ -368,7 +387,8 @@ struct Ticket {
 #[must_use = "a permit holds a slot until it is reported or dropped"]
 pub(crate) struct Permit {
     inner: Arc<Inner>,
-    slot: Option<OwnedSemaphorePermit>,
+    /// Holds one of the limit's slots (not when the limit is off).
+    slot: bool,
     ticket: Ticket,
     reported: bool,
 }
@@ -392,7 +412,7 @@ impl Permit {
         if !self.reported {
             self.reported = true;
             self.inner
-                .release(self.slot.take(), self.ticket, lesson, concurrent_requests);
+                .release(self.slot, self.ticket, lesson, concurrent_requests);
         }
     }
 }
@@ -403,24 +423,45 @@ impl Drop for Permit {
     }
 }
 
-/// Counts one waiting acquire for as long as it waits, cancellation included.
-struct Waiting<'a>(&'a AtomicUsize);
+/// One acquire counted in `waiting` while it is queued on the semaphore; leaving, by being
+/// served or cancelled, uncounts it.
+struct Queued<'a>(&'a Inner);
 
-impl<'a> Waiting<'a> {
-    fn enter(counter: &'a AtomicUsize) -> Self {
-        counter.fetch_add(1, Ordering::Relaxed);
-        Waiting(counter)
+impl<'a> Queued<'a> {
+    /// Leaves the queue, returning the state locked.
+    fn leave(self) -> MutexGuard<'a, State> {
+        let inner = self.0;
+        std::mem::forget(self);
+        inner.leave_queue()
     }
 }
 
-impl Drop for Waiting<'_> {
+impl Drop for Queued<'_> {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::Relaxed);
+        drop(self.0.leave_queue());
+    }
+}
+
+impl Inner {
+    /// Uncounts a waiter. When the last one leaves, the slots still available in the semaphore
+    /// (handed back to a waiter that was cancelled, or more than the waiters took) are counted
+    /// free again, where requests take them without the semaphore.
+    fn leave_queue(&self) -> MutexGuard<'_, State> {
+        let mut state = self.lock();
+        state.waiting -= 1;
+        if state.waiting == 0
+            && let Some(semaphore) = &self.semaphore
+        {
+            state.free += semaphore.forget_permits(usize::MAX);
+        }
+        state
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
     use super::*;
 
     fn adaptive(initial: usize, max: usize) -> ConcurrencyLimiter {
@@ -766,6 +807,28 @@ mod tests {
         assert!(l.try_acquire().is_none(), "8 in flight, limit 8");
         drop((permit, permits));
         assert_eq!(fill(&l).len(), 8, "exactly the limit, no permit lost");
+    }
+
+    /// A slot handed to a waiter that is dropped before its task runs is free again for a
+    /// request that does not wait, not left in the queue's semaphore.
+    #[test]
+    fn a_slot_handed_to_a_cancelled_waiter_is_free_again() {
+        use std::future::Future as _;
+        use std::task::{Context, Waker};
+
+        let l = ConcurrencyLimiter::new(ConcurrencyLimit::Fixed(1));
+        let held = l.try_acquire().unwrap();
+        let mut waiter = Box::pin(l.acquire());
+        let mut cx = Context::from_waker(Waker::noop());
+        assert!(waiter.as_mut().poll(&mut cx).is_pending());
+        assert_eq!(l.stats().waiting, 1);
+        held.learn(Lesson::Nothing, None); // handed to the waiter
+        drop(waiter); // cancelled before its task ran
+        assert_eq!(l.stats().waiting, 0);
+        let again = l.try_acquire().expect("the slot is free again");
+        assert!(l.try_acquire().is_none(), "one slot, not two");
+        drop(again);
+        assert!(l.try_acquire().is_some());
     }
 
     #[tokio::test]
