@@ -174,6 +174,11 @@ impl SendMessage {
     // Not an `async fn`: its future would wrap the request's whole state once more, and every
     // layer is one more copy of it when the future moves.
     pub fn send(self) -> impl Future<Output = Result<Message, Error>> + Send + 'static {
+        let (client, options, operation) = self.into_parts();
+        orchestrator::run(client, options, operation)
+    }
+
+    fn into_parts(self) -> (Client, Options, Result<Create, Error>) {
         let operation = self.call.map_err(Error::from).and_then(|call| {
             Ok(Create {
                 call,
@@ -183,7 +188,7 @@ impl SendMessage {
                 },
             })
         });
-        orchestrator::run(self.client, self.options, operation)
+        (self.client, self.options, operation)
     }
 }
 
@@ -192,7 +197,8 @@ impl IntoFuture for SendMessage {
     type IntoFuture = Pin<Box<dyn Future<Output = Self::Output> + Send>>;
 
     fn into_future(self) -> Self::IntoFuture {
-        Box::pin(self.send())
+        let (client, options, operation) = self.into_parts();
+        orchestrator::boxed(client, options, operation)
     }
 }
 

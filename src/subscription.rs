@@ -68,6 +68,11 @@ impl Subscribe {
     /// Creates the subscription; the same as awaiting the builder.
     // Not an `async fn`, as `SendMessage::send`: one layer less of the request's state.
     pub fn send(self) -> impl Future<Output = Result<Subscription, Error>> + Send + 'static {
+        let (client, options, operation) = self.into_parts();
+        orchestrator::run(client, options, operation)
+    }
+
+    fn into_parts(self) -> (Client, Options, Result<Create, Error>) {
         let method = self.method.map(|m| match m {
             CallbackMethod::Get => types::CreateUserDefinedMessageSubscriptionRequestMethod::Get,
             CallbackMethod::Post => types::CreateUserDefinedMessageSubscriptionRequestMethod::Post,
@@ -82,7 +87,7 @@ impl Subscribe {
                 },
             })
         });
-        orchestrator::run(self.client, self.options, operation)
+        (self.client, self.options, operation)
     }
 }
 
@@ -91,7 +96,8 @@ impl IntoFuture for Subscribe {
     type IntoFuture = Pin<Box<dyn Future<Output = Self::Output> + Send>>;
 
     fn into_future(self) -> Self::IntoFuture {
-        Box::pin(self.send())
+        let (client, options, operation) = self.into_parts();
+        orchestrator::boxed(client, options, operation)
     }
 }
 
@@ -139,7 +145,7 @@ impl IntoFuture for Unsubscribe {
     type IntoFuture = Pin<Box<dyn Future<Output = Self::Output> + Send>>;
 
     fn into_future(self) -> Self::IntoFuture {
-        Box::pin(self.send())
+        orchestrator::boxed(self.client, self.options, self.operation)
     }
 }
 

@@ -11,12 +11,11 @@
 //! allocates nothing for its client.
 
 use std::fmt;
-use std::future::{Future, Ready};
+use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::Duration;
 
-use futures_util::future::Either;
 use progenitor_client::{ClientHooks, ClientInfo, OperationInfo};
 use reqwest::StatusCode;
 use reqwest::header::{AUTHORIZATION, HeaderName, HeaderValue, RETRY_AFTER, USER_AGENT};
@@ -50,7 +49,12 @@ pub(crate) struct Endpoint {
     http: reqwest::Client,
     headers: Arc<CallHeaders>,
     /// Finished per-attempt clients: building one costs a `String` and two reference counts.
-    spare: Mutex<Vec<generated::Client>>,
+    /// Boxed, so that a request's future holds a pointer rather than the 160-byte client.
+    #[expect(
+        clippy::vec_box,
+        reason = "the clients leave the list, and move, as boxes"
+    )]
+    spare: Mutex<Vec<Box<generated::Client>>>,
 }
 
 /// The headers every request carries, and the pool's own default timeout.
@@ -97,23 +101,28 @@ impl Endpoint {
 
     /// The generated client for one attempt: `timeout` for its request, and the request URL
     /// copied out if `want_url` (only when a span will record it).
-    pub(crate) fn attempt(&self, timeout: Duration, want_url: bool) -> generated::Client {
+    pub(crate) fn attempt(&self, timeout: Duration, want_url: bool) -> Box<generated::Client> {
         let spare = self.spare().pop();
-        let mut api = spare.unwrap_or_else(|| self.client(CallContext::new(&self.headers)));
+        let mut api =
+            spare.unwrap_or_else(|| Box::new(self.client(CallContext::new(&self.headers))));
         api.inner.timeout = Some(timeout);
         api.inner.want_url = want_url;
         api
     }
 
     /// Takes back a client from [`attempt`](Self::attempt) whose record was taken.
-    fn recycle(&self, api: generated::Client) {
+    fn recycle(&self, api: Box<generated::Client>) {
         let mut spare = self.spare();
         if spare.len() < SPARE_CLIENTS {
             spare.push(api);
         }
     }
 
-    fn spare(&self) -> MutexGuard<'_, Vec<generated::Client>> {
+    #[expect(
+        clippy::vec_box,
+        reason = "the clients leave the list, and move, as boxes"
+    )]
+    fn spare(&self) -> MutexGuard<'_, Vec<Box<generated::Client>>> {
         // A list of interchangeable clients is consistent whatever panicked.
         self.spare.lock().unwrap_or_else(PoisonError::into_inner)
     }
@@ -231,11 +240,13 @@ pub(crate) struct Attempted<T> {
 }
 
 /// An attempt's outcome: ready for a success, still to be built (boxed) for a failure.
-pub(crate) type Finished<T> =
-    Either<Ready<Attempted<T>>, Pin<Box<dyn Future<Output = Attempted<T>> + Send>>>;
+pub(crate) enum Finished<T> {
+    Ready(Attempted<T>),
+    Failed(Pin<Box<dyn Future<Output = Attempted<T>> + Send>>),
+}
 
-/// The outcome of one generated call made with `api` (from [`Endpoint::attempt`]), as a
-/// future that is ready at once for a success. A failure becomes this crate's error (with the
+/// The outcome of one generated call made with `api` (from [`Endpoint::attempt`]), ready at
+/// once for a success. A failure becomes this crate's error (with the
 /// operation and request id; the orchestrator adds the idempotency key and the attempt count
 /// when it gives up), which may read an unexpected answer's body: that path is boxed, so its
 /// state does not make every request's future larger (and every move of it dearer). Taking
@@ -244,18 +255,18 @@ pub(crate) type Finished<T> =
 pub(crate) fn finish<T: Send + 'static>(
     operation: &'static str,
     endpoint: &Endpoint,
-    mut api: generated::Client,
+    mut api: Box<generated::Client>,
     sent: Result<progenitor_client::ResponseValue<T>, GeneratedError>,
 ) -> Finished<T> {
     let (response, url) = api.inner.take_record();
     endpoint.recycle(api);
     match sent {
-        Ok(value) => Either::Left(std::future::ready(Attempted {
+        Ok(value) => Finished::Ready(Attempted {
             result: Ok(value.into_inner()),
             response,
             url,
-        })),
-        Err(error) => Either::Right(Box::pin(failed(operation, error, response, url))),
+        }),
+        Err(error) => Finished::Failed(Box::pin(failed(operation, error, response, url))),
     }
 }
 
