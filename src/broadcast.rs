@@ -77,7 +77,7 @@ impl Broadcast {
 
     /// Use this retry policy for every call of the broadcast instead of the client's.
     pub fn retry_policy(mut self, policy: RetryPolicy) -> Self {
-        self.options.retry_policy = Some(policy);
+        self.options.retry_policy = Some(Box::new(policy));
         self
     }
 

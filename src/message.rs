@@ -119,16 +119,23 @@ impl Client {
 #[must_use = "a message is sent only when awaited"]
 pub struct SendMessage {
     client: Client,
-    call: Result<CallSid, SidError>,
-    content: Result<MessageContent, Error>,
+    /// The request, built (and checked) when the builder is made, so that sending it only
+    /// moves it along.
+    operation: Result<Create, Error>,
     options: Options,
 }
 
 impl fmt::Debug for SendMessage {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The content is user data: only its length is shown, as `MessageContent` does.
+        let request = self.operation.as_ref().map(|create| {
+            (
+                create.call,
+                format!("{} bytes of content", create.body.content.len()),
+            )
+        });
         f.debug_struct("SendMessage")
-            .field("call", &self.call)
-            .field("content", &self.content)
+            .field("request", &request)
             .field("options", &self.options)
             .finish_non_exhaustive()
     }
@@ -141,10 +148,18 @@ impl SendMessage {
         content: Result<MessageContent, Error>,
         options: Options,
     ) -> Self {
+        let operation = call.map_err(Error::from).and_then(|call| {
+            Ok(Create {
+                call,
+                body: types::CreateUserDefinedMessageRequest {
+                    content: content?.0,
+                    idempotency_key: None,
+                },
+            })
+        });
         SendMessage {
             client,
-            call,
-            content,
+            operation,
             options,
         }
     }
@@ -158,7 +173,7 @@ impl SendMessage {
 
     /// Use this retry policy for this message instead of the client's.
     pub fn retry_policy(mut self, policy: RetryPolicy) -> Self {
-        self.options.retry_policy = Some(policy);
+        self.options.retry_policy = Some(Box::new(policy));
         self
     }
 
@@ -174,21 +189,7 @@ impl SendMessage {
     // Not an `async fn`: its future would wrap the request's whole state once more, and every
     // layer is one more copy of it when the future moves.
     pub fn send(self) -> impl Future<Output = Result<Message, Error>> + Send + 'static {
-        let (client, options, operation) = self.into_parts();
-        orchestrator::run(client, options, operation)
-    }
-
-    fn into_parts(self) -> (Client, Options, Result<Create, Error>) {
-        let operation = self.call.map_err(Error::from).and_then(|call| {
-            Ok(Create {
-                call,
-                body: types::CreateUserDefinedMessageRequest {
-                    content: self.content?.0,
-                    idempotency_key: None,
-                },
-            })
-        });
-        (self.client, self.options, operation)
+        orchestrator::run(self.client, self.options, self.operation)
     }
 }
 
@@ -197,8 +198,7 @@ impl IntoFuture for SendMessage {
     type IntoFuture = Pin<Box<dyn Future<Output = Self::Output> + Send>>;
 
     fn into_future(self) -> Self::IntoFuture {
-        let (client, options, operation) = self.into_parts();
-        orchestrator::boxed(client, options, operation)
+        orchestrator::boxed(self.client, self.options, self.operation)
     }
 }
 

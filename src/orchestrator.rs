@@ -70,7 +70,8 @@ pub(crate) trait Operation: Send + Sync + 'static {
 /// The options every operation takes; unset means the client's.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Options {
-    pub(crate) retry_policy: Option<RetryPolicy>,
+    /// Boxed: set on few requests, and every request's future carries the options.
+    pub(crate) retry_policy: Option<Box<RetryPolicy>>,
     /// Per attempt, cut by what the total deadline leaves.
     pub(crate) timeout: Option<Duration>,
     /// Ignored by operations without a key.
@@ -118,7 +119,7 @@ pub(crate) async fn run<O: Operation>(
     let inner = client.inner();
     let span = span::<O>(operation.call_sid(), &inner.server_address);
     let limiter = &inner.limiter;
-    let policy = options.retry_policy.as_ref().unwrap_or(&inner.retry);
+    let policy = options.retry_policy.as_deref().unwrap_or(&inner.retry);
     let per_attempt = options.timeout.unwrap_or(inner.timeout);
     let mut retry = RetryState::new(O::NAME, policy, &inner.retry_budget);
     let (mut result, attempts) = loop {

@@ -48,7 +48,7 @@ impl Subscribe {
 
     /// Use this retry policy for this request instead of the client's.
     pub fn retry_policy(mut self, policy: RetryPolicy) -> Self {
-        self.options.retry_policy = Some(policy);
+        self.options.retry_policy = Some(Box::new(policy));
         self
     }
 
@@ -123,7 +123,7 @@ impl fmt::Debug for Unsubscribe {
 impl Unsubscribe {
     /// Use this retry policy for this request instead of the client's.
     pub fn retry_policy(mut self, policy: RetryPolicy) -> Self {
-        self.options.retry_policy = Some(policy);
+        self.options.retry_policy = Some(Box::new(policy));
         self
     }
 
