@@ -445,7 +445,9 @@ impl Drop for Queued<'_> {
 impl Inner {
     /// Uncounts a waiter. When the last one leaves, the slots still available in the semaphore
     /// (handed back to a waiter that was cancelled, or more than the waiters took) are counted
-    /// free again, where requests take them without the semaphore.
+    /// free again, where requests take them without the semaphore. A slot that reaches the
+    /// semaphore after that (a cancelled waiter's, returned by tokio as its wait is dropped) is
+    /// not lost: the next request that finds no free slot queues and is handed it at once.
     fn leave_queue(&self) -> MutexGuard<'_, State> {
         let mut state = self.lock();
         state.waiting -= 1;
