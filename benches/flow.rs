@@ -13,6 +13,9 @@
 //! (three clients' equal work has no such floor: 20 does not split in three).
 //! Figures go to BENCHMARKS.md ("Flow control").
 //!
+//! `FLOW_TRACE=1` prints each one-broadcast case's first 200 ms of samples (limit, requests
+//! in flight, answers) on standard error.
+//!
 //! A second table says where the time over the ideal went, from the clients' limits and the
 //! emulator's counters sampled every 2 ms: the climb from the initial limit, the run at the
 //! limit, and the tail once fewer than N messages are left.
@@ -115,6 +118,25 @@ fn sample(
         }
     });
     (stop, task)
+}
+
+/// The first 200 ms of samples, one line each, on standard error (`FLOW_TRACE=1`): how the
+/// limit climbed and where it was cut.
+fn print_samples(timeline: &[Sample]) {
+    for x in timeline
+        .iter()
+        .take_while(|x| x.at < Duration::from_millis(200))
+    {
+        eprintln!(
+            "{:>6.1} ms  limit {:>3}  in flight {:>3}  succeeded {:>5}  throttled {:>3}  cuts {}",
+            x.at.as_secs_f64() * 1000.0,
+            x.limit,
+            x.in_flight,
+            x.succeeded,
+            x.throttled,
+            x.decreases
+        );
+    }
 }
 
 async fn stop(sampler: (Arc<AtomicBool>, tokio::task::JoinHandle<Vec<Sample>>)) -> Vec<Sample> {
@@ -255,6 +277,9 @@ async fn one_broadcast(limit: usize, header: bool, fixed: bool) -> Row {
     let results = client.broadcast(calls, &json!({"slide": 1})).await.unwrap();
     let elapsed = started.elapsed();
     let timeline = stop(sampler).await;
+    if std::env::var_os("FLOW_TRACE").is_some() {
+        print_samples(&timeline);
+    }
     Row {
         case: format!("N = {limit}, one broadcast"),
         calls: n,

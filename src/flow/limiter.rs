@@ -21,8 +21,9 @@
 //!   [`BETA`] = 0.8, at most once per window: a throttle of a request admitted before the last
 //!   cut says nothing new (those requests were sent under the old, larger limit);
 //! - **only a used limit grows**: a success grows the limit only if at least half of it was in
-//!   use while the request was in flight (Netflix concurrency-limits' `AIMDLimit`, RFC 7661),
-//!   so a client sending one request at a time does not build up a limit it never tested;
+//!   use while the request was in flight, or requests are waiting for a slot (Netflix
+//!   concurrency-limits' `AIMDLimit`, RFC 7661's "cwnd-limited"), so a client sending one
+//!   request at a time does not build up a limit it never tested;
 //! - **`Twilio-Concurrent-Requests`**: Twilio says to watch this header but not exactly what it
 //!   counts (Twilio does not document it; it is read here as the account's requests in flight). Its value on a
 //!   throttled answer is taken as the account's capacity. A success whose header says the
@@ -315,7 +316,12 @@ impl State {
                     }
                     return;
                 }
-                let in_use = peak * 2 >= self.limit;
+                // Requests waiting for a slot use the whole limit, even when the slots just
+                // handed to them are not yet counted in flight: a round trip's answers arrive
+                // together, before the waiters' tasks run, and judged by `in_flight` alone
+                // most of them found the limit "unused" (slow start from 10 grew to 19 per
+                // round trip, not 40).
+                let in_use = peak * 2 >= self.limit || self.waiting > 0;
                 if !in_use {
                     return;
                 }
@@ -809,6 +815,35 @@ mod tests {
         assert!(l.try_acquire().is_none(), "8 in flight, limit 8");
         drop((permit, permits));
         assert_eq!(fill(&l).len(), 8, "exactly the limit, no permit lost");
+    }
+
+    /// A round trip's answers come back together, before the tasks of the requests waiting
+    /// for the freed slots run: those slots are in use all the same, and slow start grows by
+    /// each answer (10 → 40), not only by the first few (it grew 10 → 19 while waiters were not
+    /// counted as use).
+    #[test]
+    fn waiting_requests_count_as_use_for_slow_start() {
+        use std::future::Future as _;
+        use std::task::{Context, Waker};
+
+        let l = adaptive(10, 100);
+        let round = fill(&l);
+        let mut cx = Context::from_waker(Waker::noop());
+        let mut waiters: Vec<_> = (0..90).map(|_| Box::pin(l.acquire())).collect();
+        for waiter in &mut waiters {
+            assert!(waiter.as_mut().poll(&mut cx).is_pending());
+        }
+        for permit in round {
+            permit.learn(Lesson::Admitted, None);
+        }
+        assert_eq!(limit(&l), 40);
+        let mut admitted = Vec::new();
+        for waiter in &mut waiters {
+            if let std::task::Poll::Ready(permit) = waiter.as_mut().poll(&mut cx) {
+                admitted.push(permit);
+            }
+        }
+        assert_eq!(admitted.len(), 40, "every slot went to a waiter");
     }
 
     /// A slot handed to a waiter that is dropped before its task runs is free again for a
