@@ -817,6 +817,70 @@ mod tests {
         assert_eq!(fill(&l).len(), 8, "exactly the limit, no permit lost");
     }
 
+    /// Many tasks on several threads take, hold and give back slots, some giving up while
+    /// they wait, some throttled (the limit moves): never more in flight than the limit
+    /// allowed, and at the end every slot is back, none lost in the waiters' queue and none
+    /// made twice.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn slots_survive_concurrent_waits_cancellations_and_cuts() {
+        use std::time::Duration;
+
+        for setting in [
+            ConcurrencyLimit::Fixed(5),
+            ConcurrencyLimit::Adaptive {
+                initial: 8,
+                max: 16,
+            },
+        ] {
+            let l = ConcurrencyLimiter::new(setting);
+            let busy = Arc::new(AtomicUsize::new(0));
+            let most = Arc::new(AtomicUsize::new(0));
+            let gave_up = Arc::new(AtomicUsize::new(0));
+            let tasks: Vec<_> = (0..400u64)
+                .map(|i| {
+                    let (l, busy, most) = (l.clone(), busy.clone(), most.clone());
+                    let gave_up = gave_up.clone();
+                    tokio::spawn(async move {
+                        let wait = Duration::from_micros(200 + (i * 7919) % 3000);
+                        let Ok(permit) = tokio::time::timeout(wait, l.acquire()).await else {
+                            gave_up.fetch_add(1, Ordering::SeqCst);
+                            return;
+                        };
+                        let now = busy.fetch_add(1, Ordering::SeqCst) + 1;
+                        most.fetch_max(now, Ordering::SeqCst);
+                        tokio::time::sleep(Duration::from_micros((i * 104_729) % 2000)).await;
+                        busy.fetch_sub(1, Ordering::SeqCst);
+                        match i % 5 {
+                            0 => permit.learn(Lesson::Throttled, None),
+                            1 => drop(permit),
+                            _ => permit.learn(Lesson::Admitted, None),
+                        }
+                    })
+                })
+                .collect();
+            for task in tasks {
+                task.await.unwrap();
+            }
+            let max = match setting {
+                ConcurrencyLimit::Fixed(n) => n,
+                _ => 16,
+            };
+            assert!(most.load(Ordering::SeqCst) <= max, "{setting:?}");
+            assert!(
+                gave_up.load(Ordering::SeqCst) > 0,
+                "{setting:?}: some waits were cancelled"
+            );
+            let stats = l.stats();
+            assert_eq!((stats.in_flight, stats.waiting), (0, 0), "{setting:?}");
+            let all = fill(&l);
+            assert_eq!(
+                all.len(),
+                stats.limit.unwrap(),
+                "{setting:?}: every slot is back"
+            );
+        }
+    }
+
     /// A round trip's answers come back together, before the tasks of the requests waiting
     /// for the freed slots run: those slots are in use all the same, and slow start grows by
     /// each answer (10 → 40), not only by the first few (it grew 10 → 19 while waiters were not
