@@ -120,6 +120,11 @@ pub fn signed_suffix(
     crate::webhook::private::signed_suffix(url, content_type, body)
 }
 
+/// Whether the URL's query has a `bodySHA256` parameter.
+pub fn carries_body_hash(url: &str) -> bool {
+    crate::webhook::private::carries_body_hash(url)
+}
+
 /// Every URL a signature over `url` is checked against, in the order tried.
 pub fn signature_url_variants(url: &str) -> Vec<String> {
     crate::webhook::private::url_variants(url)

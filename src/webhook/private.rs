@@ -11,6 +11,12 @@ pub(crate) fn signed_suffix(
     super::signature::signed_content(url, content_type, body).map(|s| (s.suffix, s.body_hash_ok))
 }
 
+/// Whether the URL's query has a `bodySHA256` parameter (the text `bodySHA256=` elsewhere,
+/// in a path or inside another parameter's name, does not count).
+pub(crate) fn carries_body_hash(url: &str) -> bool {
+    super::signature::carries_body_hash(url)
+}
+
 /// The URLs a signature is checked against, in the order `verify` tries them, each once.
 pub(crate) fn url_variants(url: &str) -> Vec<String> {
     let mut all: Vec<String> = super::url_variants::as_received(url)

@@ -258,7 +258,7 @@ impl SignatureValidator {
     /// token: the URL alone is signed, and the hash must be the body's. A thin wrapper around
     /// [`verify`](Self::verify)'s work; `false` for a URL without `bodySHA256`.
     pub fn validate_json(&self, url: &str, raw_body: &[u8], signature: &str) -> bool {
-        query_values(url, BODY_SHA256_PARAM).next().is_some()
+        carries_body_hash(url)
             && self
                 .verify_parts(url, signature.as_bytes(), None, None, raw_body)
                 .is_ok()
@@ -522,6 +522,12 @@ impl std::ops::Deref for Signature {
 fn query(url: &str) -> &str {
     let without_fragment = url.split_once('#').map_or(url, |(u, _)| u);
     without_fragment.split_once('?').map_or("", |(_, q)| q)
+}
+
+/// Whether the URL's query has a `bodySHA256` parameter, the one that puts the body under a
+/// hash instead of its fields.
+pub(super) fn carries_body_hash(url: &str) -> bool {
+    query_values(url, BODY_SHA256_PARAM).next().is_some()
 }
 
 fn query_values<'a>(url: &'a str, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
