@@ -122,7 +122,7 @@ pub(crate) async fn run<O: Operation>(
     let policy = options.retry_policy.as_deref().unwrap_or(&inner.retry);
     let per_attempt = options.timeout.unwrap_or(inner.timeout);
     let mut retry = RetryState::new(O::NAME, policy, &inner.retry_budget);
-    let (mut result, attempts) = loop {
+    let mut result = loop {
         // A free slot is taken at once; only waiting needs the clock and a timer.
         let permit = match limiter.try_acquire() {
             Some(permit) => permit,
@@ -130,10 +130,7 @@ pub(crate) async fn run<O: Operation>(
                 let remaining = retry.remaining();
                 match tokio::time::timeout(remaining, limiter.acquire()).await {
                     Ok(permit) => permit,
-                    Err(_) => {
-                        let attempts = retry.attempts();
-                        break (Err(retry.deadline_passed(remaining)), attempts);
-                    }
+                    Err(_) => break Err(retry.deadline_passed(remaining)),
                 }
             }
         };
@@ -167,10 +164,7 @@ pub(crate) async fn run<O: Operation>(
             Ok(body) => {
                 permit.learn(OutcomeKind::Success.lesson(), concurrent_requests);
                 retry.succeeded();
-                break (
-                    Ok((body, RequestInfo::new(O::NAME, request_id))),
-                    retry.attempts(),
-                );
+                break Ok((body, RequestInfo::new(O::NAME, request_id)));
             }
             Err(error) => error,
         };
@@ -182,10 +176,7 @@ pub(crate) async fn run<O: Operation>(
         if retry.earlier_attempt_may_have_been_processed()
             && let Some(body) = O::recover(&error)
         {
-            break (
-                Ok((body, RequestInfo::new(O::NAME, request_id))),
-                retry.attempts(),
-            );
+            break Ok((body, RequestInfo::new(O::NAME, request_id)));
         }
         match retry.next(error, kind, fastrand::f64()) {
             Next::RetryAfter(wait) => {
@@ -201,7 +192,7 @@ pub(crate) async fn run<O: Operation>(
             }
             Next::GiveUp(error) => {
                 tracing::debug!(parent: &span, attempt = retry.attempts(), error = %error, "failed");
-                break (Err(error), retry.attempts());
+                break Err(error);
             }
         }
     };
@@ -211,7 +202,7 @@ pub(crate) async fn run<O: Operation>(
         Err(error) => error.request_mut(),
     };
     if let Some(request) = request {
-        request.complete(key, attempts);
+        request.complete(key, retry.attempts());
     }
     result
         .and_then(|(body, request)| operation.output(body, inner.account_sid, request))

@@ -343,6 +343,19 @@ mod tests {
         }
     }
 
+    /// Three default clients with endless work on one account for 60 s; shares measured over
+    /// the last 50 s.
+    fn three_clients(capacity: usize, header: Header, seed: u64) -> Report {
+        run(
+            account(capacity, header),
+            &[DEFAULT; 3],
+            usize::MAX,
+            60_000,
+            10_000,
+            seed,
+        )
+    }
+
     /// Three clients on one account of `capacity`: each near its third, together near all.
     fn assert_shared_fairly(r: &Report, capacity: usize, header: Header) {
         let total: f64 = r.mean_in_flight.iter().sum();
@@ -457,15 +470,7 @@ mod tests {
             (20, Header::Load, 12),
             (64, Header::Load, 13),
         ] {
-            // Endless work for 60 s; shares measured over the last 50 s.
-            let r = run(
-                account(capacity, header),
-                &[DEFAULT; 3],
-                usize::MAX,
-                60_000,
-                10_000,
-                seed,
-            );
+            let r = three_clients(capacity, header, seed);
             assert_shared_fairly(&r, capacity, header);
         }
     }
@@ -538,14 +543,7 @@ mod tests {
         println!("| three clients, N | header | fairness | together, of N | throttled |");
         for header in [Header::None, Header::Load] {
             for capacity in [8, 20, 64] {
-                let r = run(
-                    account(capacity, header),
-                    &[DEFAULT; 3],
-                    usize::MAX,
-                    60_000,
-                    10_000,
-                    9,
-                );
+                let r = three_clients(capacity, header, 9);
                 assert_shared_fairly(&r, capacity, header);
                 let total: f64 = r.mean_in_flight.iter().sum();
                 println!(

@@ -182,8 +182,8 @@ impl<'a> RetryState<'a> {
 
     /// The deadline passed while waiting for a slot, with `remaining` left when the wait
     /// began: the failure being retried, or [`Error::Deadline`] if nothing was sent yet.
-    pub(crate) fn deadline_passed(self, remaining: Duration) -> Error {
-        match self.last_error {
+    pub(crate) fn deadline_passed(&mut self, remaining: Duration) -> Error {
+        match self.last_error.take() {
             Some(mut error) => {
                 if let Some(request) = error.request_mut() {
                     request.gave_up = Some(GaveUp::Deadline {
@@ -384,7 +384,7 @@ mod tests {
     fn the_deadline_while_waiting_reports_the_failure_being_retried() {
         let policy = RetryPolicy::default();
         let budget = RetryBudget::default();
-        let nothing_sent = RetryState::new("Op", &policy, &budget);
+        let mut nothing_sent = RetryState::new("Op", &policy, &budget);
         let error = nothing_sent.deadline_passed(Duration::from_secs(1));
         assert!(matches!(&error, Error::Deadline { request } if request.operation == "Op"));
 
