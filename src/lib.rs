@@ -47,8 +47,10 @@ pub use subscription::{Subscribe, Unsubscribe};
 pub use transport::MAX_RESPONSE_BYTES;
 pub use webhook::{CallMessageEvent, EventError, SignatureError, SignatureValidator};
 
-/// Entry points for the crate's own benchmarks and fuzz targets: not public API, no stability
-/// promise, hidden from the docs.
+/// Entry points for this repository's own benchmarks, fuzz targets and tests: not public API,
+/// no stability promise, hidden from the docs, and compiled only with the
+/// `__private-do-not-use` feature, which only they enable.
+#[cfg(feature = "__private-do-not-use")]
 #[doc(hidden)]
 #[path = "private.rs"]
 pub mod __private;

@@ -117,17 +117,17 @@ pub fn signed_suffix(
     content_type: Option<&[u8]>,
     body: &[u8],
 ) -> Result<(Vec<u8>, bool), crate::SignatureError> {
-    crate::webhook::private::signed_suffix(url, content_type, body)
+    crate::webhook::internal::signed_suffix(url, content_type, body)
 }
 
 /// Whether the URL's query has a `bodySHA256` parameter.
 pub fn carries_body_hash(url: &str) -> bool {
-    crate::webhook::private::carries_body_hash(url)
+    crate::webhook::internal::carries_body_hash(url)
 }
 
 /// Every URL a signature over `url` is checked against, in the order tried.
 pub fn signature_url_variants(url: &str) -> Vec<String> {
-    crate::webhook::private::url_variants(url)
+    crate::webhook::internal::url_variants(url)
 }
 
 /// The URL the receiver rebuilds from a request's headers (`Forwarded`,
@@ -138,7 +138,7 @@ pub fn forwarded_request_url(
     path_and_query: &str,
     trust_forwarded: bool,
 ) -> Result<String, String> {
-    crate::webhook::private::request_url(headers, own_authority, path_and_query, trust_forwarded)
+    crate::webhook::internal::request_url(headers, own_authority, path_and_query, trust_forwarded)
 }
 
 /// The client's concurrency limiter, driven by hand: acquire without waiting, report or drop

@@ -129,6 +129,7 @@ impl Endpoint {
 
     /// A generated client that sets no timeout of its own (the pool's applies), for the
     /// benchmarks' generated call alone.
+    #[cfg(feature = "__private-do-not-use")]
     pub(crate) fn shared(&self) -> generated::Client {
         self.client(CallContext::new(&self.headers))
     }
@@ -441,7 +442,9 @@ fn transport_error(e: reqwest::Error, status: Option<StatusCode>, request: Reque
     }
 }
 
-/// An error status with its raw body, decoded the way the generated client decodes it.
+/// An error status with its raw body, decoded the way the generated client decodes it (for the
+/// flow model and `__private`'s fuzz targets).
+#[cfg(any(test, feature = "__private-do-not-use"))]
 pub(crate) fn error_from_body(status: StatusCode, body: &[u8], request: RequestInfo) -> Error {
     match serde_json::from_slice::<generated::types::TwilioError>(body) {
         Ok(parsed) => api_error(status, Some(parsed), None, None, request),

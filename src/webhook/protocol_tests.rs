@@ -236,7 +236,7 @@ async fn a_dead_holders_claim_is_taken_over_when_its_lease_runs_out() {
     let calls = Arc::new(Calls::default());
     // A "replica" claims the message, then dies (never renews, completes or releases), with a
     // 400 ms lease.
-    let key = delivery::delivery_key(&SID.parse().unwrap(), "/a");
+    let key = redelivery::protocol::delivery_key(&SID.parse().unwrap(), "/a");
     let lease = Duration::from_millis(400);
     assert_eq!(
         store.claim(&key, "dead-replica", lease).await.unwrap(),

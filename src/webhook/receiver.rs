@@ -7,14 +7,16 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use http::header::{CONTENT_LENGTH, CONTENT_TYPE};
-use http::{HeaderMap, Method, StatusCode, Uri};
+use http::{Method, StatusCode};
 use time::OffsetDateTime;
 
-use super::delivery::{Deduplication, Slot, in_own_task};
-use super::forwarded::{self, UrlError};
-use super::rejection::Rejection;
-use super::{CallMessageEvent, SignatureError, SignatureValidator};
+use super::redelivery::Deduplication;
+use super::redelivery::protocol::{HeldClaim, in_own_task};
+use super::rejection::{RefusalCounter, Refusals, Rejection};
+use super::verify::{
+    Body, CallMessageEvent, CallbackHeaders, SignatureError, SignatureValidator, UrlError,
+    form_params, request_url,
+};
 
 /// The default cap on a callback's body: a message is at most about 10 KB of JSON.
 pub const DEFAULT_BODY_LIMIT: usize = 64 * 1024;
@@ -36,6 +38,8 @@ pub struct WebhookConfig {
     max_age: Option<Duration>,
     /// The hint about untrusted proxy headers is logged once, not on every forged request.
     hinted: Arc<AtomicBool>,
+    /// Shared by every clone: each door and worker built from this configuration counts here.
+    refusals: Arc<RefusalCounter>,
 }
 
 impl fmt::Debug for WebhookConfig {
@@ -63,6 +67,7 @@ impl WebhookConfig {
             body_limit: DEFAULT_BODY_LIMIT,
             max_age: None,
             hinted: Arc::new(AtomicBool::new(false)),
+            refusals: Arc::default(),
         }
     }
 
@@ -109,73 +114,87 @@ impl WebhookConfig {
         &self.validator
     }
 
-    /// The body limit in bytes, for a front door that reads the body (`axum` implies `tower`).
-    #[cfg(any(feature = "tower", feature = "actix-web"))]
+    /// How many callbacks were answered without the handler, by reason, through every door
+    /// and clone of this configuration (refusals are logged only at `debug`).
+    pub fn refusals(&self) -> Refusals {
+        self.refusals.snapshot()
+    }
+
+    /// Counts and logs a refusal, once (see [`Refusals`]).
+    pub(crate) fn refused(&self, rejection: Rejection) -> Rejection {
+        self.refusals.refused(rejection)
+    }
+
+    /// The body limit in bytes, for a front door that reads the body.
     pub(crate) fn limit(&self) -> usize {
         self.body_limit
     }
 
     /// [`Rejection::BodyTooLarge`] when `Content-Length` announces more than the limit: refused
     /// before any of the body is read.
-    pub(crate) fn refuse_announced(&self, headers: &HeaderMap) -> Result<(), Rejection> {
-        let announced = headers
-            .get(CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<u64>().ok());
+    pub(crate) fn refuse_announced(&self, headers: &CallbackHeaders<'_>) -> Result<(), Rejection> {
         let limit = self.body_limit;
-        if announced.is_some_and(|len| len > u64::try_from(limit).unwrap_or(u64::MAX)) {
+        if headers
+            .announced_length()
+            .is_some_and(|len| len > u64::try_from(limit).unwrap_or(u64::MAX))
+        {
             return Err(Rejection::BodyTooLarge { limit });
         }
         Ok(())
     }
 
-    /// The URL Twilio requested, rebuilt from the public base URL, trusted proxy headers or
-    /// `http://` + `Host`, and the request's original path and query.
-    fn signed_url(&self, uri: &Uri, headers: &HeaderMap) -> Result<String, UrlError> {
-        let path_and_query = uri.path_and_query().map_or("/", |pq| pq.as_str());
-        match &self.public_base_url {
-            Some(base) => Ok(format!("{base}{path_and_query}")),
-            None => forwarded::request_url(
-                headers,
-                uri.authority().map(|a| a.as_str()),
-                path_and_query,
-                self.trust_forwarded_headers,
-            ),
-        }
-    }
-
-    /// Verifies and parses a request whose body was read: the URL, the body limit, the
-    /// signature, the event, its age. `uri` is the request's before any router stripped a
-    /// prefix from it.
-    pub(crate) fn verify(
+    /// A body read before the protocol saw it (by [`Receiver::receive`]'s caller), bounded:
+    /// its announced and its actual length within the limit.
+    fn bound<'a>(
         &self,
-        method: &Method,
-        uri: &Uri,
-        headers: &HeaderMap,
-        body: &[u8],
-    ) -> Result<CallMessageEvent, Rejection> {
+        headers: &CallbackHeaders<'_>,
+        body: &'a [u8],
+    ) -> Result<Bounded<'a>, Rejection> {
         self.refuse_announced(headers)?;
         if body.len() > self.body_limit {
             return Err(Rejection::BodyTooLarge {
                 limit: self.body_limit,
             });
         }
+        Ok(Bounded(body))
+    }
+
+    /// The URL Twilio requested, rebuilt from the public base URL, trusted proxy headers or
+    /// `http://` + `Host`, and the request's original path and query.
+    fn signed_url(&self, request: &Incoming<'_>) -> Result<String, UrlError> {
+        match &self.public_base_url {
+            Some(base) => Ok(format!("{base}{}", request.path_and_query)),
+            None => request_url(
+                &request.headers,
+                request.authority,
+                request.path_and_query,
+                self.trust_forwarded_headers,
+            ),
+        }
+    }
+
+    /// Verifies and parses a request whose body is bounded: the URL, the signature, the event
+    /// (from the same reading of the body), its age.
+    fn verify(&self, request: &Incoming<'_>) -> Result<CallMessageEvent, Rejection> {
         let url = self
-            .signed_url(uri, headers)
+            .signed_url(request)
             .map_err(|e| Rejection::UrlUnavailable {
                 reason: e.to_string(),
             })?;
-        if let Err(e) = self.validator.verify(&url, headers, body) {
-            self.hint_at_proxy_headers(&e, headers);
+        let raw = request.body.0;
+        let body = Body::read(request.headers.content_type, raw);
+        if let Err(e) = self
+            .validator
+            .verify_read(&url, &request.headers, &body, raw)
+        {
+            self.hint_at_proxy_headers(&e, &request.headers);
             return Err(Rejection::Signature(e));
         }
-        let content_type = headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok());
-        let event = if body.is_empty() && matches!(*method, Method::GET | Method::HEAD) {
+        let event = if matches!(body, Body::Empty) && request.get {
             // A subscription with `Method=GET`: the fields are in the (signed) query string.
-            let query = uri.query().unwrap_or("");
-            CallMessageEvent::from_form(query.as_bytes())?
+            CallMessageEvent::from_body(Body::Form(form_params(request.query().as_bytes())))?
         } else {
-            CallMessageEvent::parse(content_type, body)?
+            CallMessageEvent::from_body(body)?
         };
         self.check_age(&event, OffsetDateTime::now_utc())?;
         Ok(event)
@@ -183,11 +202,11 @@ impl WebhookConfig {
 
     /// A failed signature with proxy headers that are not trusted and no base URL is most
     /// likely a proxy in front of the service: say which setting fixes it, once.
-    fn hint_at_proxy_headers(&self, error: &SignatureError, headers: &HeaderMap) {
+    fn hint_at_proxy_headers(&self, error: &SignatureError, headers: &CallbackHeaders<'_>) {
         if *error == SignatureError::SignatureMismatch
             && self.public_base_url.is_none()
             && !self.trust_forwarded_headers
-            && forwarded::has_forwarded_headers(headers)
+            && headers.has_forwarded()
             && !self.hinted.swap(true, Ordering::Relaxed)
         {
             tracing::warn!(
@@ -347,56 +366,117 @@ impl Receiver {
         Fut::Output: Answer + Send + 'static,
     {
         let (parts, body) = request.into_parts();
-        let slot = self.dedup.as_ref().map(|_| Slot::default());
-        let admitted = admit::<E>(
-            &self.config,
-            self.dedup.as_deref().zip(slot.as_ref()),
-            &parts.method,
-            &parts.uri,
-            &parts.headers,
-            body.as_ref(),
-        )
-        .await;
-        match (admitted, slot) {
-            (Ok(input), None) => handler(input).await.into_response(),
-            (Ok(input), Some(slot)) => {
+        let headers = CallbackHeaders::of(&parts.headers);
+        match self.config.bound(&headers, body.as_ref()) {
+            Ok(body) => {
+                let request = Incoming::new(&parts.method, &parts.uri, headers, body);
+                self.run(request, handler).await
+            }
+            Err(rejection) => self.config.refused(rejection).into_response(),
+        }
+    }
+
+    /// [`receive`](Self::receive) for a request a front door has read (its body bounded).
+    pub(crate) async fn run<E, F, Fut>(
+        &self,
+        request: Incoming<'_>,
+        handler: F,
+    ) -> http::Response<String>
+    where
+        E: FromEvent,
+        F: FnOnce(E) -> Fut,
+        Fut: Future + Send + 'static,
+        Fut::Output: Answer + Send + 'static,
+    {
+        match admit::<E>(&self.config, self.dedup.as_deref(), &request).await {
+            Ok((input, None)) => handler(input).await.into_response(),
+            Ok((input, Some(claim))) => {
                 let handled = handler(input);
                 in_own_task(
-                    slot.run(async move { handled.await.into_response() }, |answer| {
+                    claim.run(async move { handled.await.into_response() }, |answer| {
                         answer.status().is_success()
                     }),
                 )
                 .await
             }
-            (Err(rejection), _) => rejection.into_response(),
+            Err(rejection) => rejection.into_response(),
         }
     }
 }
 
-/// Steps 1-3 of the protocol for a request whose body was read: the handler's input, its claim
-/// (with deduplication) held in the slot that steps 4-5 run with. `uri` is the one the client
-/// requested, before any router stripped a prefix from it.
-pub(crate) async fn admit<E: FromEvent>(
-    config: &WebhookConfig,
-    dedup: Option<(&Deduplication, &Slot)>,
-    method: &Method,
-    uri: &Uri,
-    headers: &HeaderMap,
-    body: &[u8],
-) -> Result<E, Rejection> {
-    let event = config.verify(method, uri, headers, body)?;
-    let sid = event.message_sid;
-    // Decoded before the message is claimed: nothing to settle for a 400.
-    let input = E::from_event(event)?;
-    if let Some((dedup, slot)) = dedup {
-        slot.hold(dedup.admit(sid, route(uri)).await?);
-    }
-    Ok(input)
+/// A request as the protocol reads it, once: whether it is a `GET` (fields in the query), the
+/// path and query it was sent to (before any router stripped a prefix: part of the signed URL
+/// and of the delivery key), its own authority (HTTP/2), the headers the protocol reads, and
+/// its bounded body.
+pub(crate) struct Incoming<'a> {
+    pub(crate) get: bool,
+    pub(crate) path_and_query: &'a str,
+    pub(crate) authority: Option<&'a str>,
+    pub(crate) headers: CallbackHeaders<'a>,
+    pub(crate) body: Bounded<'a>,
 }
 
-/// The path and query a request was posted to: part of the delivery key.
-fn route(uri: &Uri) -> &str {
-    uri.path_and_query().map_or("/", |pq| pq.as_str())
+impl<'a> Incoming<'a> {
+    /// An `http` 1 request's parts.
+    pub(crate) fn new(
+        method: &Method,
+        uri: &'a http::Uri,
+        headers: CallbackHeaders<'a>,
+        body: Bounded<'a>,
+    ) -> Self {
+        Incoming {
+            get: is_get(method.as_str()),
+            path_and_query: uri.path_and_query().map_or("/", |pq| pq.as_str()),
+            authority: uri.authority().map(|a| a.as_str()),
+            headers,
+            body,
+        }
+    }
+
+    /// The query string, without the `?`.
+    fn query(&self) -> &'a str {
+        self.path_and_query.split_once('?').map_or("", |(_, q)| q)
+    }
+}
+
+/// Whether a method sends the callback's fields in the query (`GET`, `HEAD`).
+pub(crate) fn is_get(method: &str) -> bool {
+    method == "GET" || method == "HEAD"
+}
+
+/// A body within the limit: made only by [`WebhookConfig::bound`], or by a front door that read
+/// at most the limit ([`Bounded::read_within_limit`]).
+#[derive(Clone, Copy)]
+pub(crate) struct Bounded<'a>(&'a [u8]);
+
+impl<'a> Bounded<'a> {
+    /// A body a front door read with the configured limit.
+    pub(crate) fn read_within_limit(body: &'a [u8]) -> Self {
+        Bounded(body)
+    }
+}
+
+/// Steps 1-3 of the protocol for a request read once: the handler's input, and its claim (with
+/// deduplication) for steps 4-5. A refusal is counted and logged here, once.
+pub(crate) async fn admit<E: FromEvent>(
+    config: &WebhookConfig,
+    dedup: Option<&Deduplication>,
+    request: &Incoming<'_>,
+) -> Result<(E, Option<HeldClaim>), Rejection> {
+    let admitted = async {
+        let event = config.verify(request)?;
+        let sid = event.message_sid;
+        // Decoded before the message is claimed: nothing to settle for a 400.
+        let input = E::from_event(event)?;
+        let claim = match dedup {
+            Some(dedup) => Some(dedup.admit(sid, request.path_and_query).await?),
+            None => None,
+        };
+        Ok((input, claim))
+    };
+    admitted
+        .await
+        .map_err(|rejection| config.refused(rejection))
 }
 
 /// What a handler's answer is: its status decides how the claim is settled (2xx: done).

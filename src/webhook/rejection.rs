@@ -1,10 +1,20 @@
 //! Why the [`Receiver`](super::Receiver) answered a callback without running the handler, and
-//! with which status: one type for every front door, so that each answers alike.
+//! with which status: one type for every front door, so that each answers alike; and the
+//! counts of refusals a service reads ([`Refusals`]).
+//!
+//! Computing an answer has no side effect. A refusal is logged once, where the protocol makes
+//! it ([`RefusalCounter::refused`]): at `debug` when the request is at fault (or is a
+//! redelivery), at `error` when the service is (its configuration, its store). Whoever sends
+//! forged requests then costs the service a counter, not a log line each; axum logs its own
+//! extractors' rejections at `trace` for the same reason.
+
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use http::StatusCode;
 
-use super::{EventError, SignatureError, StoreError};
 use crate::sid::MessageSid;
+use crate::webhook::redelivery::StoreError;
+use crate::webhook::verify::{EventError, SignatureError};
 
 /// Why a callback was answered without running the handler. Its [`status`](Self::status) is
 /// the answer's; its text (`Display`) is the answer's body and never contains a secret or the
@@ -101,25 +111,14 @@ impl Rejection {
         }
     }
 
-    /// Logs the rejection (info for a redelivery answered 200, error for the service's own
-    /// faults, warn for the request's) and gives the answer's status and text: what every front
-    /// door sends.
+    /// The answer's status and text: what every front door sends.
     pub(crate) fn answer(&self) -> (StatusCode, String) {
-        let status = self.status();
         // The text names the problem, never a secret or the message content.
-        if status == StatusCode::OK {
-            tracing::info!(reason = %self, "answered a redelivered Twilio callback");
-        } else if status.is_server_error() {
-            tracing::error!(status = status.as_u16(), reason = %self, "cannot accept a Twilio callback");
-        } else {
-            tracing::warn!(status = status.as_u16(), reason = %self, "rejected a Twilio callback");
-        }
-        (status, self.to_string())
+        (self.status(), self.to_string())
     }
 
     /// The answer every front door sends: the [`status`](Self::status) and the text, as an `http`
-    /// response (logged: info for a redelivery answered 200, error for the service's faults, warn
-    /// for the request's).
+    /// response (`text/plain`).
     pub fn into_response(self) -> http::Response<String> {
         let (status, text) = self.answer();
         let mut response = http::Response::new(text);
@@ -129,6 +128,110 @@ impl Rejection {
             http::HeaderValue::from_static("text/plain; charset=utf-8"),
         );
         response
+    }
+
+    /// Which count of [`Refusals`] this is.
+    fn kind(&self) -> Kind {
+        match self {
+            Rejection::Signature(e) if e.is_misconfiguration() => Kind::Misconfigured,
+            Rejection::UrlUnavailable { .. } | Rejection::NotConfigured(_) => Kind::Misconfigured,
+            Rejection::Signature(_) => Kind::Signature,
+            Rejection::BodyTooLarge { .. } => Kind::TooLarge,
+            Rejection::UnreadableBody
+            | Rejection::MalformedEvent(_)
+            | Rejection::MalformedContent { .. } => Kind::Malformed,
+            Rejection::Stale { .. } | Rejection::FromTheFuture => Kind::Stale,
+            Rejection::Duplicate { .. } => Kind::Duplicate,
+            Rejection::InProgress { .. } => Kind::InProgress,
+            Rejection::Store(_) => Kind::StoreUnavailable,
+        }
+    }
+}
+
+/// How many callbacks a receiver answered without running the handler, by reason, since it was
+/// configured: a snapshot from [`WebhookConfig::refusals`](super::WebhookConfig::refusals)
+/// (shared by the configuration's clones, so by every door and worker built from it).
+/// Refusals are logged only at `debug` (the service's own faults at `error`): read these to
+/// watch for forged or malformed traffic.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Refusals {
+    /// Signatures missing, wrong, or over a body they cannot cover (403).
+    pub signature: u64,
+    /// Signed bodies that are not call message events, or whose content does not decode into
+    /// the handler's type, or could not be read (400).
+    pub malformed: u64,
+    /// Bodies over the limit (413).
+    pub too_large: u64,
+    /// Events outside the replay window (403).
+    pub stale: u64,
+    /// Redeliveries of messages already handled (answered 200).
+    pub duplicates: u64,
+    /// Redeliveries of messages still being handled elsewhere after the wait (409).
+    pub in_progress: u64,
+    /// Requests the delivery store could not answer for (503).
+    pub store_unavailable: u64,
+    /// Requests the service's configuration could not check: an unknown shared key, a URL
+    /// that cannot be rebuilt (500).
+    pub misconfigured: u64,
+}
+
+impl Refusals {
+    /// Every refusal, whatever its reason.
+    pub fn total(&self) -> u64 {
+        self.signature
+            + self.malformed
+            + self.too_large
+            + self.stale
+            + self.duplicates
+            + self.in_progress
+            + self.store_unavailable
+            + self.misconfigured
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Kind {
+    Signature,
+    Malformed,
+    TooLarge,
+    Stale,
+    Duplicate,
+    InProgress,
+    StoreUnavailable,
+    Misconfigured,
+}
+
+/// The counts behind [`Refusals`], one relaxed atomic add per refusal.
+#[derive(Debug, Default)]
+pub(crate) struct RefusalCounter([AtomicU64; 8]);
+
+impl RefusalCounter {
+    /// Counts `rejection` and logs it, once: `debug` for the request's faults and
+    /// redeliveries, `error` for the service's own.
+    pub(crate) fn refused(&self, rejection: Rejection) -> Rejection {
+        self.0[rejection.kind() as usize].fetch_add(1, Ordering::Relaxed);
+        let status = rejection.status();
+        if status.is_server_error() {
+            tracing::error!(status = status.as_u16(), reason = %rejection, "cannot accept a Twilio callback");
+        } else {
+            tracing::debug!(status = status.as_u16(), reason = %rejection, "answered a Twilio callback without the handler");
+        }
+        rejection
+    }
+
+    pub(crate) fn snapshot(&self) -> Refusals {
+        let count = |kind: Kind| self.0[kind as usize].load(Ordering::Relaxed);
+        Refusals {
+            signature: count(Kind::Signature),
+            malformed: count(Kind::Malformed),
+            too_large: count(Kind::TooLarge),
+            stale: count(Kind::Stale),
+            duplicates: count(Kind::Duplicate),
+            in_progress: count(Kind::InProgress),
+            store_unavailable: count(Kind::StoreUnavailable),
+            misconfigured: count(Kind::Misconfigured),
+        }
     }
 }
 

@@ -12,4 +12,5 @@ mod common;
 mod twilio_mock;
 
 mod no_leaks;
+mod refusals;
 mod span;

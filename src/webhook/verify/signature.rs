@@ -14,14 +14,15 @@ use std::fmt;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use hmac::{Hmac, Mac};
-use http::header::CONTENT_TYPE;
-use http::{HeaderMap, HeaderName};
+use http::HeaderMap;
 use sha1::Sha1;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use super::error::{SignatureError, Unverifiable, bounded};
-use super::params::{Param, canonical, form_params, json_params};
+use super::body::Body;
+use super::error::{SignatureError, bounded};
+use super::headers::CallbackHeaders;
+use super::params::{Param, canonical};
 use super::settings::{Algorithm, Settings};
 use super::url_variants;
 
@@ -31,16 +32,12 @@ pub const SIGNATURE_HEADER: &str = "X-Twilio-Signature";
 /// The query parameter that carries the hex SHA-256 of a body signed with the URL alone.
 pub const BODY_SHA256_PARAM: &str = "bodySHA256";
 
-// Lowercase, built once: a `&str` name is parsed and lowercased on every lookup.
-const SIGNATURE: HeaderName = HeaderName::from_static("x-twilio-signature");
-const SETTINGS: HeaderName = HeaderName::from_static("x-twilio-webhooks-signature-settings");
-
 type HmacSha1 = Hmac<Sha1>;
 type HmacSha256 = Hmac<Sha256>;
 
 /// One secret, ready to sign: HMAC keys are hashed once here, not on every request.
 #[derive(Clone)]
-struct Secret {
+struct SigningKey {
     sha1: HmacSha1,
     sha256: HmacSha256,
     /// An empty secret never verifies: a missing environment variable must not become a key
@@ -48,14 +45,14 @@ struct Secret {
     usable: bool,
 }
 
-impl Secret {
+impl SigningKey {
     fn new(secret: &str) -> Self {
         // HMAC accepts keys of any length; `new_from_slice` cannot fail for it.
         let sha1 = <HmacSha1 as Mac>::new_from_slice(secret.as_bytes())
             .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"));
         let sha256 = <HmacSha256 as Mac>::new_from_slice(secret.as_bytes())
             .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"));
-        Secret {
+        SigningKey {
             sha1,
             sha256,
             usable: !secret.is_empty(),
@@ -97,7 +94,7 @@ fn keyed<M: Mac + Clone>(key: &M, url: &str, suffix: &[u8]) -> M {
 #[derive(Clone)]
 struct SharedKey {
     id: Box<str>,
-    secret: Secret,
+    secret: SigningKey,
 }
 
 /// Checks Twilio's webhook signatures: `X-Twilio-Signature`, with the account's auth tokens
@@ -126,7 +123,7 @@ struct SharedKey {
 /// ```
 #[derive(Clone)]
 pub struct SignatureValidator {
-    tokens: Vec<Secret>,
+    tokens: Vec<SigningKey>,
     shared_keys: Vec<SharedKey>,
 }
 
@@ -161,7 +158,10 @@ impl SignatureValidator {
         T: Into<String>,
     {
         SignatureValidator {
-            tokens: tokens.into_iter().map(|t| Secret::new(&t.into())).collect(),
+            tokens: tokens
+                .into_iter()
+                .map(|t| SigningKey::new(&t.into()))
+                .collect(),
             shared_keys: Vec::new(),
         }
     }
@@ -170,7 +170,7 @@ impl SignatureValidator {
     /// rotation).
     #[must_use]
     pub fn with_token(mut self, auth_token: impl Into<String>) -> Self {
-        self.tokens.push(Secret::new(&auth_token.into()));
+        self.tokens.push(SigningKey::new(&auth_token.into()));
         self
     }
 
@@ -181,7 +181,7 @@ impl SignatureValidator {
     pub fn with_shared_key(mut self, key_id: impl Into<String>, secret: impl Into<String>) -> Self {
         self.shared_keys.push(SharedKey {
             id: key_id.into().into_boxed_str(),
-            secret: Secret::new(&secret.into()),
+            secret: SigningKey::new(&secret.into()),
         });
         self
     }
@@ -198,8 +198,8 @@ impl SignatureValidator {
     /// - a form body (`application/x-www-form-urlencoded`, or no content type): the URL, then
     ///   the decoded fields, names sorted, each name's distinct values sorted;
     /// - a JSON body (`application/json`): the same with its top-level fields, which must all
-    ///   be strings ([`Unverifiable`] otherwise);
-    /// - any other body is [`Unverifiable`].
+    ///   be strings ([`Unverifiable`](super::Unverifiable) otherwise);
+    /// - any other body is [`Unverifiable`](super::Unverifiable).
     ///
     /// The URL is tried in the order twilio-node 6.2 tries it: as received without and with
     /// the port, then normalized the WHATWG way, and with the query re-encoded as Node's legacy
@@ -210,12 +210,21 @@ impl SignatureValidator {
         headers: &HeaderMap,
         body: &[u8],
     ) -> Result<(), SignatureError> {
-        let signature = headers
-            .get(SIGNATURE)
-            .ok_or(SignatureError::MissingSignature)?;
-        let settings = headers.get(SETTINGS).map(|v| v.as_bytes());
-        let content_type = headers.get(CONTENT_TYPE).map(|v| v.as_bytes());
-        self.verify_parts(url, signature.as_bytes(), settings, content_type, body)
+        let headers = CallbackHeaders::of(headers);
+        self.verify_read(url, &headers, &Body::read(headers.content_type, body), body)
+    }
+
+    /// [`verify`](Self::verify) of a request already read: its headers, and its body as read
+    /// by the one content-type rule (`raw` is the same body's bytes, for `bodySHA256`).
+    pub(crate) fn verify_read(
+        &self,
+        url: &str,
+        headers: &CallbackHeaders<'_>,
+        body: &Body<'_>,
+        raw: &[u8],
+    ) -> Result<(), SignatureError> {
+        let signature = headers.signature.ok_or(SignatureError::MissingSignature)?;
+        self.verify_parts(url, signature, headers.settings, body, raw)
     }
 
     /// The signature Twilio would put on this request, with the first auth token, or with the
@@ -228,10 +237,9 @@ impl SignatureValidator {
         headers: &HeaderMap,
         body: &[u8],
     ) -> Result<String, SignatureError> {
-        let settings = headers.get(SETTINGS).map(|v| v.as_bytes());
-        let content_type = headers.get(CONTENT_TYPE).map(|v| v.as_bytes());
-        let (algorithm, mut keys) = self.keys_for(settings)?;
-        let signed = signed_content(url, content_type, body)?;
+        let headers = CallbackHeaders::of(headers);
+        let (algorithm, mut keys) = self.keys_for(headers.settings)?;
+        let signed = signed_content(url, &Body::read(headers.content_type, body), body)?;
         let key = keys.next().ok_or(SignatureError::UnknownKey {
             key_id: String::new(),
         })?;
@@ -239,8 +247,10 @@ impl SignatureValidator {
     }
 
     /// Checks the signature of a request with a form body (or no body), signed with an auth
-    /// token. `params` are the decoded fields, in any order, names possibly repeated.
-    /// A thin wrapper: the work is [`verify`](Self::verify)'s.
+    /// token. `params` are the decoded fields, in any order, names possibly repeated: the
+    /// fields are taken as given (no body is read and no `bodySHA256` is checked), so a
+    /// request whose URL carries `bodySHA256` belongs to [`validate_json`](Self::validate_json)
+    /// or [`verify`](Self::verify).
     pub fn validate_form<N, V>(&self, url: &str, params: &[(N, V)], signature: &str) -> bool
     where
         N: AsRef<str>,
@@ -260,7 +270,13 @@ impl SignatureValidator {
     pub fn validate_json(&self, url: &str, raw_body: &[u8], signature: &str) -> bool {
         carries_body_hash(url)
             && self
-                .verify_parts(url, signature.as_bytes(), None, None, raw_body)
+                .verify_parts(
+                    url,
+                    signature.as_bytes(),
+                    None,
+                    &Body::read(None, raw_body),
+                    raw_body,
+                )
                 .is_ok()
     }
 
@@ -272,14 +288,9 @@ impl SignatureValidator {
         raw_body: &[u8],
         signature: &str,
     ) -> bool {
-        self.verify_parts(
-            url,
-            signature.as_bytes(),
-            None,
-            content_type.map(str::as_bytes),
-            raw_body,
-        )
-        .is_ok()
+        let body = Body::read(content_type.map(str::as_bytes), raw_body);
+        self.verify_parts(url, signature.as_bytes(), None, &body, raw_body)
+            .is_ok()
     }
 
     /// The signature Twilio would send for this URL and form body, made with the first token.
@@ -309,11 +320,11 @@ impl SignatureValidator {
         url: &str,
         signature: &[u8],
         settings: Option<&[u8]>,
-        content_type: Option<&[u8]>,
-        body: &[u8],
+        body: &Body<'_>,
+        raw: &[u8],
     ) -> Result<(), SignatureError> {
         let (algorithm, keys) = self.keys_for(settings)?;
-        let signed = signed_content(url, content_type, body)?;
+        let signed = signed_content(url, body, raw)?;
         // Both are checked whatever the other says: the time taken should not tell which failed.
         let signature_ok = decode_signature(signature).is_some_and(|expected| {
             self.url_matches(url, &signed.suffix, &expected, algorithm, keys)
@@ -400,7 +411,7 @@ impl SignatureValidator {
 /// The secrets a request may be signed with.
 #[derive(Clone)]
 enum KeyIter<'a> {
-    Tokens(std::slice::Iter<'a, Secret>),
+    Tokens(std::slice::Iter<'a, SigningKey>),
     Shared {
         keys: std::slice::Iter<'a, SharedKey>,
         id: &'a str,
@@ -408,8 +419,8 @@ enum KeyIter<'a> {
 }
 
 impl<'a> Iterator for KeyIter<'a> {
-    type Item = &'a Secret;
-    fn next(&mut self) -> Option<&'a Secret> {
+    type Item = &'a SigningKey;
+    fn next(&mut self) -> Option<&'a SigningKey> {
         match self {
             KeyIter::Tokens(tokens) => tokens.next(),
             KeyIter::Shared { keys, id } => keys.find(|k| *k.id == **id).map(|k| &k.secret),
@@ -425,42 +436,24 @@ fn borrowed<N: AsRef<str>, V: AsRef<str>>(params: &[(N, V)]) -> Vec<Param<'_>> {
         .collect()
 }
 
-/// What the signature covers after the URL, chosen by the URL and the body's content type.
+/// What the signature covers after the URL: nothing with `bodySHA256` in the URL (the hash
+/// must then be `raw`'s), otherwise the body's fields as [`Body`] read them.
 pub(super) fn signed_content(
     url: &str,
-    content_type: Option<&[u8]>,
-    body: &[u8],
+    body: &Body<'_>,
+    raw: &[u8],
 ) -> Result<Signed, SignatureError> {
     let mut hashes = query_values(url, BODY_SHA256_PARAM);
     if let Some(claimed) = hashes.next() {
         // Two hashes for one body would be ambiguous: not trusted.
-        let body_hash_ok = hashes.next().is_none() && body_hash_matches(claimed, body);
+        let body_hash_ok = hashes.next().is_none() && body_hash_matches(claimed, raw);
         return Ok(Signed {
             suffix: Vec::new(),
             body_hash_ok,
         });
     }
-    let params = if body.is_empty() {
-        Vec::new()
-    } else {
-        let content_type = content_type.map(|ct| match std::str::from_utf8(ct) {
-            Ok(text) => Cow::Borrowed(text),
-            Err(_) => String::from_utf8_lossy(ct),
-        });
-        match content_type.as_deref() {
-            None => form_params(body),
-            Some(ct) if is_media_type(ct, "application/x-www-form-urlencoded") => form_params(body),
-            Some(ct) if is_media_type(ct, "application/json") => json_params(body)?,
-            Some(ct) => {
-                return Err(Unverifiable::ContentType {
-                    content_type: bounded(ct),
-                }
-                .into());
-            }
-        }
-    };
     Ok(Signed {
-        suffix: canonical(params),
+        suffix: canonical(body.signed_params()?),
         body_hash_ok: true,
     })
 }
@@ -537,16 +530,6 @@ fn query_values<'a>(url: &'a str, name: &'a str) -> impl Iterator<Item = &'a str
     })
 }
 
-/// Whether a `Content-Type` value names `media_type` (parameters and case ignored).
-pub(crate) fn is_media_type(content_type: &str, media_type: &str) -> bool {
-    content_type
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .eq_ignore_ascii_case(media_type)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -555,7 +538,11 @@ mod tests {
     fn finds_the_body_hash_once_in_lowercase() {
         let body = br#"{"property": "value", "boolean": true}"#;
         let h = "0a1ff7634d9ab3b95db5c9a2dfe9416e41502b283a80c7cf19632632f96e6620";
-        let ok = |url: String| signed_content(&url, None, body).unwrap().body_hash_ok;
+        let ok = |url: String| {
+            signed_content(&url, &Body::read(None, body), body)
+                .unwrap()
+                .body_hash_ok
+        };
         assert!(ok(format!("https://a/?bodySHA256={h}")));
         assert!(ok(format!("https://a/?x=1&bodySHA256={h}#f")));
         assert!(!ok(format!("https://a/?bodySHA256={}", h.to_uppercase())));

@@ -1,14 +1,17 @@
 //! The callback Twilio posts to a subscription's `Callback` URL for each message a call's client
 //! SDK sends. Its wire encoding is not documented (JSON object or form, sequence number as a
-//! string or a number), so both are accepted, and unknown fields are ignored.
+//! string or a number), so both are accepted, and unknown fields are ignored. Which one a body
+//! is, is decided by the same rule as its signature ([`Body`]).
 
+use std::borrow::Cow;
 use std::fmt;
 
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 use time::OffsetDateTime;
 
-use super::signature::is_media_type;
+use super::body::{self, Body, Field, FieldValue, NotAnObject, kind_of};
+use super::params::form_params;
 use crate::sid::{AccountSid, CallSid, MessageSid};
 
 const CONTENT_TYPE: &str = "ContentType";
@@ -82,6 +85,12 @@ pub enum EventError {
         /// What the JSON parser said.
         reason: String,
     },
+    /// The body's `Content-Type` is neither a form nor JSON (`application/json`).
+    #[error("content type {content_type:?} is neither a form nor JSON")]
+    ContentType {
+        /// The `Content-Type` header (at most 64 characters of it).
+        content_type: String,
+    },
     /// A documented field is absent.
     #[error("field `{field}` is missing")]
     Missing {
@@ -108,7 +117,7 @@ impl EventError {
     /// The wire name of the field at fault, if the error is about one field.
     pub fn field(&self) -> Option<&'static str> {
         match self {
-            EventError::NotJson { .. } => None,
+            EventError::NotJson { .. } | EventError::ContentType { .. } => None,
             EventError::Missing { field }
             | EventError::Duplicate { field }
             | EventError::Invalid { field, .. } => Some(field),
@@ -123,62 +132,44 @@ impl EventError {
     }
 }
 
-/// A field's value as it arrived: form fields and JSON strings are text, anything else is JSON.
-enum Raw {
-    Text(String),
-    Json(Value),
-}
-
 impl CallMessageEvent {
-    /// Parses a JSON object body.
+    /// Parses a JSON object body (whatever its `Content-Type`).
     pub fn from_json(body: &[u8]) -> Result<Self, EventError> {
-        let object = match serde_json::from_slice::<Value>(body) {
-            Ok(Value::Object(object)) => object,
-            Ok(_) => {
-                return Err(EventError::NotJson {
-                    reason: "expected an object".into(),
-                });
-            }
-            Err(e) => {
-                return Err(EventError::NotJson {
-                    reason: e.to_string(),
-                });
-            }
-        };
-        // serde_json keeps the last of duplicate keys; the wire is not expected to have any.
-        let fields = object
-            .into_iter()
-            .map(|(name, value)| match value {
-                Value::String(text) => (name, Raw::Text(text)),
-                other => (name, Raw::Json(other)),
-            })
-            .collect();
-        Self::from_fields(fields)
+        Self::from_body(Body::Json(body::json_fields(body)))
     }
 
     /// Parses an `application/x-www-form-urlencoded` body (or a `GET` request's query string).
     pub fn from_form(body: &[u8]) -> Result<Self, EventError> {
-        // Decoding pairs cannot fail (invalid UTF-8 is replaced), but do not unwrap on it.
-        let pairs = serde_urlencoded::from_bytes::<Vec<(String, String)>>(body)
-            .map_err(|e| EventError::invalid("body", e))?;
-        Self::from_fields(pairs.into_iter().map(|(n, v)| (n, Raw::Text(v))).collect())
+        Self::from_body(Body::Form(form_params(body)))
     }
 
-    /// Parses a body by its `Content-Type`: JSON (`application/json`, `…+json`) or form; with
-    /// no or another content type, a body starting with `{` is JSON, anything else a form.
+    /// Parses a body by its `Content-Type`, by the rule its signature is checked with: a form
+    /// (`application/x-www-form-urlencoded`, or no content type), or a JSON object
+    /// (`application/json`); any other content type is [`EventError::ContentType`].
     pub fn parse(content_type: Option<&str>, body: &[u8]) -> Result<Self, EventError> {
-        let media_type = content_type.map(|ct| ct.split(';').next().unwrap_or("").trim());
-        let json = match media_type {
-            Some(mt) if is_media_type(mt, "application/json") => true,
-            Some(mt) if mt.to_ascii_lowercase().ends_with("+json") => true,
-            Some(mt) if is_media_type(mt, "application/x-www-form-urlencoded") => false,
-            _ => body.trim_ascii_start().starts_with(b"{"),
+        Self::from_body(Body::read(content_type.map(str::as_bytes), body))
+    }
+
+    /// The event in a body already read (by the verifier, in the receiver).
+    pub(crate) fn from_body(body: Body<'_>) -> Result<Self, EventError> {
+        let fields = match body {
+            Body::Empty => Vec::new(),
+            Body::Form(params) => params
+                .into_iter()
+                .map(|(name, value)| (name, FieldValue::Text(value)))
+                .collect(),
+            Body::Json(Ok(fields)) => fields,
+            Body::Json(Err(NotAnObject::Kind(kind))) => {
+                return Err(EventError::NotJson {
+                    reason: format!("expected an object, got {kind}"),
+                });
+            }
+            Body::Json(Err(NotAnObject::Invalid(reason))) => {
+                return Err(EventError::NotJson { reason });
+            }
+            Body::Other(content_type) => return Err(EventError::ContentType { content_type }),
         };
-        if json {
-            Self::from_json(body)
-        } else {
-            Self::from_form(body)
-        }
+        Self::from_fields(fields)
     }
 
     /// Deserializes [`content`](Self::content) into your message type.
@@ -186,28 +177,28 @@ impl CallMessageEvent {
         serde_json::from_str(&self.content)
     }
 
-    fn from_fields(mut fields: Vec<(String, Raw)>) -> Result<Self, EventError> {
-        let mut take = |field: &'static str| -> Result<Raw, EventError> {
+    fn from_fields<'a>(mut fields: Vec<Field<'a>>) -> Result<Self, EventError> {
+        let mut take = |field: &'static str| -> Result<FieldValue<'a>, EventError> {
             let mut found = None;
             for (name, value) in fields.iter_mut() {
                 if name == field {
                     if found.is_some() {
                         return Err(EventError::Duplicate { field });
                     }
-                    found = Some(std::mem::replace(value, Raw::Json(Value::Null)));
+                    found = Some(std::mem::replace(value, FieldValue::Json(Value::Null)));
                 }
             }
             found.ok_or(EventError::Missing { field })
         };
         Ok(CallMessageEvent {
-            content_type: text(CONTENT_TYPE, take(CONTENT_TYPE)?)?,
+            content_type: text(CONTENT_TYPE, take(CONTENT_TYPE)?)?.into_owned(),
             content: match take(CONTENT)? {
-                Raw::Text(text) => text,
+                FieldValue::Text(text) => text.into_owned(),
                 // An undocumented but plausible encoding: the message embedded as JSON.
-                Raw::Json(Value::Null) => {
+                FieldValue::Json(Value::Null) => {
                     return Err(EventError::invalid(CONTENT, "expected JSON text, got null"));
                 }
-                Raw::Json(value) => value.to_string(),
+                FieldValue::Json(value) => value.to_string(),
             },
             sequence_number: sequence_number(take(SEQUENCE_NUMBER)?)?,
             call_sid: text(CALL_SID, take(CALL_SID)?)?
@@ -226,34 +217,23 @@ impl CallMessageEvent {
     }
 }
 
-fn text(field: &'static str, raw: Raw) -> Result<String, EventError> {
+fn text<'a>(field: &'static str, raw: FieldValue<'a>) -> Result<Cow<'a, str>, EventError> {
     match raw {
-        Raw::Text(text) => Ok(text),
-        Raw::Json(value) => Err(EventError::invalid(
+        FieldValue::Text(text) => Ok(text),
+        FieldValue::Json(value) => Err(EventError::invalid(
             field,
-            format_args!("expected a string, got {}", kind(&value)),
+            format_args!("expected a string, got {}", kind_of(&value)),
         )),
     }
 }
 
-fn sequence_number(raw: Raw) -> Result<u64, EventError> {
+fn sequence_number(raw: FieldValue<'_>) -> Result<u64, EventError> {
     let parsed = match &raw {
-        Raw::Text(text) => text.trim().parse::<u64>().ok(),
-        Raw::Json(Value::Number(n)) => n.as_u64(),
-        Raw::Json(_) => None,
+        FieldValue::Text(text) => text.trim().parse::<u64>().ok(),
+        FieldValue::Json(Value::Number(n)) => n.as_u64(),
+        FieldValue::Json(_) => None,
     };
     parsed.ok_or_else(|| EventError::invalid(SEQUENCE_NUMBER, "expected a non-negative integer"))
-}
-
-fn kind(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
 }
 
 /// serde for `Content`: JSON text, or (as in [`CallMessageEvent::from_json`]) a JSON value kept

@@ -7,7 +7,7 @@ use std::time::Duration;
 use ::redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use ::redis::{RedisError, Script};
 
-use super::{Claim, DeliveryStore, StoreError, StoreFuture};
+use super::store::{Claim, DeliveryStore, StoreError, StoreFuture};
 
 /// The default key prefix.
 const DEFAULT_PREFIX: &str = "twilio:delivery:";

@@ -1,8 +1,8 @@
 //! The actix-web 4 front door (feature `actix-web`): the [`VerifiedCallMessage`] and
 //! [`VerifiedContent`] extractors verify and parse a callback before your handler runs, and the
 //! [`Deliveries`] middleware handles Twilio's redeliveries. Both convert requests and answers
-//! for the [`Receiver`](super::Receiver)'s protocol and nothing else: what happens when is
-//! [there](super::Receiver#the-protocol).
+//! for the [`Receiver`](crate::webhook::Receiver)'s protocol and nothing else: what happens when is
+//! [there](crate::webhook::Receiver#the-protocol).
 //!
 //! The extractors read the [`WebhookConfig`] from the application's data
 //! (`App::app_data(web::Data::new(config))`; a missing one is answered 500, as actix-web's own
@@ -51,12 +51,14 @@ use std::task::{Context, Poll};
 use actix_web::body::BoxBody;
 use actix_web::dev::{Payload, Service, ServiceRequest, ServiceResponse, Transform};
 use actix_web::{FromRequest, HttpMessage as _, HttpRequest, HttpResponse, ResponseError, web};
-use futures_util::StreamExt as _;
 
-use super::delivery::{Slot, in_own_local_task};
-use super::receiver::admit;
-pub use super::{Deduplication, VerifiedCallMessage, VerifiedContent, WebhookConfig};
-use super::{FromEvent, Rejection};
+use super::common::{PendingClaim, extract, read_stream};
+use crate::webhook::FromEvent;
+use crate::webhook::receiver::{Bounded, Incoming, is_get};
+use crate::webhook::redelivery::protocol::in_own_local_task;
+use crate::webhook::rejection::Rejection;
+use crate::webhook::verify::CallbackHeaders;
+pub use crate::webhook::{Deduplication, VerifiedCallMessage, VerifiedContent, WebhookConfig};
 
 impl ResponseError for Rejection {
     fn status_code(&self) -> actix_web::http::StatusCode {
@@ -82,7 +84,7 @@ impl FromRequest for VerifiedCallMessage {
     type Future = Pin<Box<dyn Future<Output = Result<Self, Rejection>>>>;
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
-        Box::pin(extract(req.clone(), payload.take()))
+        Box::pin(from_request(req.clone(), payload.take()))
     }
 }
 
@@ -94,66 +96,46 @@ where
     type Future = Pin<Box<dyn Future<Output = Result<Self, Rejection>>>>;
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
-        Box::pin(extract(req.clone(), payload.take()))
+        Box::pin(from_request(req.clone(), payload.take()))
     }
 }
 
-/// Steps 1-3 of the protocol: the request converted to `http` 1 types, the body read up to
-/// the limit, and the claim left for the [`Deliveries`] middleware if it wraps the resource.
-async fn extract<E: FromEvent>(req: HttpRequest, mut payload: Payload) -> Result<E, Rejection> {
+/// Steps 1-3 of the protocol: the request read as it is (actix-web's own header map and URI,
+/// not copied into `http` 1 types), the body read within the limit, and the claim left for the
+/// [`Deliveries`] middleware if it wraps the resource.
+async fn from_request<E: FromEvent>(req: HttpRequest, payload: Payload) -> Result<E, Rejection> {
     let config = match req.app_data::<web::Data<WebhookConfig>>() {
         Some(config) => config.clone().into_inner(),
         None => match req.app_data::<WebhookConfig>() {
             Some(config) => Arc::new(config.clone()),
             None => {
-                return Err(Rejection::NotConfigured(
+                let missing = Rejection::NotConfigured(
                     "add App::app_data(web::Data::new(WebhookConfig::new(..)))",
-                ));
+                );
+                // No configuration to count it in: the service's own fault, logged as such.
+                tracing::error!(reason = %missing, "cannot accept a Twilio callback");
+                return Err(missing);
             }
         },
     };
-    let mut headers = http::HeaderMap::with_capacity(req.headers().len());
-    for (name, value) in req.headers() {
-        if let (Ok(name), Ok(value)) = (
-            http::HeaderName::from_bytes(name.as_str().as_bytes()),
-            http::HeaderValue::from_bytes(value.as_bytes()),
-        ) {
-            headers.append(name, value);
-        }
-    }
-    let method = http::Method::from_bytes(req.method().as_str().as_bytes())
-        .map_err(|_| Rejection::UnreadableBody)?;
-    let uri: http::Uri = req
-        .uri()
-        .to_string()
-        .parse()
-        .map_err(|_| Rejection::UnreadableBody)?;
-    config.refuse_announced(&headers)?;
-    let limit = config.limit();
-    let mut body = Vec::new();
-    while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|_| Rejection::UnreadableBody)?;
-        if body.len() + chunk.len() > limit {
-            return Err(Rejection::BodyTooLarge { limit });
-        }
-        body.extend_from_slice(&chunk);
-    }
-    let delivery = req.extensions().get::<Delivery>().cloned();
-    let dedup = delivery.as_ref().map(|d| (&*d.dedup, &d.slot));
-    admit(&config, dedup, &method, &uri, &headers, &body).await
-}
-
-/// What the middleware leaves for the extractor (a request extension).
-#[derive(Clone)]
-struct Delivery {
-    dedup: Arc<Deduplication>,
-    slot: Slot,
+    let headers = CallbackHeaders::read(|name| req.headers().get(name).map(|v| v.as_bytes()));
+    let body = read_stream(&config, &headers, payload).await?;
+    let uri = req.uri();
+    let request = Incoming {
+        get: is_get(req.method().as_str()),
+        path_and_query: uri.path_and_query().map_or("/", |pq| pq.as_str()),
+        authority: uri.authority().map(|a| a.as_str()),
+        headers,
+        body: Bounded::read_within_limit(&body),
+    };
+    let pending = req.extensions().get::<PendingClaim>().cloned();
+    extract(&config, pending.as_ref(), &request).await
 }
 
 /// Handles Twilio's redeliveries on the resources (or the app) it wraps, with its own
 /// [`Deduplication`]: the extractors claim the message, the middleware runs the handler in a
 /// task of its own while the claim is renewed, and settles it from the handler's answer (steps
-/// 3-5 of [the protocol](super::Receiver#the-protocol)). Clones share the store.
+/// 3-5 of [the protocol](crate::webhook::Receiver#the-protocol)). Clones share the store.
 #[derive(Clone, Debug)]
 pub struct Deliveries {
     dedup: Arc<Deduplication>,
@@ -210,16 +192,8 @@ where
     }
 
     fn call(&self, req: ServiceRequest) -> Self::Future {
-        let slot = Slot::default();
-        req.extensions_mut().insert(Delivery {
-            dedup: self.dedup.clone(),
-            slot: slot.clone(),
-        });
-        let handled = slot.run(self.service.call(req), |answer| {
-            answer
-                .as_ref()
-                .is_ok_and(|response| response.status().is_success())
-        });
-        Box::pin(in_own_local_task(handled))
+        let pending = PendingClaim::new(&self.dedup);
+        req.extensions_mut().insert(pending.clone());
+        Box::pin(in_own_local_task(pending.around(self.service.call(req))))
     }
 }

@@ -1,6 +1,6 @@
 //! The claim protocol: admit a delivery (claim it, or wait for a claim held elsewhere), keep
 //! the claim alive while the handler runs (a heartbeat), settle it from the handler's answer,
-//! give it back if the handler panics or is dropped. The [`Receiver`](super::Receiver) runs it;
+//! give it back if the handler panics or is dropped. The [`Receiver`](crate::webhook::Receiver) runs it;
 //! the front doors only carry its pieces between their extractor and their middleware.
 //!
 //! Every wait reads tokio's clock, so the protocol runs under a paused clock in tests.
@@ -13,9 +13,10 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::rejection::Rejection;
-use super::{Claim, DeliveryStore, MemoryDeliveryStore};
+use super::memory::MemoryDeliveryStore;
+use super::store::{Claim, DeliveryStore};
 use crate::sid::MessageSid;
+use crate::webhook::rejection::Rejection;
 
 /// The default [`Deduplication::claim_lease`]: how long a replica that died mid-way keeps a
 /// message's claim. Shorter than [`DEFAULT_REDELIVERY_WAIT`], so that a retry waiting for a dead
@@ -29,11 +30,11 @@ pub const DEFAULT_CLAIM_LEASE: Duration = Duration::from_secs(5);
 pub const DEFAULT_REDELIVERY_WAIT: Duration = Duration::from_secs(8);
 
 /// Redelivery handling: where claims are kept and for how long. Given to the
-/// [`Receiver`](super::Receiver), or to a front door's middleware (axum's `DeliveryLayer`,
+/// [`Receiver`](crate::webhook::Receiver), or to a front door's middleware (axum's `DeliveryLayer`,
 /// actix-web's `Deliveries`), which then holds it: deduplication is on exactly where that
 /// middleware is, so it cannot be configured and left unwired.
 ///
-/// What happens when is the [`Receiver`'s protocol](super::Receiver#the-protocol).
+/// What happens when is the [`Receiver`'s protocol](crate::webhook::Receiver#the-protocol).
 #[derive(Clone)]
 pub struct Deduplication {
     store: Arc<dyn DeliveryStore>,
@@ -185,8 +186,35 @@ pub(crate) fn delivery_key(sid: &MessageSid, route: &str) -> String {
     key
 }
 
+impl HeldClaim {
+    /// Runs `handled` (the handler, or the part of a framework's stack that runs it) while
+    /// renewing this claim, then settles it from the answer: `success` says whether the
+    /// answer was 2xx.
+    pub(crate) async fn run<T>(
+        self,
+        handled: impl Future<Output = T>,
+        success: impl FnOnce(&T) -> bool,
+    ) -> T {
+        let answer = first(handled, renew_forever(self.renewal())).await;
+        self.settle(success(&answer)).await;
+        answer
+    }
+
+    /// What the heartbeat renews, while the claim is unsettled.
+    fn renewal(&self) -> Option<Renewal> {
+        let claim = self.claim.as_ref()?;
+        Some(Renewal {
+            store: claim.store.clone(),
+            key: claim.key.clone(),
+            holder: claim.holder.clone(),
+            lease: self.lease,
+        })
+    }
+}
+
 /// Where a request's claim is kept between the admission (an extractor, in a front door) and
-/// the settling (its middleware): shared by both, e.g. as a request extension.
+/// the settling (its middleware): shared by both, e.g. as a request extension. Only the doors
+/// that split the two need it; [`Receiver`](crate::webhook::Receiver) holds its claim itself.
 #[derive(Clone, Default)]
 pub(crate) struct Slot(Arc<SlotInner>);
 
@@ -206,94 +234,103 @@ impl Slot {
 
     pub(crate) fn hold(&self, claim: HeldClaim) {
         *self.lock() = Some(claim);
-        // A stored permit if the heartbeat is not waiting yet.
+        // A stored permit if the middleware is not waiting yet.
         self.0.claimed.notify_one();
     }
 
-    fn take(&self) -> Option<HeldClaim> {
-        self.lock().take()
-    }
-
-    /// Runs `handled` (the handler, or the part of a framework's stack that runs it) while
-    /// renewing the slot's claim, then settles the claim from its answer: `success` says
-    /// whether the answer was 2xx.
+    /// Runs `handled` (the rest of the framework's stack, whose extractor may put a claim in
+    /// this slot), renewing the claim once there is one, then settles it from the answer:
+    /// `success` says whether the answer was 2xx.
     pub(crate) async fn run<T>(
         self,
         handled: impl Future<Output = T>,
         success: impl FnOnce(&T) -> bool,
     ) -> T {
-        let answer = {
-            let handled = pin!(handled);
-            let heartbeat = pin!(self.clone().heartbeat());
-            match futures_util::future::select(handled, heartbeat).await {
-                futures_util::future::Either::Left((answer, _)) => answer,
-                futures_util::future::Either::Right((never, _)) => match never {},
-            }
+        let renewal = async {
+            self.0.claimed.notified().await;
+            let renewal = self.lock().as_ref().and_then(HeldClaim::renewal);
+            renew_forever(renewal).await
         };
-        if let Some(claim) = self.take() {
+        let answer = first(handled, renewal).await;
+        let claim = self.lock().take();
+        if let Some(claim) = claim {
             claim.settle(success(&answer)).await;
         }
         answer
     }
+}
 
-    /// Renews the claim every third of its lease once there is one; never ends (`run` drops it
-    /// when the handler answers).
-    async fn heartbeat(self) -> std::convert::Infallible {
-        self.0.claimed.notified().await;
-        let mut pause = None;
-        loop {
-            let held = self.lock().as_ref().and_then(|held| {
-                let claim = held.claim.as_ref()?;
-                Some((
-                    claim.store.clone(),
-                    claim.key.clone(),
-                    claim.holder.clone(),
-                    held.lease,
-                ))
-            });
-            let Some((store, key, holder, lease)) = held else {
-                // Settled; `run` stops polling this future right after.
-                std::future::pending::<()>().await;
-                continue;
-            };
-            tokio::time::sleep(pause.unwrap_or(lease / 3)).await;
-            pause = match store.renew(&key, &holder, lease).await {
-                Ok(true) => None,
-                // The lease ran out in the store (it was unreachable for longer than the lease):
-                // take the claim again unless someone else has.
-                Ok(false) => match store.claim(&key, &holder, lease).await {
-                    Ok(Claim::Acquired) => {
-                        tracing::warn!(
-                            key,
-                            "the lease of a Twilio callback still being handled ran out (the \
-                             delivery store was unreachable for longer than it); claimed it again"
-                        );
-                        None
-                    }
-                    Ok(Claim::InProgress | Claim::Done) => {
-                        tracing::warn!(
-                            key,
-                            "the claim of a Twilio callback still being handled was lost (its \
-                             lease ran out, e.g. while the store was unreachable) and taken over; \
-                             another replica may handle it too"
-                        );
-                        // Nothing left to renew.
-                        std::future::pending::<()>().await;
-                        continue;
-                    }
-                    Err(e) => {
-                        tracing::warn!(key, error = %e, "could not renew a delivery claim");
-                        Some(quick_retry(lease))
-                    }
-                },
-                // Retried soon: the lease must not run out for want of a renewal once the store
-                // is back.
+/// The answer of `handled`; `never` runs beside it until then.
+async fn first<T>(
+    handled: impl Future<Output = T>,
+    never: impl Future<Output = std::convert::Infallible>,
+) -> T {
+    let handled = pin!(handled);
+    let never = pin!(never);
+    match futures_util::future::select(handled, never).await {
+        futures_util::future::Either::Left((answer, _)) => answer,
+        futures_util::future::Either::Right((never, _)) => match never {},
+    }
+}
+
+/// What a heartbeat renews.
+struct Renewal {
+    store: Arc<dyn DeliveryStore>,
+    key: String,
+    holder: String,
+    lease: Duration,
+}
+
+/// Renews the claim every third of its lease; never ends (the caller drops it when the handler
+/// answers). Nothing to renew: waits forever.
+async fn renew_forever(renewal: Option<Renewal>) -> std::convert::Infallible {
+    let Some(Renewal {
+        store,
+        key,
+        holder,
+        lease,
+    }) = renewal
+    else {
+        return std::future::pending().await;
+    };
+    let mut pause = None;
+    loop {
+        tokio::time::sleep(pause.unwrap_or(lease / 3)).await;
+        pause = match store.renew(&key, &holder, lease).await {
+            Ok(true) => None,
+            // The lease ran out in the store (it was unreachable for longer than the lease):
+            // take the claim again unless someone else has.
+            Ok(false) => match store.claim(&key, &holder, lease).await {
+                Ok(Claim::Acquired) => {
+                    tracing::warn!(
+                        key,
+                        "the lease of a Twilio callback still being handled ran out (the \
+                         delivery store was unreachable for longer than it); claimed it again"
+                    );
+                    None
+                }
+                Ok(Claim::InProgress | Claim::Done) => {
+                    tracing::warn!(
+                        key,
+                        "the claim of a Twilio callback still being handled was lost (its \
+                         lease ran out, e.g. while the store was unreachable) and taken over; \
+                         another replica may handle it too"
+                    );
+                    // Nothing left to renew.
+                    return std::future::pending().await;
+                }
                 Err(e) => {
                     tracing::warn!(key, error = %e, "could not renew a delivery claim");
                     Some(quick_retry(lease))
                 }
-            };
-        }
+            },
+            // Retried soon: the lease must not run out for want of a renewal once the store
+            // is back.
+            Err(e) => {
+                tracing::warn!(key, error = %e, "could not renew a delivery claim");
+                Some(quick_retry(lease))
+            }
+        };
     }
 }
 

@@ -46,16 +46,18 @@ use std::marker::PhantomData;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use bytes::Bytes;
-use http_body_util::{BodyExt as _, LengthLimitError, Limited};
 pub use tower_service::Service;
 
-use super::{Answer, FromEvent, Receiver, Rejection};
+use super::common::read_body;
+use crate::webhook::receiver::{Bounded, Incoming};
+use crate::webhook::verify::CallbackHeaders;
+use crate::webhook::{Answer, FromEvent, Receiver};
 
 /// A [`Service`] that answers Twilio's callbacks with `handler`, an async function of the
-/// verified event (a [`CallMessageEvent`](super::CallMessageEvent),
-/// [`VerifiedContent<T>`](super::VerifiedContent), ...) that answers a status
-/// ([`Answer`]). Never fails: every refusal is an answer ([`Rejection`]).
+/// verified event (a [`CallMessageEvent`](crate::webhook::CallMessageEvent),
+/// [`VerifiedContent<T>`](crate::webhook::VerifiedContent), ...) that answers a status
+/// ([`Answer`]). Never fails: every refusal is an answer
+/// ([`Rejection`](crate::webhook::Rejection)).
 pub struct CallbackService<H, E> {
     receiver: Receiver,
     handler: H,
@@ -120,34 +122,15 @@ where
         let handler = self.handler.clone();
         Box::pin(async move {
             let (parts, body) = request.into_parts();
-            let config = receiver.config();
-            let body = match config.refuse_announced(&parts.headers) {
-                Ok(()) => read_body(body, config.limit()).await,
-                Err(rejection) => Err(rejection),
-            };
-            Ok(match body {
+            let headers = CallbackHeaders::of(&parts.headers);
+            Ok(match read_body(receiver.config(), &headers, body).await {
                 Ok(body) => {
-                    receiver
-                        .receive(http::Request::from_parts(parts, body), handler)
-                        .await
+                    let body = Bounded::read_within_limit(&body);
+                    let request = Incoming::new(&parts.method, &parts.uri, headers, body);
+                    receiver.run(request, handler).await
                 }
                 Err(rejection) => rejection.into_response(),
             })
         })
-    }
-}
-
-/// Reads a body of at most `limit` bytes: 413 past it, 400 when it cannot be read.
-pub(crate) async fn read_body<B>(body: B, limit: usize) -> Result<Bytes, Rejection>
-where
-    B: http_body::Body,
-    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-{
-    match Limited::new(body, limit).collect().await {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => {
-            Err(Rejection::BodyTooLarge { limit })
-        }
-        Err(_) => Err(Rejection::UnreadableBody),
     }
 }

@@ -1,8 +1,8 @@
 //! The axum front door (feature `axum`): the [`VerifiedCallMessage`] and [`VerifiedContent`]
 //! extractors verify and parse a callback before your handler runs, and the [`DeliveryLayer`]
 //! handles Twilio's redeliveries. Both convert requests and answers for the
-//! [`Receiver`](super::Receiver)'s protocol and nothing else: what happens when is
-//! [there](super::Receiver#the-protocol).
+//! [`Receiver`](crate::webhook::Receiver)'s protocol and nothing else: what happens when is
+//! [there](crate::webhook::Receiver#the-protocol).
 //!
 //! The extractors read an [`Arc<WebhookConfig>`] from the router's state through [`FromRef`]:
 //! use `Arc<WebhookConfig>` as the state, or implement `FromRef<YourState>` for it. The
@@ -43,22 +43,24 @@ use std::task::{Context, Poll};
 
 use ::axum::extract::{FromRef, FromRequest, OriginalUri, Request};
 use ::axum::response::{IntoResponse, Response};
-use http::Uri;
 
-use super::delivery::{Slot, in_own_task};
-use super::receiver::admit;
-use super::tower::read_body;
-pub use super::{
+use super::common::{PendingClaim, extract, read_body};
+use crate::webhook::FromEvent;
+use crate::webhook::receiver::{Bounded, Incoming};
+use crate::webhook::redelivery::protocol::in_own_task;
+use crate::webhook::rejection::Rejection;
+use crate::webhook::verify::CallbackHeaders;
+pub use crate::webhook::{
     DEFAULT_BODY_LIMIT, DEFAULT_CLAIM_LEASE, DEFAULT_REDELIVERY_WAIT, Deduplication,
     MAX_CLOCK_SKEW, Rejection as WebhookRejection, VerifiedCallMessage, VerifiedContent,
     WebhookConfig,
 };
-use super::{FromEvent, Rejection};
 
 impl IntoResponse for Rejection {
     fn into_response(self) -> Response {
-        let (status, text) = self.answer();
-        (status, text).into_response()
+        // The inherent `Rejection::into_response`: one rendering for every door.
+        let answer: http::Response<String> = Rejection::into_response(self);
+        answer.into_response()
     }
 }
 
@@ -70,7 +72,7 @@ where
     type Rejection = Rejection;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Rejection> {
-        extract(req, &Arc::<WebhookConfig>::from_ref(state)).await
+        from_request(req, &Arc::<WebhookConfig>::from_ref(state)).await
     }
 }
 
@@ -83,38 +85,36 @@ where
     type Rejection = Rejection;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Rejection> {
-        extract(req, &Arc::<WebhookConfig>::from_ref(state)).await
+        from_request(req, &Arc::<WebhookConfig>::from_ref(state)).await
     }
 }
 
-/// Steps 1-3 of the protocol: the body read up to the limit, the URL before any `nest`
+/// Steps 1-3 of the protocol: the body read within the limit, the URL before any `nest`
 /// stripped it ([`OriginalUri`]), and the claim left for the [`DeliveryLayer`] if it wraps the
 /// route.
-async fn extract<E: FromEvent>(req: Request, config: &WebhookConfig) -> Result<E, Rejection> {
-    let uri: Uri = req
-        .extensions()
-        .get::<OriginalUri>()
-        .map_or_else(|| req.uri().clone(), |original| original.0.clone());
-    let delivery = req.extensions().get::<Delivery>().cloned();
-    let (parts, body) = req.into_parts();
-    config.refuse_announced(&parts.headers)?;
-    let body = read_body(body, config.limit()).await?;
-    let dedup = delivery.as_ref().map(|d| (&*d.dedup, &d.slot));
-    admit(config, dedup, &parts.method, &uri, &parts.headers, &body).await
-}
-
-/// What the layer leaves for the extractor (a request extension).
-#[derive(Clone)]
-struct Delivery {
-    dedup: Arc<Deduplication>,
-    slot: Slot,
+async fn from_request<E: FromEvent>(req: Request, config: &WebhookConfig) -> Result<E, Rejection> {
+    let (mut parts, body) = req.into_parts();
+    let pending = parts.extensions.remove::<PendingClaim>();
+    let uri = match parts.extensions.remove::<OriginalUri>() {
+        Some(OriginalUri(original)) => original,
+        None => std::mem::take(&mut parts.uri),
+    };
+    let headers = CallbackHeaders::of(&parts.headers);
+    let body = read_body(config, &headers, body).await?;
+    let request = Incoming::new(
+        &parts.method,
+        &uri,
+        headers,
+        Bounded::read_within_limit(&body),
+    );
+    extract(config, pending.as_ref(), &request).await
 }
 
 /// Handles Twilio's redeliveries on the routes it wraps (a tower
 /// [`Layer`](tower_layer::Layer)), with its own [`Deduplication`]: the extractors claim the
 /// message, the layer runs the rest of the route (the handler) in a task of its own while the
 /// claim is renewed, and settles it from the handler's answer (steps 3-5 of
-/// [the protocol](super::Receiver#the-protocol)).
+/// [the protocol](crate::webhook::Receiver#the-protocol)).
 ///
 /// `Router::new().route(..).layer(DeliveryLayer::new(..)).with_state(..)`.
 #[derive(Clone, Debug)]
@@ -165,16 +165,8 @@ where
     }
 
     fn call(&mut self, mut req: http::Request<B>) -> Self::Future {
-        let slot = Slot::default();
-        req.extensions_mut().insert(Delivery {
-            dedup: self.dedup.clone(),
-            slot: slot.clone(),
-        });
-        let handled = slot.run(self.inner.call(req), |answer| {
-            answer
-                .as_ref()
-                .is_ok_and(|response| response.status().is_success())
-        });
-        Box::pin(in_own_task(handled))
+        let pending = PendingClaim::new(&self.dedup);
+        req.extensions_mut().insert(pending.clone());
+        Box::pin(in_own_task(pending.around(self.inner.call(req))))
     }
 }

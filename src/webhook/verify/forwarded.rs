@@ -2,13 +2,9 @@
 //! (RFC 7239) or the de facto `X-Forwarded-Proto` / `-Host` / `-Port`. Only trusted when the
 //! service says it sits behind a proxy that sets (and overwrites) them: anyone can send them.
 
-use http::HeaderMap;
-use http::header::{FORWARDED, HOST};
 use http::uri::Authority;
 
-const X_FORWARDED_PROTO: &str = "x-forwarded-proto";
-const X_FORWARDED_HOST: &str = "x-forwarded-host";
-const X_FORWARDED_PORT: &str = "x-forwarded-port";
+use super::headers::CallbackHeaders;
 
 /// Why the URL could not be rebuilt: the service's configuration does not match its traffic.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -19,43 +15,28 @@ pub(crate) enum UrlError {
     Malformed { header: &'static str },
 }
 
-/// Whether the request carries any proxy header (for the hint when they are not trusted).
-pub(crate) fn has_forwarded_headers(headers: &HeaderMap) -> bool {
-    [
-        FORWARDED.as_str(),
-        X_FORWARDED_PROTO,
-        X_FORWARDED_HOST,
-        X_FORWARDED_PORT,
-    ]
-    .iter()
-    .any(|name| headers.contains_key(*name))
-}
-
 /// `scheme://authority` + `path_and_query`. Without trusted proxy headers: `http://` + `Host`
 /// (or the request's own authority, as HTTP/2 sends it).
 pub(crate) fn request_url(
-    headers: &HeaderMap,
+    headers: &CallbackHeaders<'_>,
     own_authority: Option<&str>,
     path_and_query: &str,
     trust_forwarded: bool,
 ) -> Result<String, UrlError> {
     let host_header = || {
         headers
-            .get(HOST)
-            .map(|h| {
-                h.to_str()
-                    .map_err(|_| UrlError::Malformed { header: "Host" })
-            })
+            .host
+            .map(|h| text(h).ok_or(UrlError::Malformed { header: "Host" }))
             .transpose()
             .map(|h| h.or(own_authority))
     };
     let (scheme, authority) = if !trust_forwarded {
         ("http".to_owned(), host_header()?.map(str::to_owned))
-    } else if let Some(forwarded) = headers.get(FORWARDED) {
+    } else if let Some(forwarded) = headers.forwarded {
         let malformed = UrlError::Malformed {
             header: "Forwarded",
         };
-        let text = forwarded.to_str().map_err(|_| malformed.clone())?;
+        let text = text(forwarded).ok_or(malformed.clone())?;
         let (proto, host) = first_forwarded_element(text).ok_or(malformed)?;
         let scheme = proto.unwrap_or_else(|| "http".to_owned());
         let host = match host {
@@ -64,14 +45,14 @@ pub(crate) fn request_url(
         };
         (scheme, host)
     } else {
-        let scheme = first_value(headers, X_FORWARDED_PROTO, "X-Forwarded-Proto")?
+        let scheme = first_value(headers.x_forwarded_proto, "X-Forwarded-Proto")?
             .unwrap_or("http")
             .to_owned();
-        let host = match first_value(headers, X_FORWARDED_HOST, "X-Forwarded-Host")? {
+        let host = match first_value(headers.x_forwarded_host, "X-Forwarded-Host")? {
             Some(host) => Some(host),
             None => host_header()?,
         };
-        let port = first_value(headers, X_FORWARDED_PORT, "X-Forwarded-Port")?;
+        let port = first_value(headers.x_forwarded_port, "X-Forwarded-Port")?;
         let host = match (host, port) {
             (Some(host), Some(port)) => {
                 if port.is_empty() || !port.bytes().all(|b| b.is_ascii_digit()) {
@@ -114,18 +95,25 @@ pub(crate) fn request_url(
 
 /// The first comma-separated value of a header, trimmed.
 fn first_value<'h>(
-    headers: &'h HeaderMap,
-    name: &str,
+    value: Option<&'h [u8]>,
     display: &'static str,
 ) -> Result<Option<&'h str>, UrlError> {
-    headers
-        .get(name)
+    value
         .map(|v| {
-            v.to_str()
+            text(v)
                 .map(|text| text.split(',').next().unwrap_or("").trim())
-                .map_err(|_| UrlError::Malformed { header: display })
+                .ok_or(UrlError::Malformed { header: display })
         })
         .transpose()
+}
+
+/// A header value as text: visible ASCII, spaces and tabs only (as `HeaderValue::to_str`).
+fn text(value: &[u8]) -> Option<&str> {
+    value
+        .iter()
+        .all(|&b| b == b'\t' || (b' '..=b'~').contains(&b))
+        .then(|| std::str::from_utf8(value).ok())
+        .flatten()
 }
 
 /// A host without its port (IPv6 literals keep their brackets).
@@ -199,6 +187,8 @@ fn is_tchar(b: u8) -> bool {
 mod tests {
     use super::*;
 
+    use http::HeaderMap;
+
     fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
         pairs
             .iter()
@@ -212,7 +202,12 @@ mod tests {
     }
 
     fn url(pairs: &[(&'static str, &str)], trust: bool) -> Result<String, UrlError> {
-        request_url(&headers(pairs), None, "/hook?a=1", trust)
+        request_url(
+            &CallbackHeaders::of(&headers(pairs)),
+            None,
+            "/hook?a=1",
+            trust,
+        )
     }
 
     #[test]
@@ -221,7 +216,7 @@ mod tests {
         assert_eq!(url(&h, false).unwrap(), "http://svc:8080/hook?a=1");
         assert_eq!(url(&[], false), Err(UrlError::NoHost));
         assert_eq!(
-            request_url(&HeaderMap::new(), Some("own:1"), "/", false).unwrap(),
+            request_url(&CallbackHeaders::default(), Some("own:1"), "/", false).unwrap(),
             "http://own:1/"
         );
     }
@@ -326,11 +321,8 @@ mod tests {
 
     #[test]
     fn detects_proxy_headers() {
-        assert!(has_forwarded_headers(&headers(&[(
-            "x-forwarded-host",
-            "a"
-        )])));
-        assert!(has_forwarded_headers(&headers(&[("forwarded", "for=a")])));
-        assert!(!has_forwarded_headers(&headers(&[("host", "a")])));
+        assert!(CallbackHeaders::of(&headers(&[("x-forwarded-host", "a")])).has_forwarded());
+        assert!(CallbackHeaders::of(&headers(&[("forwarded", "for=a")])).has_forwarded());
+        assert!(!CallbackHeaders::of(&headers(&[("host", "a")])).has_forwarded());
     }
 }
