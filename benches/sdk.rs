@@ -319,8 +319,9 @@ where
 }
 
 /// Benchmark 2: messages per second at several levels of concurrency, four sides interleaved:
-/// the SDK, the generated call alone (`__private::generated_send`: progenitor's client with
-/// the SDK's hook, no retry state, limiter or span), and the two raw reqwest baselines.
+/// the SDK, the generated call alone (`generated_send`, on `__private::GeneratedAlone`:
+/// progenitor's client with the SDK's hook, no retry state, limiter or span), and the two raw
+/// reqwest baselines.
 async fn throughput(addr: SocketAddr) {
     let (client, raw, minimal) = (sdk_client(addr), Raw::new(addr), Minimal::new(addr));
     let generated = GeneratedAlone::new(&client);

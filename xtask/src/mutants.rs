@@ -12,16 +12,23 @@
 /// test binary (`tests/it/`).
 const RULES: &[(&str, &[&str])] = &[
     (
-        "src/webhook/forwarded.rs",
+        "src/webhook/verify/forwarded.rs",
         &["lib", "webhook_axum", "webhook_doors"],
     ),
     // The receiving protocol: its framework-free tests (`lib`, under a paused clock) and the
     // table every front door runs.
     ("src/webhook/receiver.rs", &["lib", "webhook_doors"]),
-    ("src/webhook/delivery.rs", &["lib", "webhook_doors"]),
+    (
+        "src/webhook/redelivery/protocol.rs",
+        &["lib", "webhook_doors"],
+    ),
     ("src/webhook/rejection.rs", &["lib", "webhook_doors"]),
     (
-        "src/webhook/axum.rs",
+        "src/webhook/doors/common.rs",
+        &["webhook_doors", "webhook_axum_delivery"],
+    ),
+    (
+        "src/webhook/doors/axum.rs",
         &[
             "lib",
             "webhook_axum",
@@ -30,10 +37,16 @@ const RULES: &[(&str, &[&str])] = &[
             "webhook_doors",
         ],
     ),
-    ("src/webhook/tower.rs", &["webhook_doors"]),
-    ("src/webhook/actix.rs", &["webhook_doors", "webhook_python"]),
-    ("src/webhook/dedup.rs", &["lib", "webhook_axum_delivery"]),
-    ("src/webhook/event.rs", &["lib", "webhook_event"]),
+    ("src/webhook/doors/tower.rs", &["webhook_doors"]),
+    (
+        "src/webhook/doors/actix.rs",
+        &["webhook_doors", "webhook_python"],
+    ),
+    (
+        "src/webhook/redelivery/",
+        &["lib", "webhook_axum_delivery", "redis_store"],
+    ),
+    ("src/webhook/verify/event.rs", &["lib", "webhook_event"]),
     (
         "src/webhook/",
         &["lib", "webhook_verify", "webhook_signature"],
@@ -45,10 +58,11 @@ const RULES: &[(&str, &[&str])] = &[
 /// The files a plain `cargo xtask mutants` sweeps: signature verification, and the retry rules
 /// with their budget and per-call state (`src/retry/`).
 pub const GUARDED: &[&str] = &[
-    "src/webhook/signature.rs",
-    "src/webhook/params.rs",
-    "src/webhook/url_variants.rs",
-    "src/webhook/settings.rs",
+    "src/webhook/verify/signature.rs",
+    "src/webhook/verify/params.rs",
+    "src/webhook/verify/body.rs",
+    "src/webhook/verify/url_variants.rs",
+    "src/webhook/verify/settings.rs",
     "src/retry.rs",
     "src/retry/*.rs",
 ];
@@ -151,11 +165,18 @@ mod tests {
     #[test]
     fn each_file_gets_the_targets_that_exercise_it() {
         assert_eq!(
-            test_args(["src/webhook/signature.rs", "src/webhook/settings.rs"]),
+            test_args([
+                "src/webhook/verify/signature.rs",
+                "src/webhook/verify/settings.rs"
+            ]),
             Some(vec!["lib", "webhook_verify", "webhook_signature"])
         );
         assert_eq!(
-            test_args(["src/retry.rs", "src/webhook/event.rs", "src/retry/state.rs"]),
+            test_args([
+                "src/retry.rs",
+                "src/webhook/verify/event.rs",
+                "src/retry/state.rs"
+            ]),
             Some(vec!["lib", "retries", "request_path", "webhook_event"])
         );
         assert_eq!(
@@ -184,10 +205,10 @@ mod tests {
 
     #[test]
     fn the_command_names_files_or_the_diff_then_the_tests() {
-        let sweep = command(&["src/webhook/params.rs"], None, &[]);
+        let sweep = command(&["src/webhook/verify/params.rs"], None, &[]);
         assert_eq!(
             sweep.join(" "),
-            "-j 1 --all-features --gitignore=true --timeout 60 --output target/mutants.out --file src/webhook/params.rs \
+            "-j 1 --all-features --gitignore=true --timeout 60 --output target/mutants.out --file src/webhook/verify/params.rs \
              --cargo-arg=--lib --cargo-arg=--test --cargo-arg=it \
              -- -- ::tests:: webhook_verify:: webhook_signature::"
         );
