@@ -15,9 +15,10 @@ use serde_json::{Value, json};
 use twilio_call_messages::CallSid;
 
 use crate::Inner;
-use crate::delivery;
+use crate::callbacks;
 use crate::http::{Outcome, Request, Response};
 use crate::model::{ClientLeg, EmulatorError, USER_DEFINED_MESSAGE, new_sid};
+use crate::rest;
 use crate::settings::{CallStatus, CallbackFaults, FaultKind, Faults};
 
 /// The longest a `GET /emulator/changes` waits for a change.
@@ -299,7 +300,7 @@ fn respond(inner: &Arc<Inner>, request: &Request) -> Result<Response, Response> 
             };
             let message_type = send.message_type.as_deref().unwrap_or(USER_DEFINED_MESSAGE);
             let (message, leg) =
-                delivery::client_send(inner, &sid, &text, message_type, Default::default())
+                callbacks::client_send(inner, &sid, &text, message_type, Default::default())
                     .map_err(from_error)?;
             Response::json(201, &json!({ "sid": message, "call_sid": leg }))
         }
@@ -334,7 +335,7 @@ fn respond(inner: &Arc<Inner>, request: &Request) -> Result<Response, Response> 
             let sid = known(inner, sid)?;
             ok(timeline(inner, &sid))
         }
-        ("GET", ["refused"]) => ok(model.refused()),
+        ("GET", ["refused"]) => ok(rest::refused_requests(inner)),
         ("GET", ["settings"]) => ok(model.live_view()),
         ("GET", ["stats"]) => ok(json!({
             "stats": model.stats(),
@@ -408,8 +409,7 @@ fn timeline(inner: &Inner, sid: &CallSid) -> Value {
             subscriptions.push(v);
         }
     }
-    let refused: Vec<_> = model
-        .refused()
+    let refused: Vec<_> = rest::refused_requests(inner)
         .into_iter()
         .filter(|r| r.call_sid.is_some_and(|c| legs.iter().any(|l| l.sid == c)))
         .collect();

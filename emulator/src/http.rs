@@ -204,36 +204,39 @@ pub(crate) async fn read_request<S: AsyncRead + AsyncWrite + Unpin>(
         return Err(bad("malformed request line"));
     };
     let (method, target) = (method.to_owned(), target.to_owned());
-    let headers: Vec<(String, String)> = lines
-        .filter_map(|line| {
-            let (name, value) = line.split_once(':')?;
-            Some((name.trim().to_ascii_lowercase(), value.trim().to_owned()))
-        })
-        .collect();
+    let mut headers: Vec<(String, String)> = Vec::new();
+    for line in lines {
+        let Some((name, value)) = line.split_once(':') else {
+            continue;
+        };
+        // RFC 9112 §5.1: whitespace between a field's name and its colon MUST be refused
+        // with 400 (one reader's `Content-Length :` is another's unknown field).
+        if name.ends_with([' ', '\t']) {
+            return Err(bad("whitespace before a header's colon"));
+        }
+        headers.push((name.trim().to_ascii_lowercase(), value.trim().to_owned()));
+    }
     buf.drain(..end + 4);
+    // Refused before the go-ahead below: the client need not send a body nobody reads.
+    let framing = framing(&headers).map_err(bad)?;
     let header = |name: &str| headers.iter().find(|(n, _)| n == name).map(|(_, v)| v);
     // curl and others wait for a go-ahead before they send a larger body.
     if header("expect").is_some_and(|v| v.eq_ignore_ascii_case("100-continue")) {
         let _ = stream.write_all(b"HTTP/1.1 100 Continue\r\n\r\n").await;
     }
-    let chunked =
-        header("transfer-encoding").is_some_and(|v| v.to_ascii_lowercase().contains("chunked"));
-    let body = if chunked {
-        read_chunked(stream, buf).await?
-    } else {
-        let len = match header("content-length") {
-            None => 0,
-            Some(v) => v.parse::<usize>().map_err(|_| bad("bad content-length"))?,
-        };
-        if len > MAX_BODY {
-            return Err(Response::new(413, "text/plain", "body too large"));
-        }
-        while buf.len() < len {
-            if !fill(stream, buf).await {
-                return Ok(None);
+    let body = match framing {
+        Framing::Chunked => read_chunked(stream, buf).await?,
+        Framing::Length(len) => {
+            if len > MAX_BODY {
+                return Err(Response::new(413, "text/plain", "body too large"));
             }
+            while buf.len() < len {
+                if !fill(stream, buf).await {
+                    return Ok(None);
+                }
+            }
+            buf.drain(..len).collect()
         }
-        buf.drain(..len).collect()
     };
     Ok(Some(Request {
         method,
@@ -241,6 +244,54 @@ pub(crate) async fn read_request<S: AsyncRead + AsyncWrite + Unpin>(
         headers,
         body,
     }))
+}
+
+/// How a request's body is delimited.
+enum Framing {
+    /// `Content-Length` bytes (0 without the header).
+    Length(usize),
+    /// `Transfer-Encoding: chunked`.
+    Chunked,
+}
+
+/// The body's framing, or why the request is refused (400, then the connection closes): a
+/// request whose body length two readers could read differently is the request-smuggling
+/// shape (RFC 9112 §11.2), so nothing ambiguous is guessed at.
+fn framing(headers: &[(String, String)]) -> Result<Framing, &'static str> {
+    let values = |name: &str| {
+        headers
+            .iter()
+            .filter(move |(n, _)| n == name)
+            .flat_map(|(_, v)| v.split(','))
+            .map(str::trim)
+            .collect::<Vec<_>>()
+    };
+    let lengths = values("content-length");
+    let codings = values("transfer-encoding");
+    if !codings.is_empty() {
+        // RFC 9112 §6.1: a server MAY reject a request with both (§6.3: "ought to be handled
+        // as an error").
+        if !lengths.is_empty() {
+            return Err("both content-length and transfer-encoding");
+        }
+        // RFC 9112 §6.3: chunked not the final coding, the length cannot be known: 400.
+        return match codings.last() {
+            Some(last) if last.eq_ignore_ascii_case("chunked") => Ok(Framing::Chunked),
+            _ => Err("transfer-encoding does not end with chunked"),
+        };
+    }
+    match lengths.as_slice() {
+        [] => Ok(Framing::Length(0)),
+        // Content-Length = 1*DIGIT (RFC 9110 §8.6); `usize::from_str` would also take "+5".
+        [one] if !one.is_empty() && one.bytes().all(|b| b.is_ascii_digit()) => one
+            .parse()
+            .map(Framing::Length)
+            .map_err(|_| "bad content-length"),
+        [_] => Err("bad content-length"),
+        // RFC 9112 §6.3: differing values make the framing invalid (400); identical ones a
+        // recipient MAY reject as well (RFC 9110 §8.6), and no client sends them.
+        _ => Err("more than one content-length"),
+    }
 }
 
 async fn read_chunked<S: AsyncRead + Unpin>(

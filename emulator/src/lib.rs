@@ -30,9 +30,9 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+mod callbacks;
 mod certificate;
 mod control;
-mod delivery;
 mod guard;
 mod http;
 mod model;
@@ -55,10 +55,16 @@ use tokio::sync::watch;
 use twilio_call_messages::{AccountSid, ApiKeySid, CallSid, MessageSid};
 
 pub use model::{
-    Attempt, CLIENT_MESSAGES_PER_SECOND, CallInfo, ClientCall, ClientLeg, ClientMessage, Delivery,
-    DroppedMessage, EmulatorError, MAX_CONTENT_CHARS, ReceivedMessage, RefusedRequest, Stats,
+    Attempt, CLIENT_MESSAGES_PER_SECOND, CallInfo, CallbackDelivery, ClientCall, ClientLeg,
+    ClientMessage, DroppedMessage, EmulatorError, MAX_CONTENT_CHARS, ReceivedMessage, Stats,
     SubscriptionInfo, USER_DEFINED_MESSAGE, VoiceClient,
 };
+pub use rest::RefusedRequest;
+
+/// The former name of [`CallbackDelivery`] ("delivery" also names the SDK's webhook
+/// deduplication).
+#[deprecated(note = "renamed CallbackDelivery")]
+pub type Delivery = CallbackDelivery;
 pub use settings::{
     CallStatus, CallbackBody, CallbackFaults, DEFAULT_IDEMPOTENCY_WINDOW, DEFAULT_SEQUENCE_START,
     DEFAULT_STALL, FaultKind, Faults, Signing,
@@ -538,7 +544,7 @@ impl Emulator {
     /// As [`client_send`](Self::client_send), with the content's JSON text, posted to the
     /// subscriptions exactly as given (key order and spacing kept).
     pub fn client_send_text(&self, sid: &CallSid, text: &str) -> Result<MessageSid, EmulatorError> {
-        delivery::client_send(
+        callbacks::client_send(
             &self.inner,
             sid,
             text,
@@ -582,7 +588,7 @@ impl Emulator {
 
     /// REST requests answered with an error, a throttle or a fault (the last few hundred).
     pub fn refused_requests(&self) -> Vec<RefusedRequest> {
-        self.inner.model.refused()
+        rest::refused_requests(&self.inner)
     }
 
     /// Sets the REST faults (and reseeds them).

@@ -7,11 +7,12 @@ use std::sync::Arc;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use twilio_call_messages::CallSid;
+use serde::Serialize;
+use twilio_call_messages::{AccountSid, CallSid, MessageSid, SubscriptionSid};
 
 use crate::Inner;
 use crate::http::{Outcome, Request, Response};
-use crate::model::{Create, MAX_CONTENT_CHARS, Refusal, RefusedRequest, random_hex};
+use crate::model::{Created, Failure, MAX_CONTENT_CHARS, Refusal, Refused, random_hex};
 use crate::settings::FaultKind;
 
 const API_PREFIX: &str = "/2010-04-01/Accounts/";
@@ -30,67 +31,52 @@ pub(crate) fn error(status: u16, code: u32, message: &str) -> Response {
     )
 }
 
-/// One REST request, from the account's door to the answer; every answer that is not 2xx is
-/// kept for the page and the control API.
+/// A REST request the emulator did not answer with 2xx, as the page, the control API and
+/// [`Emulator::refused_requests`](crate::Emulator::refused_requests) show it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct RefusedRequest {
+    /// `POST`, `DELETE`, …
+    pub method: String,
+    /// The path requested.
+    pub path: String,
+    /// The call in the path, if any.
+    pub call_sid: Option<CallSid>,
+    /// The HTTP status, if one was answered (a reset or a stall answers none).
+    pub status: Option<u16>,
+    /// Twilio's error code, if the answer carried one.
+    pub code: Option<u32>,
+    /// What was answered, or the fault.
+    pub message: String,
+    /// Milliseconds since the emulator started.
+    pub at_ms: u64,
+}
+
+/// One REST request, from the account's door to the answer: every answer that is not 2xx is
+/// recorded as what went wrong, then answered as Twilio answers it.
 pub(crate) async fn handle(inner: &Arc<Inner>, request: Request) -> Outcome {
-    let outcome = answer(inner, &request).await;
-    let refused = match &outcome {
-        Outcome::Respond(r) | Outcome::Truncated(r) if (200..300).contains(&r.status) => None,
-        Outcome::Respond(r) => {
-            let body: serde_json::Value = serde_json::from_slice(&r.body).unwrap_or_default();
-            Some((
-                Some(r.status),
-                body["code"].as_u64().map(|c| c as u32),
-                body["message"].as_str().map_or_else(
-                    || format!("HTTP {} (a proxy's page)", r.status),
-                    str::to_owned,
-                ),
-            ))
-        }
-        Outcome::Truncated(r) => Some((
-            Some(r.status),
-            None,
-            "fault: the answer cut in half, then a reset".into(),
-        )),
-        Outcome::Reset => Some((None, None, "fault: connection reset".into())),
-        Outcome::Stall(_) => Some((None, None, "fault: connection stalled".into())),
-    };
-    if let Some((status, code, message)) = refused {
-        let call_sid = request
-            .path()
+    let model = &inner.model;
+    let path = request.path();
+    let refuse = |failure: Failure| {
+        let call_sid = path
             .split('/')
             .find(|p| p.starts_with("CA"))
             .and_then(|p| p.parse().ok());
-        inner.model.record_refused(RefusedRequest {
-            method: request.method.clone(),
-            path: request.path().to_owned(),
-            call_sid,
-            status,
-            code,
-            message,
-            at_ms: 0,
-        });
-    }
-    outcome
-}
-
-async fn answer(inner: &Arc<Inner>, request: &Request) -> Outcome {
-    let model = &inner.model;
-    let form = form_of(request);
+        model.record_refused(&request.method, path, call_sid, failure);
+    };
+    let form = form_of(&request);
     let key = field(&form, "IdempotencyKey").map(str::to_owned);
     model.count_request(key.as_deref());
     let roll = model.roll();
     let (fault, stall, header) = (roll.fault, roll.stall, roll.header);
     // A proxy in front of the API fails before the account sees the request.
     if let Some(kind) = fault.filter(|k| !k.after_processing()) {
-        model.count_fault();
+        model.count_fault(kind);
+        refuse(Failure::Fault(kind));
         return match kind {
             FaultKind::Reset => Outcome::Reset,
             FaultKind::Stall => Outcome::Stall(stall),
-            FaultKind::Throttle => {
-                model.count_throttled();
-                Outcome::Respond(throttled(None))
-            }
+            FaultKind::Throttle => Outcome::Respond(throttled(None)),
             FaultKind::BadGateway => Outcome::Respond(html(502, "502 Bad Gateway", 0)),
             FaultKind::Unavailable => Outcome::Respond(html(503, "503 Service Unavailable", 0)),
             _ => Outcome::Respond(html(502, "502 Bad Gateway", 1024 * 1024)),
@@ -101,15 +87,34 @@ async fn answer(inner: &Arc<Inner>, request: &Request) -> Outcome {
     // aren't processed"): counted before anything is looked at.
     let now = match model.enter(roll.limit) {
         Ok(now) => now,
-        Err(before) => return Outcome::Respond(throttled(header.then_some(before))),
+        Err(before) => {
+            refuse(Failure::Refused(Refusal::Throttled));
+            return Outcome::Respond(throttled(header.then_some(before)));
+        }
     };
     if !roll.latency.is_zero() {
         tokio::time::sleep(roll.latency).await;
     }
-    let mut response = process(inner, request, &form, key.as_deref());
+    let answered = process(inner, &request, &form, key.as_deref());
     // The slot is free before the answer leaves, so a client that sends its next request on
     // receipt never meets its own previous one.
-    model.leave(response.status, key.as_deref());
+    model.leave(answered.is_ok(), key.as_deref());
+    // What the client will not get as a 2xx: the API's refusal, or the fault that replaces
+    // the answer (a created answer cut in half was still created: no refusal).
+    let failure = match (fault, &answered) {
+        (Some(FaultKind::TruncatedAfter), Ok(_)) => None,
+        (Some(FaultKind::TruncatedAfter), Err(why)) => Some(Failure::Cut(why.clone())),
+        (Some(kind), _) => Some(Failure::Fault(kind)),
+        (None, Ok(_)) => None,
+        (None, Err(why)) => Some(Failure::Refused(why.clone())),
+    };
+    if let Some(failure) = failure {
+        refuse(failure);
+    }
+    let mut response = match &answered {
+        Ok(answer) => success(inner, answer),
+        Err(why) => twilio_error(why, path),
+    };
     // Twilio answers every request with its id: "RQ" and 32 hex digits.
     response = response.with_header("Twilio-Request-Id", format!("RQ{}", random_hex()));
     if header {
@@ -118,7 +123,7 @@ async fn answer(inner: &Arc<Inner>, request: &Request) -> Outcome {
 
     match fault {
         Some(kind) => {
-            model.count_fault();
+            model.count_fault(kind);
             match kind {
                 FaultKind::ResetAfter => Outcome::Reset,
                 FaultKind::TruncatedAfter => Outcome::Truncated(response),
@@ -126,11 +131,201 @@ async fn answer(inner: &Arc<Inner>, request: &Request) -> Outcome {
                 FaultKind::GatewayTimeoutAfter => {
                     Outcome::Respond(html(504, "504 Gateway Timeout", 0))
                 }
-                _ => Outcome::Respond(error(500, 20500, "Internal Server Error")),
+                _ => Outcome::Respond(internal_error()),
             }
         }
         None => Outcome::Respond(response),
     }
+}
+
+/// What the API answers a request it processed.
+enum Answer {
+    Created(Created),
+    Deleted,
+}
+
+/// The 201 body of a message: the upstream example's four fields, no `uri`.
+#[derive(Serialize)]
+struct MessageBody<'a> {
+    account_sid: &'a AccountSid,
+    call_sid: &'a CallSid,
+    sid: &'a MessageSid,
+    date_created: &'a str,
+}
+
+/// The 201 body of a subscription: the same four and `uri`, relative to api.twilio.com.
+#[derive(Serialize)]
+struct SubscriptionBody<'a> {
+    account_sid: &'a AccountSid,
+    call_sid: &'a CallSid,
+    sid: &'a SubscriptionSid,
+    date_created: &'a str,
+    uri: String,
+}
+
+/// A create's 201 (the same for its first answer and every replay of its key), or a delete's
+/// 204 with an empty body (upstream description).
+fn success(inner: &Inner, answer: &Answer) -> Response {
+    let account = &inner.model.settings.account_sid;
+    let body = match answer {
+        Answer::Deleted => return Response::empty(204),
+        Answer::Created(Created::Message {
+            call,
+            sid,
+            date_created,
+        }) => serde_json::to_vec(&MessageBody {
+            account_sid: account,
+            call_sid: call,
+            sid,
+            date_created,
+        }),
+        Answer::Created(Created::Subscription {
+            call,
+            sid,
+            date_created,
+        }) => serde_json::to_vec(&SubscriptionBody {
+            account_sid: account,
+            call_sid: call,
+            sid,
+            date_created,
+            uri: format!(
+                "/2010-04-01/Accounts/{account}/Calls/{call}/UserDefinedMessageSubscriptions/{sid}.json"
+            ),
+        }),
+    };
+    Response::new(201, "application/json", body.unwrap_or_default())
+}
+
+/// Twilio's HTTP status, error code and message for what the API refused.
+fn status_code_message(why: &Refusal, path: &str) -> (u16, u32, String) {
+    let not_found = || {
+        (
+            404,
+            20404,
+            format!("The requested resource {path} was not found"),
+        )
+    };
+    match why {
+        // Twilio's 20003 ("Authenticate").
+        Refusal::BadCredentials => (401, 20003, "Authenticate".into()),
+        // ASSUMPTION: another account's path with valid credentials answers as bad credentials
+        // for that account (20003 / 401).
+        Refusal::OtherAccount => (401, 20003, "Authenticate".into()),
+        Refusal::NoResource | Refusal::CallNotFound | Refusal::SubscriptionNotFound => not_found(),
+        // The upstream description has no list, fetch or update: other methods are not
+        // allowed (ASSUMPTION: Twilio's 20004 "Method not allowed" with 405).
+        Refusal::MethodNotAllowed => (405, 20004, "Method not allowed".into()),
+        // ASSUMPTION: Twilio's wording and code for a missing required parameter (20001,
+        // HTTP 400); upstream marks `Content` and `Callback` required.
+        Refusal::MissingParameter(name) => (
+            400,
+            20001,
+            format!("Missing required parameter {name} in the post body"),
+        ),
+        // ASSUMPTION (no source says whether 32702/32703 are synchronous HTTP errors or only
+        // debugger warnings; docs/twilio-behaviour.md#errors): both answer HTTP 400 at once.
+        Refusal::ContentNotJson => (400, 32702, "Content is not valid JSON".into()),
+        Refusal::ContentTooLong(chars) => (
+            400,
+            32703,
+            format!("Content is {chars} characters long, more than {MAX_CONTENT_CHARS}"),
+        ),
+        // ASSUMPTION: 21502 is Twilio's "Invalid callback url"; that this operation uses it.
+        Refusal::InvalidCallback(why) => (400, 21502, format!("Invalid Callback URL: it {why}")),
+        Refusal::InvalidMethod => (400, 20001, "Method must be GET or POST".into()),
+        // ASSUMPTION (no source states the status or code; docs/twilio-behaviour.md#errors):
+        // HTTP 400 with 21220, whose text is Twilio's ("a realtime operation on a Call that
+        // was not in-progress", https://www.twilio.com/docs/api/errors/21220).
+        Refusal::CallNotActive(status) => (
+            400,
+            21220,
+            format!(
+                "Invalid call state: you attempted a realtime operation on a Call that was not in-progress (it is {status})"
+            ),
+        ),
+        Refusal::Throttled => (429, 20429, "Too Many Requests".into()),
+    }
+}
+
+/// The answer with Twilio's error body to what the API refused.
+fn twilio_error(why: &Refusal, path: &str) -> Response {
+    let (status, code, message) = status_code_message(why, path);
+    let response = error(status, code, &message);
+    match why {
+        // With the Basic challenge.
+        Refusal::BadCredentials => {
+            response.with_header("WWW-Authenticate", "Basic realm=\"Twilio API\"")
+        }
+        _ => response,
+    }
+}
+
+/// The `500-after` fault's answer: Twilio's own error, as a failing API gives it.
+const INTERNAL_ERROR: (u16, u32, &str) = (500, 20500, "Internal Server Error");
+
+fn internal_error() -> Response {
+    let (status, code, message) = INTERNAL_ERROR;
+    error(status, code, message)
+}
+
+/// A refused request as the page and the control API show it: what was answered (status,
+/// Twilio's code and message), or the fault.
+pub(crate) fn describe(refused: Refused) -> RefusedRequest {
+    let proxy = |status: u16| {
+        (
+            Some(status),
+            None,
+            format!("HTTP {status} (a proxy's page)"),
+        )
+    };
+    let twilio = |why: &Refusal| {
+        let (status, code, message) = status_code_message(why, &refused.path);
+        (Some(status), Some(code), message)
+    };
+    let (status, code, message) = match &refused.failure {
+        Failure::Refused(why) => twilio(why),
+        Failure::Cut(why) => (
+            Some(status_code_message(why, &refused.path).0),
+            None,
+            "fault: the answer cut in half, then a reset".into(),
+        ),
+        Failure::Fault(kind) => match kind {
+            FaultKind::Reset | FaultKind::ResetAfter => {
+                (None, None, "fault: connection reset".into())
+            }
+            FaultKind::Stall | FaultKind::StallAfter => {
+                (None, None, "fault: connection stalled".into())
+            }
+            FaultKind::Throttle => twilio(&Refusal::Throttled),
+            FaultKind::BadGateway | FaultKind::OversizedBadGateway => proxy(502),
+            FaultKind::Unavailable => proxy(503),
+            FaultKind::GatewayTimeoutAfter => proxy(504),
+            FaultKind::ErrorAfter => {
+                let (status, code, message) = INTERNAL_ERROR;
+                (Some(status), Some(code), message.into())
+            }
+            // Recorded only as `Cut`, with the refusal it cut.
+            FaultKind::TruncatedAfter => (
+                None,
+                None,
+                "fault: the answer cut in half, then a reset".into(),
+            ),
+        },
+    };
+    RefusedRequest {
+        method: refused.method,
+        path: refused.path,
+        call_sid: refused.call_sid,
+        status,
+        code,
+        message,
+        at_ms: refused.at_ms,
+    }
+}
+
+/// REST requests refused, oldest first (the last few hundred).
+pub(crate) fn refused_requests(inner: &Inner) -> Vec<RefusedRequest> {
+    inner.model.refused().into_iter().map(describe).collect()
 }
 
 fn throttled(concurrent: Option<usize>) -> Response {
@@ -172,29 +367,20 @@ enum Route {
     Subscription(CallSid, String),
 }
 
-fn not_found(path: &str) -> Response {
-    error(
-        404,
-        20404,
-        &format!("The requested resource {path} was not found"),
-    )
-}
-
 /// Authentication, routing, and the operation. Synchronous: the state is held only here.
 fn process(
     inner: &Inner,
     request: &Request,
     form: &[(String, String)],
     key: Option<&str>,
-) -> Response {
+) -> Result<Answer, Refusal> {
+    let model = &inner.model;
     let path = request.path();
     if !authenticated(inner, request) {
-        // Twilio's 20003 ("Authenticate"), with the Basic challenge.
-        return error(401, 20003, "Authenticate")
-            .with_header("WWW-Authenticate", "Basic realm=\"Twilio API\"");
+        return Err(Refusal::BadCredentials);
     }
     let Some(rest) = path.strip_prefix(API_PREFIX) else {
-        return not_found(path);
+        return Err(Refusal::NoResource);
     };
     let parts: Vec<&str> = rest.split('/').collect();
     let (account, route) = match parts.as_slice() {
@@ -219,23 +405,25 @@ fn process(
                 Route::Subscription(call, sid.strip_suffix(".json").unwrap_or("").to_owned())
             }),
         ),
-        _ => return not_found(path),
+        _ => return Err(Refusal::NoResource),
     };
-    // ASSUMPTION: another account's path with valid credentials answers as bad credentials
-    // for that account (20003 / 401).
-    if account != inner.model.settings.account_sid.as_str() {
-        return error(401, 20003, "Authenticate");
+    if account != model.settings.account_sid.as_str() {
+        return Err(Refusal::OtherAccount);
     }
     let Ok(route) = route else {
-        return not_found(path);
+        return Err(Refusal::NoResource);
     };
     match (request.method.as_str(), route) {
-        ("POST", Route::Messages(call)) => create_message(inner, path, &call, form, key),
-        ("POST", Route::Subscriptions(call)) => subscribe(inner, path, &call, form, key),
-        ("DELETE", Route::Subscription(call, sid)) => unsubscribe(inner, path, &call, &sid),
-        // The upstream description has no list, fetch or update: other methods are not
-        // allowed (ASSUMPTION: Twilio's 20004 "Method not allowed" with 405).
-        _ => error(405, 20004, "Method not allowed"),
+        ("POST", Route::Messages(call)) => model
+            .create_message(&call, key, field(form, "Content"))
+            .map(Answer::Created),
+        ("POST", Route::Subscriptions(call)) => model
+            .subscribe(&call, key, field(form, "Callback"), field(form, "Method"))
+            .map(Answer::Created),
+        ("DELETE", Route::Subscription(call, sid)) => {
+            model.unsubscribe(&call, &sid).map(|()| Answer::Deleted)
+        }
+        _ => Err(Refusal::MethodNotAllowed),
     }
 }
 
@@ -262,144 +450,4 @@ fn authenticated(inner: &Inner, request: &Request) -> bool {
         || s.api_keys
             .iter()
             .any(|k| user == k.sid.as_str() && secret == k.secret)
-}
-
-/// Opens a create on a call: the call must exist (20404); a repeated key answers its first
-/// result.
-fn open_create<'a>(
-    inner: &'a Inner,
-    path: &'a str,
-    call: &CallSid,
-    key: Option<&'a str>,
-) -> Result<Create<'a>, Response> {
-    inner
-        .model
-        .open_create(path, call, key)
-        .map_err(|found| match found {
-            Some((status, body)) => Response::new(status, "application/json", body),
-            None => not_found(path),
-        })
-}
-
-fn created((status, body): (u16, Vec<u8>)) -> Response {
-    Response::new(status, "application/json", body)
-}
-
-fn refused((status, code, message): Refusal) -> Response {
-    error(status, code, &message)
-}
-
-/// A required form field, or Twilio's answer when it is missing. ASSUMPTION: Twilio's wording
-/// and code for a missing required parameter (20001, HTTP 400); upstream marks `Content` and
-/// `Callback` required.
-fn required<'a>(form: &'a [(String, String)], name: &str) -> Result<&'a str, Response> {
-    field(form, name).ok_or_else(|| {
-        error(
-            400,
-            20001,
-            &format!("Missing required parameter {name} in the post body"),
-        )
-    })
-}
-
-fn create_message(
-    inner: &Inner,
-    path: &str,
-    call: &CallSid,
-    form: &[(String, String)],
-    key: Option<&str>,
-) -> Response {
-    let create = match open_create(inner, path, call, key) {
-        Ok(create) => create,
-        Err(response) => return response,
-    };
-    let content = match required(form, "Content") {
-        Ok(content) => content,
-        Err(response) => return response,
-    };
-    // ASSUMPTION (no source says whether 32702/32703 are synchronous HTTP errors or only
-    // debugger warnings; docs/twilio-behaviour.md#errors): both answer HTTP 400 at once.
-    let Ok(parsed) = serde_json::from_str::<serde_json::Value>(content) else {
-        return error(400, 32702, "Content is not valid JSON");
-    };
-    let chars = content.chars().count();
-    if chars > MAX_CONTENT_CHARS {
-        return error(
-            400,
-            32703,
-            &format!("Content is {chars} characters long, more than {MAX_CONTENT_CHARS}"),
-        );
-    }
-    if let Err(why) = create.check_active() {
-        return refused(why);
-    }
-    created(create.record_message(parsed))
-}
-
-/// `Callback` must be an absolute http(s) URL with a valid host name: "URLs must contain a
-/// valid hostname (underscores are not permitted)" (upstream description of `Callback`).
-fn check_callback(callback: &str) -> Result<(), String> {
-    let url = url::Url::parse(callback).map_err(|e| format!("is not an absolute URL ({e})"))?;
-    if !matches!(url.scheme(), "http" | "https") {
-        return Err("must be an http or https URL".into());
-    }
-    match url.host() {
-        None => Err("has no host".into()),
-        Some(url::Host::Domain(name)) if name.contains('_') => {
-            Err("has an underscore in its host name".into())
-        }
-        Some(url::Host::Domain(name))
-            if name.split('.').any(|label| {
-                label.is_empty()
-                    || label.starts_with('-')
-                    || label.ends_with('-')
-                    || !label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
-            }) =>
-        {
-            Err("has an invalid host name".into())
-        }
-        Some(_) => Ok(()),
-    }
-}
-
-fn subscribe(
-    inner: &Inner,
-    path: &str,
-    call: &CallSid,
-    form: &[(String, String)],
-    key: Option<&str>,
-) -> Response {
-    let create = match open_create(inner, path, call, key) {
-        Ok(create) => create,
-        Err(response) => return response,
-    };
-    let callback = match required(form, "Callback") {
-        Ok(callback) => callback,
-        Err(response) => return response,
-    };
-    if let Err(why) = check_callback(callback) {
-        // ASSUMPTION: 21502 is Twilio's "Invalid callback url"; that this operation uses it.
-        return error(400, 21502, &format!("Invalid Callback URL: it {why}"));
-    }
-    // `Method`: GET or POST, POST when absent (upstream prose).
-    let method = match field(form, "Method") {
-        None => "POST",
-        Some(m) if m.eq_ignore_ascii_case("POST") => "POST",
-        Some(m) if m.eq_ignore_ascii_case("GET") => "GET",
-        Some(_) => {
-            return error(400, 20001, "Method must be GET or POST");
-        }
-    };
-    if let Err(why) = create.check_active() {
-        return refused(why);
-    }
-    created(create.record_subscription(callback, method))
-}
-
-fn unsubscribe(inner: &Inner, path: &str, call: &CallSid, sid: &str) -> Response {
-    if !inner.model.unsubscribe(call, sid) {
-        return not_found(path);
-    }
-    // 204 with an empty body (upstream description).
-    Response::empty(204)
 }

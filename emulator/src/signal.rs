@@ -25,7 +25,7 @@ use twilio_call_messages::{CallSid, MessageSid};
 use crate::Inner;
 use crate::model::{EmulatorError, SendAs, ToClient};
 use crate::websocket::{self, Message};
-use crate::{delivery, http, sdp, token};
+use crate::{callbacks, http, sdp, token};
 
 /// The protocol version the SDK writes in every frame (`lib/twilio/pstream.ts`,
 /// `PSTREAM_VERSION`); the emulator answers with the same.
@@ -355,7 +355,7 @@ impl<W: AsyncWrite + Unpin> Session<W> {
             .parse::<CallSid>()
             .map_err(|_| EmulatorError::NotClientsCall(message.callsid.clone()))
             .and_then(|sid| {
-                delivery::client_send(
+                callbacks::client_send(
                     &self.inner,
                     &sid,
                     // The content as the SDK serialized it: the callbacks' `Content`.

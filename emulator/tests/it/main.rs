@@ -1,14 +1,14 @@
 //! The emulator's tests: one test binary with a module per topic (the REST API, the callbacks,
-//! the binary, the page in a browser, the call's legs and the client's rules, the guard of the control API, the Voice SDK's
-//! signaling, the bodies
-//! against upstream's schemas); `common` is the callback receiver they
-//! share.
+//! the binary, the page in a browser, the call's legs and the client's rules, the guard of the
+//! control API, the HTTP server's request framing, the Voice SDK's signaling, the bodies against
+//! upstream's schemas); `common` is the callback receiver they share.
 
 mod common;
 
 mod binary;
 mod browser;
 mod callbacks;
+mod framing;
 mod guard;
 mod legs;
 mod rest;

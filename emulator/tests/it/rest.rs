@@ -682,3 +682,71 @@ where
     }
     out
 }
+
+/// Every refused request is listed with what was answered: Twilio's status, code and message,
+/// a proxy's page, or the fault; a created answer that a fault cut is no refusal.
+#[tokio::test]
+async fn refusals_are_listed_with_what_was_answered() {
+    let e = Emulator::start().await.unwrap();
+    let (call, ended) = (e.create_call(), e.create_call());
+    e.set_call_status(&ended, CallStatus::Completed).unwrap();
+    let unknown: CallSid = "CA00000000000000000000000000000000".parse().unwrap();
+    let content = [("Content", "{}")];
+    post(&e, &messages_url(&e, &unknown), &content).await;
+    post(&e, &messages_url(&e, &call), &[("Content", "not json")]).await;
+    post(&e, &messages_url(&e, &ended), &content).await;
+    e.set_faults(Faults::none().with(FaultKind::BadGateway, 1.0))
+        .unwrap();
+    post(&e, &messages_url(&e, &call), &content).await;
+    e.set_faults(Faults::none().with(FaultKind::TruncatedAfter, 1.0))
+        .unwrap();
+    post(&e, &messages_url(&e, &call), &content).await;
+    post(&e, &messages_url(&e, &ended), &content).await;
+
+    let refused: Vec<_> = e
+        .refused_requests()
+        .into_iter()
+        .map(|r| (r.call_sid, r.status, r.code, r.message))
+        .collect();
+    let unknown_path = messages_url(&e, &unknown).replace(e.base_url(), "");
+    assert_eq!(
+        refused,
+        [
+            (
+                Some(unknown),
+                Some(404),
+                Some(20404),
+                format!("The requested resource {unknown_path} was not found")
+            ),
+            (
+                Some(call),
+                Some(400),
+                Some(32702),
+                "Content is not valid JSON".into()
+            ),
+            (
+                Some(ended),
+                Some(400),
+                Some(21220),
+                "Invalid call state: you attempted a realtime operation on a Call that was not in-progress (it is completed)".into()
+            ),
+            (
+                Some(call),
+                Some(502),
+                None,
+                "HTTP 502 (a proxy's page)".into()
+            ),
+            (
+                Some(ended),
+                Some(400),
+                None,
+                "fault: the answer cut in half, then a reset".into()
+            ),
+        ]
+    );
+    assert_eq!(
+        e.client_received(&call).len(),
+        1,
+        "the cut 201 was recorded"
+    );
+}

@@ -23,18 +23,17 @@ use twilio_call_messages::{CallSid, Client, SignatureValidator};
 use twilio_call_messages_emulator::{CallStatus, ClientLeg, Emulator};
 
 use crate::browser::{find, open_browser_with, start_driver, tools};
-use crate::common::{Receiver, verified};
+use crate::common::{Receiver, skip, verified};
 
 /// The SDK's version, pinned: the signaling protocol is Twilio's internal one.
 const VOICE_SDK: &str = "2.18.5";
 
 const WAIT: Duration = Duration::from_secs(20);
 
+const TEST: &str = "the_voice_js_sdk_places_accepts_and_messages";
+
 fn unavailable(why: &str) -> Option<PathBuf> {
-    if std::env::var("CI").as_deref() == Ok("true") {
-        panic!("CI=true: the Voice JS SDK test {why}");
-    }
-    eprintln!("\n*** SKIPPED the Voice JS SDK browser test: {why} ***\n");
+    skip(TEST, why);
     None
 }
 
@@ -97,7 +96,7 @@ async fn serve_page(bundle: &Path) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_voice_js_sdk_places_accepts_and_messages() {
-    let Some((chromium, chromedriver)) = tools() else {
+    let Some((chromium, chromedriver)) = tools(TEST) else {
         return;
     };
     let Some(bundle) = voice_sdk() else {

@@ -11,7 +11,9 @@ use twilio_call_messages::reqwest::{self, header};
 use twilio_call_messages::{CallSid, MessageSid, SignatureValidator};
 
 use crate::Inner;
-use crate::model::{Attempt, ClientMessage, Delivery, DeliveryRef, EmulatorError, Lane, SendAs};
+use crate::model::{
+    Attempt, CallbackDelivery, CallbackRef, ClientMessage, EmulatorError, Lane, SendAs,
+};
 use crate::settings::{CallbackBody, Signing};
 
 /// How long a message held back for reordering waits for the call's next one.
@@ -160,7 +162,7 @@ async fn lane(
         deliver_message(&inner, at(index)).await;
         if let Some(h) = held.take() {
             deliver_message(&inner, at(h)).await;
-            inner.model.mark_reordered(DeliveryRef {
+            inner.model.mark_reordered(CallbackRef {
                 epoch,
                 call,
                 index: h,
@@ -177,7 +179,7 @@ async fn deliver_message(inner: &Arc<Inner>, (epoch, call, index): (u64, CallSid
     for delivery in 0..count {
         all.spawn(deliver(
             inner.clone(),
-            DeliveryRef {
+            CallbackRef {
                 epoch,
                 call,
                 index,
@@ -200,7 +202,12 @@ struct Prepared {
 /// (a setting, UNVERIFIED which Twilio sends); a GET carries them in the query (ASSUMPTION).
 /// Signed as <https://www.twilio.com/docs/usage/webhooks/webhooks-security> and twilio-python
 /// `twilio/request_validator.py` describe, by the SDK's own signer.
-fn prepare(inner: &Inner, message: &ClientMessage, delivery: &Delivery, token: &str) -> Prepared {
+fn prepare(
+    inner: &Inner,
+    message: &ClientMessage,
+    delivery: &CallbackDelivery,
+    token: &str,
+) -> Prepared {
     // The client's text, byte for byte: what it sent is what the service receives.
     let content = message.content_text.clone();
     let sequence = message.sequence_number.to_string();
@@ -373,7 +380,7 @@ fn attempt_record(inner: &Inner, number: u32, p: &Prepared) -> Attempt {
 }
 
 /// One delivery: attempts within Twilio's overrides, each recorded.
-async fn deliver(inner: Arc<Inner>, at: DeliveryRef) {
+async fn deliver(inner: Arc<Inner>, at: CallbackRef) {
     if let Some((message, delivery)) = inner.model.delivery(at) {
         run_delivery(&inner, at, &message, &delivery).await;
     }
@@ -382,9 +389,9 @@ async fn deliver(inner: Arc<Inner>, at: DeliveryRef) {
 
 async fn run_delivery(
     inner: &Arc<Inner>,
-    at: DeliveryRef,
+    at: CallbackRef,
     message: &ClientMessage,
-    delivery: &Delivery,
+    delivery: &CallbackDelivery,
 ) {
     let overrides = Overrides::parse(delivery.callback.split_once('#').map_or("", |(_, f)| f));
     let prepared = prepare(inner, message, delivery, &delivery.idempotency_token);
