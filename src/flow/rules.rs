@@ -42,8 +42,10 @@
 
 use crate::retry::classify::Lesson;
 
-/// The factor a throttle multiplies the adaptive limit by. Why 0.8 and not CUBIC's and the
-/// AWS SDKs' 0.7 or Netflix's 0.9: BENCHMARKS.md, "Flow control", the model's figures.
+/// The factor a throttle multiplies the adaptive limit by. Gentler than CUBIC's and the AWS
+/// SDKs' 0.7, because a throttle costs one quick retry while a limit below the account's idles
+/// it; not Netflix's 0.9, which throttles far more often where clients share an account. The
+/// model's figures for all three: BENCHMARKS.md, "Why the decrease factor is 0.8".
 pub(crate) const BETA: f64 = 0.8;
 
 /// The factor a success that found the account full multiplies the adaptive limit by.
