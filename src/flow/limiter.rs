@@ -2,52 +2,9 @@
 //! many requests in flight as its current limit, and reports on the permit what its attempt
 //! taught ([`Lesson`]: admitted, throttled, or nothing), as the retry rules classify it.
 //!
-//! The adaptive limit is TCP's congestion window applied to an account's concurrency limit
-//! (RFC 5681 slow start and congestion avoidance; RFC 6582's one reduction per window):
-//! - **slow start**: until the first throttle, every success adds [`SLOW_START_GROWTH`] = 3,
-//!   so the limit quadruples each round trip (TCP's doubles): from 10, an account's 64 is
-//!   reached in two round trips instead of three. TCP doubles because overshooting a link
-//!   loses a window of packets; a request beyond the account's limit is answered 429 at once
-//!   and not processed, so overshooting costs one quick answer and a retry per extra request,
-//!   while every round trip below the account's limit leaves part of it idle;
-//! - **congestion avoidance**: afterwards every success adds `(cut_from - limit) / limit`,
-//!   where `cut_from` is the limit the last cut came from (RFC 9438's `W_max`), and at least
-//!   `1/limit`. The limit climbs back toward where the account last refused, most of the way
-//!   in a few round trips (each round trip of successes closes about 63% of the gap), then
-//!   grows about +1 per round trip to probe for room: CUBIC's concave region, counted in
-//!   successes instead of time. With +1 per round trip alone, the climb back from a cut at
-//!   65 took 13 round trips at 0.8–1.0 of the account: 40% of a 1.25 s broadcast at N = 64;
-//! - **multiplicative decrease**: a throttled request (429 / 20429) multiplies the limit by
-//!   [`BETA`] = 0.8, at most once per window: a throttle of a request admitted before the last
-//!   cut says nothing new (those requests were sent under the old, larger limit);
-//! - **only a used limit grows**: a success grows the limit only if at least half of it was in
-//!   use while the request was in flight, or requests are waiting for a slot (Netflix
-//!   concurrency-limits' `AIMDLimit`, RFC 7661's "cwnd-limited"), so a client sending one
-//!   request at a time does not build up a limit it never tested;
-//! - **`Twilio-Concurrent-Requests`**: Twilio says to watch this header but not exactly what it
-//!   counts (Twilio does not document it; it is read here as the account's requests in flight). Its value on a
-//!   throttled answer is taken as the account's capacity. A success whose header says the
-//!   account was already that full does not grow the limit, and trims it by [`MARK_BETA`] =
-//!   0.95 once per window: the early warning of the next 429, as ECN and DECbit are for TCP.
-//!   The trim only starts once a success has reported less than the capacity, so a header that
-//!   means something else (a constant, say) can hold the limit but never wear it down.
-//!
-//! Why multiplicative decrease: additive increase with multiplicative decrease is the rule
-//! under which independent senders sharing one capacity converge to equal shares (Chiu and
-//! Jain, 1989), which is what several processes sharing one account need without talking to
-//! each other. The climb back keeps that: a client above its share tends to be throttled
-//! again before it is back, and the lower `cut_from` is where it climbs back to next (the
-//! simulation's three clients keep a fairness index of 0.97–1.00). Why 0.8: CUBIC (RFC 9438)
-//! and the AWS SDKs' adaptive retry mode (smithy-rs `client_rate_limiter.rs`, `BETA = 0.7`)
-//! use 0.7, Netflix's `AIMDLimit` 0.9.
-//! A throttled request costs one quick round trip and is retried, while a limit below the
-//! account's idles it, so the gentler cut pays; the deterministic simulation in `sim.rs`
-//! (2,000 messages of 40 ms, one client, no header; with +1 per round trip after a cut and
-//! doubling slow start, the rules of 2026-11-24) measured 0.7 → 1.10× / 1.14× / 1.21× the
-//! ideal time at N = 8 / 20 / 64, 0.8 → 1.05× / 1.08× / 1.16×, 0.9 → 1.01× / 1.03× / 1.12×,
-//! while the share of attempts throttled grew (N = 8: 4.5%, 6.3%, 11%; three clients at N = 8:
-//! 22%, 29%, 42%). With the header, 0.8 and 0.95 gave 1.04× / 1.04× / 1.11× with under 0.5%
-//! throttled for one client, and a fairness index of 1.00 for three.
+//! The adaptive limit follows the rules of [`rules`](super::rules), which this limiter applies
+//! under its lock; what is here is the slots: who holds one, who waits, and how a new limit
+//! takes effect.
 //!
 //! Free slots are a count under the limiter's one lock, so a request that finds one takes it
 //! with that lock alone, the lock its outcome is reported under anyway. Only while requests
@@ -63,18 +20,9 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use tokio::sync::Semaphore;
 
+use super::rules::{AdaptiveLimit, Answer, Change};
 use super::{ConcurrencyLimit, FlowStats};
 use crate::retry::classify::Lesson;
-
-/// The factor a throttle multiplies the adaptive limit by.
-pub(crate) const BETA: f64 = 0.8;
-
-/// The factor a success that found the account full multiplies the adaptive limit by.
-pub(crate) const MARK_BETA: f64 = 0.95;
-
-/// What a success adds to the adaptive limit in slow start: the limit quadruples every round
-/// trip.
-pub(crate) const SLOW_START_GROWTH: f64 = 3.0;
 
 /// The client-wide concurrency limiter; clones share it.
 #[derive(Clone)]
@@ -98,27 +46,17 @@ struct State {
     free: usize,
     /// Acquires queued on the semaphore for a slot.
     waiting: usize,
-    /// The adaptive limit with its fraction (congestion avoidance adds `1/limit`).
-    window: f64,
-    /// Slow start below this, congestion avoidance above (RFC 5681's `ssthresh`).
-    slow_start_threshold: f64,
-    /// The window when it was last cut: where the account last refused (RFC 9438's
-    /// `W_max`); 0 before the first cut.
-    cut_from: f64,
-    /// The whole limit the semaphore enforces: `window` rounded down, within 1..=max.
+    /// The adaptive limit's rules and what they remember; `None` unless the limit is adaptive.
+    rules: Option<AdaptiveLimit>,
+    /// The limit the semaphore enforces (the rules' [`limit`](AdaptiveLimit::limit) when
+    /// adaptive).
     limit: usize,
     /// Held permits to forget, not return, when they come back (the limit shrank below what
     /// was in flight).
     debt: usize,
     in_flight: usize,
-    /// Number of the next admitted request.
+    /// Number of the next admitted request: the admission order the rules count windows in.
     next_seq: u64,
-    /// Throttles of requests numbered below this were admitted before the last cut.
-    recover: u64,
-    /// The account's capacity according to `Twilio-Concurrent-Requests` on a throttled answer.
-    capacity_hint: Option<u32>,
-    /// A success reported fewer requests than `capacity_hint`: the header tracks the load.
-    header_varies: bool,
     throttled: u64,
     decreases: u64,
 }
@@ -135,14 +73,13 @@ impl fmt::Debug for ConcurrencyLimiter {
 impl ConcurrencyLimiter {
     pub(crate) fn new(setting: ConcurrencyLimit) -> Self {
         let setting = setting.normalized();
-        let (limit, semaphore) = match setting {
-            ConcurrencyLimit::Adaptive { initial, .. } => (initial, Some(Semaphore::new(0))),
-            ConcurrencyLimit::Fixed(n) => (n, Some(Semaphore::new(0))),
-            ConcurrencyLimit::Off => (0, None),
-        };
-        let max = match setting {
-            ConcurrencyLimit::Adaptive { max, .. } => max as f64,
-            _ => limit as f64,
+        let (limit, rules, semaphore) = match setting {
+            ConcurrencyLimit::Adaptive { initial, max } => {
+                let rules = AdaptiveLimit::new(initial, max);
+                (rules.limit(), Some(rules), Some(Semaphore::new(0)))
+            }
+            ConcurrencyLimit::Fixed(n) => (n, None, Some(Semaphore::new(0))),
+            ConcurrencyLimit::Off => (0, None, None),
         };
         ConcurrencyLimiter {
             inner: Arc::new(Inner {
@@ -151,16 +88,11 @@ impl ConcurrencyLimiter {
                 state: Mutex::new(State {
                     free: limit,
                     waiting: 0,
-                    window: limit as f64,
-                    slow_start_threshold: max,
-                    cut_from: 0.0,
+                    rules,
                     limit,
                     debt: 0,
                     in_flight: 0,
                     next_seq: 0,
-                    recover: 0,
-                    capacity_hint: None,
-                    header_varies: false,
                     throttled: 0,
                     decreases: 0,
                 }),
@@ -225,12 +157,12 @@ impl ConcurrencyLimiter {
 
     /// Numbers the request and counts it in flight.
     fn admit(&self, state: &mut State, slot: bool) -> Permit {
+        state.in_flight += 1;
         let ticket = Ticket {
             seq: state.next_seq,
-            in_flight_before: state.in_flight,
+            in_flight_at_send: state.in_flight,
         };
         state.next_seq += 1;
-        state.in_flight += 1;
         Permit {
             inner: self.inner.clone(),
             slot,
@@ -261,16 +193,25 @@ impl Inner {
     }
 
     fn release(&self, slot: bool, ticket: Ticket, lesson: Lesson, concurrent: Option<u32>) {
-        let mut state = self.lock();
-        // The most this request saw in flight: at its admission or at its completion.
-        let peak = (ticket.in_flight_before + 1).max(state.in_flight);
+        let mut guard = self.lock();
+        let state = &mut *guard;
+        let answer = Answer {
+            seq: ticket.seq,
+            next_seq: state.next_seq,
+            in_flight_at_send: ticket.in_flight_at_send,
+            in_flight_at_answer: state.in_flight,
+            waiting: state.waiting,
+            concurrent_requests: concurrent,
+        };
         state.in_flight -= 1;
         if lesson == Lesson::Throttled {
             state.throttled += 1;
         }
-        if let ConcurrencyLimit::Adaptive { max, .. } = self.setting {
-            state.adapt(ticket, peak, lesson, concurrent, max);
-            let limit = (state.window as usize).clamp(1, max);
+        if let Some(rules) = &mut state.rules {
+            if rules.learn(lesson, answer) == Change::Cut {
+                state.decreases += 1;
+            }
+            let limit = rules.limit();
             if let Some(semaphore) = &self.semaphore {
                 state.resize(semaphore, limit);
             }
@@ -286,72 +227,6 @@ impl Inner {
 }
 
 impl State {
-    /// `concurrent`: the answer's `Twilio-Concurrent-Requests`, if any.
-    fn adapt(
-        &mut self,
-        ticket: Ticket,
-        peak: usize,
-        lesson: Lesson,
-        concurrent: Option<u32>,
-        max: usize,
-    ) {
-        match lesson {
-            Lesson::Nothing => {}
-            Lesson::Admitted => {
-                let account_full = match concurrent.zip(self.capacity_hint) {
-                    Some((now, capacity)) if now >= capacity => true,
-                    Some(_) => {
-                        self.header_varies = true;
-                        false
-                    }
-                    None => false,
-                };
-                if account_full {
-                    // The account was at its limit when it admitted this request: the early
-                    // warning of the next 429. A gentle cut, once per window, keeps shares
-                    // converging without 429s; only when the header is seen to move, so that
-                    // a header meaning something else cannot wear the limit down.
-                    if self.header_varies && ticket.seq >= self.recover {
-                        self.cut(MARK_BETA);
-                    }
-                    return;
-                }
-                // Requests waiting for a slot use the whole limit, even when the slots just
-                // handed to them are not yet counted in flight: a round trip's answers arrive
-                // together, before the waiters' tasks run, and judged by `in_flight` alone
-                // most of them found the limit "unused" (slow start from 10 grew to 19 per
-                // round trip, not 40).
-                let in_use = peak * 2 >= self.limit || self.waiting > 0;
-                if !in_use {
-                    return;
-                }
-                self.window += if self.window < self.slow_start_threshold {
-                    SLOW_START_GROWTH
-                } else {
-                    ((self.cut_from - self.window) / self.window).max(1.0 / self.window)
-                };
-                self.window = self.window.min(max as f64);
-            }
-            Lesson::Throttled => {
-                if let Some(capacity) = concurrent.filter(|&c| c > 0) {
-                    self.capacity_hint = Some(capacity);
-                }
-                if ticket.seq < self.recover {
-                    return; // admitted under the limit already cut
-                }
-                self.cut(BETA);
-            }
-        }
-    }
-
-    fn cut(&mut self, factor: f64) {
-        self.cut_from = self.window;
-        self.window = (self.window * factor).max(1.0);
-        self.slow_start_threshold = self.window;
-        self.recover = self.next_seq;
-        self.decreases += 1;
-    }
-
     /// Enforces `limit` from now on, keeping the slots' sum equal to it.
     fn resize(&mut self, semaphore: &Semaphore, limit: usize) {
         if limit > self.limit {
@@ -384,8 +259,8 @@ impl State {
 struct Ticket {
     /// Admission order.
     seq: u64,
-    /// Requests in flight when this one was admitted.
-    in_flight_before: usize,
+    /// Requests in flight just after this one was admitted, this one included.
+    in_flight_at_send: usize,
 }
 
 /// A slot for one attempt. Report its outcome once; dropping it unreported (a cancelled

@@ -6,14 +6,16 @@
 //! processed and are safe to retry after backing off" (twilio.com/docs/api/errors/20429). The limit is per account, shared by
 //! every process using its credentials, and its value is not published per account. So the
 //! client learns it, the way TCP learns a link's capacity: it waits for a permit instead of
-//! sending into a 429 ([`limiter`]). Keeping an outage from being multiplied by retries is the
-//! retry rules' job (the retry budget, `src/retry/budget.rs`).
+//! sending into a 429 ([`limiter`]: the slots), under a limit that grows and shrinks by TCP's
+//! rules ([`rules`]: pure, no lock and no clock). Keeping an outage from being multiplied by
+//! retries is the retry rules' job (the retry budget, `src/retry/budget.rs`).
 //!
 //! The orchestrator (`src/orchestrator.rs`) takes a permit before every attempt and reports
 //! each outcome to it, as the retry rules classify it
 //! ([`Lesson`](crate::retry::classify::Lesson)).
 
 pub(crate) mod limiter;
+pub(crate) mod rules;
 #[cfg(test)]
 mod sim;
 

@@ -1,13 +1,15 @@
 //! A deterministic simulation of clients against an account that serves at most `capacity`
-//! requests at once and throttles the rest: the limiter's convergence and fairness, with no
-//! clock and no network. Time is in milliseconds of simulated time.
+//! requests at once and throttles the rest: the adaptive rules' convergence and fairness, with
+//! no clock and no network. Time is in milliseconds of simulated time. Each client drives the
+//! rules as the limiter does when nobody waits (a request goes out while fewer than the limit
+//! are out), so the figures are the rules', not the slots'.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::time::Duration;
 
 use super::ConcurrencyLimit;
-use super::limiter::{ConcurrencyLimiter, Permit};
+use super::rules::{AdaptiveLimit, Answer};
 use crate::error::{Error, RequestInfo};
 use crate::retry::classify::Lesson;
 use crate::retry::{Decision, RetryPolicy};
@@ -24,7 +26,7 @@ pub(super) struct Account {
     /// What answers carry as `Twilio-Concurrent-Requests`.
     pub header: Header,
     /// Whether a throttled message waits before it is tried again, as long as the default
-    /// [`RetryPolicy`] says; otherwise it goes back to the queue at once and the limiter alone
+    /// [`RetryPolicy`] says; otherwise it goes back to the queue at once and the limit alone
     /// paces it.
     pub backoff: bool,
 }
@@ -62,9 +64,9 @@ impl Header {
     }
 }
 
-/// One client: a limiter and its work.
+/// One client: its limit and its work.
 struct Client {
-    limiter: ConcurrencyLimiter,
+    slots: Slots,
     /// Fresh messages not yet sent.
     fresh: usize,
     /// Throttled messages ready to be sent again, with the attempts they made.
@@ -75,6 +77,70 @@ struct Client {
     in_flight: usize,
     /// Time-integral of the limit.
     limit_ms: u64,
+}
+
+/// A client's requests out and its limit: the limiter's bookkeeping without waiters.
+struct Slots {
+    /// `None`: no limit.
+    rules: Option<AdaptiveLimit>,
+    /// Requests sent and not yet answered.
+    out: usize,
+    /// Number of the next request sent.
+    next_seq: u64,
+}
+
+/// A request out, as its answer reports it to the rules.
+struct Sent {
+    seq: u64,
+    in_flight_at_send: usize,
+}
+
+impl Slots {
+    fn new(setting: ConcurrencyLimit) -> Self {
+        let rules = match setting.normalized() {
+            ConcurrencyLimit::Adaptive { initial, max } => Some(AdaptiveLimit::new(initial, max)),
+            ConcurrencyLimit::Off => None,
+            ConcurrencyLimit::Fixed(_) => unimplemented!("the model runs adaptive clients"),
+        };
+        Slots {
+            rules,
+            out: 0,
+            next_seq: 0,
+        }
+    }
+
+    /// The limit now; 0 when there is none.
+    fn limit(&self) -> usize {
+        self.rules.as_ref().map_or(0, AdaptiveLimit::limit)
+    }
+
+    fn try_send(&mut self) -> Option<Sent> {
+        if self.rules.is_some() && self.out >= self.limit() {
+            return None;
+        }
+        self.out += 1;
+        let sent = Sent {
+            seq: self.next_seq,
+            in_flight_at_send: self.out,
+        };
+        self.next_seq += 1;
+        Some(sent)
+    }
+
+    fn answered(&mut self, sent: Sent, lesson: Lesson, concurrent_requests: Option<u32>) {
+        let answer = Answer {
+            seq: sent.seq,
+            next_seq: self.next_seq,
+            in_flight_at_send: sent.in_flight_at_send,
+            in_flight_at_answer: self.out,
+            waiting: 0,
+            concurrent_requests,
+        };
+        self.out -= 1;
+        if let Some(rules) = &mut self.rules {
+            rules.learn(lesson, answer);
+        }
+    }
 }
 
 /// What a run measured.
@@ -116,7 +182,7 @@ struct Event {
 enum Kind {
     /// The account answers an attempt (number `attempt` of its message).
     Answer {
-        permit: Permit,
+        request: Sent,
         throttled: bool,
         concurrent: Option<u32>,
         attempt: u32,
@@ -163,7 +229,7 @@ pub(super) fn run(
     let mut clients: Vec<Client> = settings
         .iter()
         .map(|&s| Client {
-            limiter: ConcurrencyLimiter::new(s),
+            slots: Slots::new(s),
             fresh: messages,
             retries: Default::default(),
             delivered: 0,
@@ -187,7 +253,7 @@ pub(super) fn run(
                 if client.fresh == 0 && client.retries.is_empty() {
                     continue;
                 }
-                let Some(permit) = client.limiter.try_acquire() else {
+                let Some(request) = client.slots.try_send() else {
                     continue;
                 };
                 any = true;
@@ -213,7 +279,7 @@ pub(super) fn run(
                     order,
                     client: c,
                     kind: Kind::Answer {
-                        permit,
+                        request,
                         throttled: !admitted,
                         concurrent: account.header.value(serving),
                         attempt,
@@ -239,7 +305,7 @@ pub(super) fn run(
             let dt = next.at - now;
             for client in &mut clients {
                 client.in_flight_ms += client.in_flight as u64 * dt;
-                client.limit_ms += client.limiter.stats().limit.unwrap_or(0) as u64 * dt;
+                client.limit_ms += client.slots.limit() as u64 * dt;
             }
         }
         now = next.at;
@@ -247,13 +313,15 @@ pub(super) fn run(
         match next.kind {
             Kind::Ready { attempts } => client.retries.push_back(attempts),
             Kind::Answer {
-                permit,
+                request,
                 throttled: true,
                 concurrent,
                 attempt,
             } => {
                 throttled_count += 1;
-                permit.learn(Lesson::Throttled, concurrent);
+                client
+                    .slots
+                    .answered(request, Lesson::Throttled, concurrent);
                 if account.backoff {
                     let wait = backoff(&policy, attempt, &throttled, rng.f64());
                     order += 1;
@@ -268,12 +336,14 @@ pub(super) fn run(
                 }
             }
             Kind::Answer {
-                permit, concurrent, ..
+                request,
+                concurrent,
+                ..
             } => {
                 serving -= 1;
                 client.in_flight -= 1;
                 client.delivered += 1;
-                permit.learn(Lesson::Admitted, concurrent);
+                client.slots.answered(request, Lesson::Admitted, concurrent);
             }
         }
     }
@@ -287,10 +357,7 @@ pub(super) fn run(
             .iter()
             .map(|c| c.in_flight_ms as f64 / span)
             .collect(),
-        final_limit: clients
-            .iter()
-            .map(|c| c.limiter.stats().limit.unwrap_or(0))
-            .collect(),
+        final_limit: clients.iter().map(|c| c.slots.limit()).collect(),
     }
 }
 

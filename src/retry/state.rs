@@ -12,7 +12,11 @@
 //! earlier attempt may have been processed.
 
 use std::cell::Cell;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+// tokio's clock, not std's: the waits for a slot and the backoffs run on it, so a paused clock
+// moves the deadline with them.
+use tokio::time::Instant;
 
 use crate::error::{Error, GaveUp, RequestInfo};
 use crate::retry::RetryPolicy;
@@ -378,6 +382,40 @@ mod tests {
         state.start_attempt(Duration::from_secs(1));
         state.succeeded();
         assert_eq!(budget.available(), Some(50));
+    }
+
+    /// The total deadline passes on tokio's clock, the one the waits run on: with it paused,
+    /// only advancing it spends the deadline (on std's clock this call would have 10 s left).
+    #[tokio::test(start_paused = true)]
+    async fn the_deadline_runs_on_tokios_clock() {
+        let policy = RetryPolicy::default().total_deadline(Duration::from_secs(10));
+        let budget = RetryBudget::unlimited();
+        let mut state = RetryState::new("Op", &policy, &budget);
+        assert_eq!(
+            state.start_attempt(Duration::from_secs(30)),
+            Duration::from_secs(10)
+        );
+        tokio::time::advance(Duration::from_secs(9)).await;
+        assert_eq!(state.remaining(), Duration::from_secs(1));
+        let kind = state.failed(&api(503, None));
+        assert!(matches!(
+            state.next(api(503, None), kind, 0.5),
+            Next::RetryAfter(_)
+        ));
+        assert_eq!(
+            state.start_attempt(Duration::from_secs(30)),
+            Duration::from_secs(1)
+        );
+        tokio::time::advance(Duration::from_secs(2)).await;
+        assert_eq!(state.remaining(), Duration::ZERO);
+        let kind = state.failed(&api(503, None));
+        let Next::GiveUp(error) = state.next(api(503, None), kind, 0.5) else {
+            panic!("the deadline passed on tokio's clock");
+        };
+        assert!(matches!(
+            error.request().unwrap().gave_up,
+            Some(GaveUp::Deadline { remaining, .. }) if remaining.is_zero()
+        ));
     }
 
     #[test]
