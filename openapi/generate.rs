@@ -28,6 +28,7 @@ pub fn generate(spec_yaml: &str) -> Result<String, String> {
         .with_inner_type(rust_path("crate::transport::CallContext"))
         .with_replacement("AccountSid", "crate::sid::AccountSid", sid_impls())
         .with_replacement("CallSid", "crate::sid::CallSid", sid_impls())
+        .with_replacement("ConferenceSid", "crate::sid::ConferenceSid", sid_impls())
         .with_replacement("MessageSid", "crate::sid::MessageSid", sid_impls())
         .with_replacement("SubscriptionSid", "crate::sid::SubscriptionSid", sid_impls())
         .with_replacement(

@@ -6,6 +6,110 @@ use progenitor_client::{encode_path, ClientHooks, OperationInfo, RequestBuilderE
 /// Types used as operation parameters and responses.
 #[allow(clippy::all)]
 pub mod types {
+    ///`Call`
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default)]
+    pub struct Call {
+        ///The SID of the Account that created this Call resource.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub account_sid: ::std::option::Option<::std::string::String>,
+        ///`inbound` for inbound calls, `outbound-api` for calls initiated via the REST API or `outbound-dial` for calls initiated by a `<Dial>` verb.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub direction: ::std::option::Option<::std::string::String>,
+        ///The phone number, SIP address, Client identifier or SIM SID that made this call. Client identifiers are formatted `client:name`.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub from: ::std::option::Option<::std::string::String>,
+        ///The SID that identifies the call that created this leg.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub parent_call_sid: ::std::option::Option<::std::string::String>,
+        ///The unique string that we created to identify this Call resource.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub sid: ::std::option::Option<::std::string::String>,
+        ///The status of this call (read as text, so that a status Twilio adds still decodes).
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub status: ::std::option::Option<::std::string::String>,
+        ///The phone number, SIP address, Client identifier or SIM SID that received this call. Client identifiers are formatted `client:name`.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub to: ::std::option::Option<::std::string::String>,
+    }
+    ///`CallStatus`
+    #[derive(
+        ::serde::Deserialize,
+        ::serde::Serialize,
+        Clone,
+        Copy,
+        Debug,
+        Eq,
+        Hash,
+        Ord,
+        PartialEq,
+        PartialOrd
+    )]
+    pub enum CallStatus {
+        #[serde(rename = "queued")]
+        Queued,
+        #[serde(rename = "ringing")]
+        Ringing,
+        #[serde(rename = "in-progress")]
+        InProgress,
+        #[serde(rename = "completed")]
+        Completed,
+        #[serde(rename = "busy")]
+        Busy,
+        #[serde(rename = "failed")]
+        Failed,
+        #[serde(rename = "no-answer")]
+        NoAnswer,
+        #[serde(rename = "canceled")]
+        Canceled,
+    }
+    impl ::std::fmt::Display for CallStatus {
+        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+            match *self {
+                Self::Queued => f.write_str("queued"),
+                Self::Ringing => f.write_str("ringing"),
+                Self::InProgress => f.write_str("in-progress"),
+                Self::Completed => f.write_str("completed"),
+                Self::Busy => f.write_str("busy"),
+                Self::Failed => f.write_str("failed"),
+                Self::NoAnswer => f.write_str("no-answer"),
+                Self::Canceled => f.write_str("canceled"),
+            }
+        }
+    }
+    impl ::std::str::FromStr for CallStatus {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            match value {
+                "queued" => Ok(Self::Queued),
+                "ringing" => Ok(Self::Ringing),
+                "in-progress" => Ok(Self::InProgress),
+                "completed" => Ok(Self::Completed),
+                "busy" => Ok(Self::Busy),
+                "failed" => Ok(Self::Failed),
+                "no-answer" => Ok(Self::NoAnswer),
+                "canceled" => Ok(Self::Canceled),
+                _ => Err("invalid value".into()),
+            }
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for CallStatus {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for CallStatus {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
     ///`CreateUserDefinedMessageRequest`
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug)]
     pub struct CreateUserDefinedMessageRequest {
@@ -96,6 +200,41 @@ pub mod types {
         ) -> ::std::result::Result<Self, self::error::ConversionError> {
             value.parse()
         }
+    }
+    ///`ListCallResponse`
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default)]
+    pub struct ListCallResponse {
+        #[serde(default, skip_serializing_if = "::std::vec::Vec::is_empty")]
+        pub calls: ::std::vec::Vec<Call>,
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub next_page_uri: ::std::option::Option<::std::string::String>,
+    }
+    ///`ListParticipantResponse`
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default)]
+    pub struct ListParticipantResponse {
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub next_page_uri: ::std::option::Option<::std::string::String>,
+        #[serde(default, skip_serializing_if = "::std::vec::Vec::is_empty")]
+        pub participants: ::std::vec::Vec<Participant>,
+    }
+    ///`Participant`
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default)]
+    pub struct Participant {
+        ///The SID of the Account that created the Participant resource.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub account_sid: ::std::option::Option<::std::string::String>,
+        ///The SID of the Call the Participant resource is associated with.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub call_sid: ::std::option::Option<::std::string::String>,
+        ///The SID of the conference the participant is in.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub conference_sid: ::std::option::Option<::std::string::String>,
+        ///The user-specified label of this participant, if one was given when the participant was created.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub label: ::std::option::Option<::std::string::String>,
+        ///The status of the participant's call in a session (read as text).
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub status: ::std::option::Option<::std::string::String>,
     }
     ///Twilio's REST error body. Both of Twilio's formats decode into it: the classic one (code, message, more_info, status, details) and RFC 9457 problem documents (type, title, status, code, detail, instance, errors). Every field is optional.
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default)]
@@ -420,6 +559,247 @@ Arguments:
         let response = result?;
         match response.status().as_u16() {
             204u16 => Ok(ResponseValue::empty(response)),
+            400u16..=499u16 => {
+                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
+            }
+            500u16..=599u16 => {
+                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
+            }
+            _ => Err(Error::UnexpectedResponse(response)),
+        }
+    }
+    /**Fetch the call specified by the provided Call SID.
+
+Sends a `GET` request to `/2010-04-01/Accounts/{AccountSid}/Calls/{Sid}.json`
+
+Arguments:
+- `account_sid`: The SID of the Account that owns the call.
+- `sid`: The SID of the Call resource to fetch.
+*/
+    pub async fn fetch_call<'a>(
+        &'a self,
+        account_sid: &'a crate::sid::AccountSid,
+        sid: &'a crate::sid::CallSid,
+    ) -> Result<ResponseValue<types::Call>, Error<types::TwilioError>> {
+        let url = format!(
+            "{}/2010-04-01/Accounts/{}/Calls/{}.json", self.baseurl, encode_path(&
+            account_sid.to_string()), encode_path(& sid.to_string()),
+        );
+        let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
+        header_map
+            .append(
+                ::reqwest::header::HeaderName::from_static("api-version"),
+                ::reqwest::header::HeaderValue::from_static(Self::api_version()),
+            );
+        #[allow(unused_mut)]
+        let mut request = self
+            .client
+            .get(url)
+            .header(
+                ::reqwest::header::ACCEPT,
+                ::reqwest::header::HeaderValue::from_static("application/json"),
+            )
+            .headers(header_map)
+            .build()?;
+        let info = OperationInfo {
+            operation_id: "fetch_call",
+        };
+        self.pre(&mut request, &info).await?;
+        let result = self.exec(request, &info).await;
+        self.post(&result, &info).await?;
+        let response = result?;
+        match response.status().as_u16() {
+            200u16 => ResponseValue::from_response(response).await,
+            400u16..=499u16 => {
+                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
+            }
+            500u16..=599u16 => {
+                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
+            }
+            _ => Err(Error::UnexpectedResponse(response)),
+        }
+    }
+    /**Retrieves a collection of calls made to and from your account.
+
+Sends a `GET` request to `/2010-04-01/Accounts/{AccountSid}/Calls.json`
+
+Arguments:
+- `account_sid`: The SID of the Account that owns the call.
+- `from`: Only include calls from this phone number, SIP address, Client identifier or SIM SID.
+- `page`: The page index. This value is simply for client state.
+- `page_size`: How many resources to return in each list page. The default is 50, and the maximum is 1000.
+- `page_token`: The page token. This is provided by the API.
+- `parent_call_sid`: Only include calls spawned by calls with this SID.
+- `status`: The status of the calls to include.
+- `to`: Only show calls made to this phone number, SIP address, Client identifier or SIM SID.
+*/
+    pub async fn list_call<'a>(
+        &'a self,
+        account_sid: &'a crate::sid::AccountSid,
+        from: Option<&'a str>,
+        page: Option<u64>,
+        page_size: Option<::std::num::NonZeroU64>,
+        page_token: Option<&'a str>,
+        parent_call_sid: Option<&'a crate::sid::CallSid>,
+        status: Option<types::CallStatus>,
+        to: Option<&'a str>,
+    ) -> Result<ResponseValue<types::ListCallResponse>, Error<types::TwilioError>> {
+        let url = format!(
+            "{}/2010-04-01/Accounts/{}/Calls.json", self.baseurl, encode_path(&
+            account_sid.to_string()),
+        );
+        let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
+        header_map
+            .append(
+                ::reqwest::header::HeaderName::from_static("api-version"),
+                ::reqwest::header::HeaderValue::from_static(Self::api_version()),
+            );
+        #[allow(unused_mut)]
+        let mut request = self
+            .client
+            .get(url)
+            .header(
+                ::reqwest::header::ACCEPT,
+                ::reqwest::header::HeaderValue::from_static("application/json"),
+            )
+            .query(&progenitor_client::QueryParam::new("From", &from))
+            .query(&progenitor_client::QueryParam::new("Page", &page))
+            .query(&progenitor_client::QueryParam::new("PageSize", &page_size))
+            .query(&progenitor_client::QueryParam::new("PageToken", &page_token))
+            .query(
+                &progenitor_client::QueryParam::new("ParentCallSid", &parent_call_sid),
+            )
+            .query(&progenitor_client::QueryParam::new("Status", &status))
+            .query(&progenitor_client::QueryParam::new("To", &to))
+            .headers(header_map)
+            .build()?;
+        let info = OperationInfo {
+            operation_id: "list_call",
+        };
+        self.pre(&mut request, &info).await?;
+        let result = self.exec(request, &info).await;
+        self.post(&result, &info).await?;
+        let response = result?;
+        match response.status().as_u16() {
+            200u16 => ResponseValue::from_response(response).await,
+            400u16..=499u16 => {
+                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
+            }
+            500u16..=599u16 => {
+                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
+            }
+            _ => Err(Error::UnexpectedResponse(response)),
+        }
+    }
+    /**Retrieve a list of participants belonging to the account used to make the request.
+
+Sends a `GET` request to `/2010-04-01/Accounts/{AccountSid}/Conferences/{ConferenceSid}/Participants.json`
+
+Arguments:
+- `account_sid`: The SID of the Account that owns the call.
+- `conference_sid`: The SID of the conference with the participants.
+- `page`: The page index. This value is simply for client state.
+- `page_size`: How many resources to return in each list page. The default is 50, and the maximum is 1000.
+- `page_token`: The page token. This is provided by the API.
+*/
+    pub async fn list_participant<'a>(
+        &'a self,
+        account_sid: &'a crate::sid::AccountSid,
+        conference_sid: &'a crate::sid::ConferenceSid,
+        page: Option<u64>,
+        page_size: Option<::std::num::NonZeroU64>,
+        page_token: Option<&'a str>,
+    ) -> Result<
+        ResponseValue<types::ListParticipantResponse>,
+        Error<types::TwilioError>,
+    > {
+        let url = format!(
+            "{}/2010-04-01/Accounts/{}/Conferences/{}/Participants.json", self.baseurl,
+            encode_path(& account_sid.to_string()), encode_path(& conference_sid
+            .to_string()),
+        );
+        let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
+        header_map
+            .append(
+                ::reqwest::header::HeaderName::from_static("api-version"),
+                ::reqwest::header::HeaderValue::from_static(Self::api_version()),
+            );
+        #[allow(unused_mut)]
+        let mut request = self
+            .client
+            .get(url)
+            .header(
+                ::reqwest::header::ACCEPT,
+                ::reqwest::header::HeaderValue::from_static("application/json"),
+            )
+            .query(&progenitor_client::QueryParam::new("Page", &page))
+            .query(&progenitor_client::QueryParam::new("PageSize", &page_size))
+            .query(&progenitor_client::QueryParam::new("PageToken", &page_token))
+            .headers(header_map)
+            .build()?;
+        let info = OperationInfo {
+            operation_id: "list_participant",
+        };
+        self.pre(&mut request, &info).await?;
+        let result = self.exec(request, &info).await;
+        self.post(&result, &info).await?;
+        let response = result?;
+        match response.status().as_u16() {
+            200u16 => ResponseValue::from_response(response).await,
+            400u16..=499u16 => {
+                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
+            }
+            500u16..=599u16 => {
+                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
+            }
+            _ => Err(Error::UnexpectedResponse(response)),
+        }
+    }
+    /**Fetch an instance of a participant
+
+Sends a `GET` request to `/2010-04-01/Accounts/{AccountSid}/Conferences/{ConferenceSid}/Participants/{CallSid}.json`
+
+Arguments:
+- `account_sid`: The SID of the Account that owns the call.
+- `conference_sid`: The SID of the conference with the participants.
+- `call_sid`: The Call SID or label of the participant to fetch.
+*/
+    pub async fn fetch_participant<'a>(
+        &'a self,
+        account_sid: &'a crate::sid::AccountSid,
+        conference_sid: &'a crate::sid::ConferenceSid,
+        call_sid: &'a str,
+    ) -> Result<ResponseValue<types::Participant>, Error<types::TwilioError>> {
+        let url = format!(
+            "{}/2010-04-01/Accounts/{}/Conferences/{}/Participants/{}.json", self
+            .baseurl, encode_path(& account_sid.to_string()), encode_path(&
+            conference_sid.to_string()), encode_path(& call_sid.to_string()),
+        );
+        let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
+        header_map
+            .append(
+                ::reqwest::header::HeaderName::from_static("api-version"),
+                ::reqwest::header::HeaderValue::from_static(Self::api_version()),
+            );
+        #[allow(unused_mut)]
+        let mut request = self
+            .client
+            .get(url)
+            .header(
+                ::reqwest::header::ACCEPT,
+                ::reqwest::header::HeaderValue::from_static("application/json"),
+            )
+            .headers(header_map)
+            .build()?;
+        let info = OperationInfo {
+            operation_id: "fetch_participant",
+        };
+        self.pre(&mut request, &info).await?;
+        let result = self.exec(request, &info).await;
+        self.post(&result, &info).await?;
+        let response = result?;
+        match response.status().as_u16() {
+            200u16 => ResponseValue::from_response(response).await,
             400u16..=499u16 => {
                 Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
             }

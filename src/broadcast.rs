@@ -11,11 +11,12 @@ use serde::Serialize;
 
 use crate::client::Client;
 use crate::error::Error;
+use crate::legs::{self, Target};
 use crate::message::{MessageContent, SendMessage};
 use crate::model::Message;
 use crate::orchestrator::Options;
 use crate::retry::RetryPolicy;
-use crate::sid::{CallSid, IntoSid, SidError};
+use crate::sid::{CallSid, ConferenceSid, IntoSid, SidError};
 
 /// The most requests one broadcast has in flight unless [`Broadcast::concurrency`] says
 /// otherwise. It is an upper bound: every request also waits for a slot under the client's
@@ -53,6 +54,8 @@ pub struct Broadcast {
     concurrency: usize,
     options: Options,
     key_prefix: Option<String>,
+    /// Every call's leg: as given, or (a conference's participants) the client's own.
+    target: Target,
 }
 
 impl fmt::Debug for Broadcast {
@@ -103,6 +106,7 @@ impl Broadcast {
     pub fn stream(self) -> Result<impl Stream<Item = CallResult> + Send + 'static, Error> {
         let content = self.content?;
         let (client, options, prefix) = (self.client, self.options, self.key_prefix);
+        let to_client = matches!(self.target, Target::ThisLeg);
         let sends = self
             .calls
             .into_iter()
@@ -113,7 +117,11 @@ impl Broadcast {
                     options.idempotency_key = Some(format!("{prefix}:{call}"));
                 }
                 let call_sid = call.as_ref().ok().copied();
-                let send = SendMessage::new(client.clone(), call, Ok(content.clone()), options);
+                let mut send =
+                    SendMessage::new(client.clone(), call, Ok(content.clone()), options);
+                if to_client {
+                    send = send.to_this_legs_client();
+                }
                 async move {
                     CallResult {
                         index,
@@ -192,6 +200,131 @@ impl Client {
             concurrency: DEFAULT_BROADCAST_CONCURRENCY,
             options: Options::default(),
             key_prefix: None,
+            target: Target::Given,
         }
+    }
+
+    /// Sends `content`, serialized to JSON once, to every participant of `conference` whose
+    /// leg is a Voice SDK client's: the participants as Twilio lists them (every page), each
+    /// participant's own leg (its `call_sid`), with the [`Broadcast`] machinery (bounded,
+    /// per-call keys with [`idempotency_key_prefix`](ConferenceBroadcast::idempotency_key_prefix),
+    /// flow control). One result per participant, in Twilio's order; a participant whose leg
+    /// has no client (a phone) is its own [`Error::Leg`], never an error of the whole
+    /// broadcast. The outer `Result` fails when the content is invalid or the participants
+    /// cannot be listed, before any message is sent.
+    ///
+    /// ```no_run
+    /// # async fn f(client: twilio_call_messages::Client) -> Result<(), twilio_call_messages::Error> {
+    /// let results = client
+    ///     .broadcast_to_conference("CFaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", &serde_json::json!({"poll": "open"}))
+    ///     .idempotency_key_prefix("poll-42")
+    ///     .await?;
+    /// for participant in results {
+    ///     if let Err(e) = participant.result {
+    ///         eprintln!("{:?}: {e}", participant.call_sid);
+    ///     }
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub fn broadcast_to_conference<T: Serialize + ?Sized>(
+        &self,
+        conference: impl IntoSid<ConferenceSid>,
+        content: &T,
+    ) -> ConferenceBroadcast {
+        self.conference_content(conference, MessageContent::to_json(content))
+    }
+
+    /// Like [`broadcast_to_conference`](Self::broadcast_to_conference), with JSON text the
+    /// caller already has.
+    pub fn broadcast_to_conference_json(
+        &self,
+        conference: impl IntoSid<ConferenceSid>,
+        json: impl Into<String>,
+    ) -> ConferenceBroadcast {
+        self.conference_content(conference, MessageContent::from_json(json))
+    }
+
+    fn conference_content(
+        &self,
+        conference: impl IntoSid<ConferenceSid>,
+        content: Result<MessageContent, Error>,
+    ) -> ConferenceBroadcast {
+        let mut broadcast = self.broadcast_content(Vec::<CallSid>::new(), content);
+        broadcast.target = Target::ThisLeg;
+        ConferenceBroadcast {
+            conference: conference.into_sid(),
+            broadcast,
+        }
+    }
+}
+
+/// A message about to be sent to every Voice SDK client in a conference
+/// ([`Client::broadcast_to_conference`]): await it for every participant's result in Twilio's
+/// order, or [`stream`](Self::stream) them; set options first.
+#[must_use = "nothing is sent until the broadcast is awaited"]
+#[derive(Debug)]
+pub struct ConferenceBroadcast {
+    conference: Result<ConferenceSid, SidError>,
+    broadcast: Broadcast,
+}
+
+impl ConferenceBroadcast {
+    /// At most this many requests in flight (at least 1); see [`Broadcast::concurrency`].
+    pub fn concurrency(mut self, limit: usize) -> Self {
+        self.broadcast = self.broadcast.concurrency(limit);
+        self
+    }
+
+    /// Use this retry policy for every request (the listing too) instead of the client's.
+    pub fn retry_policy(mut self, policy: RetryPolicy) -> Self {
+        self.broadcast = self.broadcast.retry_policy(policy);
+        self
+    }
+
+    /// Time allowed for each attempt instead of the client's.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.broadcast = self.broadcast.timeout(timeout);
+        self
+    }
+
+    /// Give each participant's message the key `{prefix}:{call_sid}`, so that running the same
+    /// broadcast again delivers nothing twice (see [`Broadcast::idempotency_key_prefix`]).
+    pub fn idempotency_key_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.broadcast = self.broadcast.idempotency_key_prefix(prefix);
+        self
+    }
+
+    /// Lists the participants (every page), then sends to each and yields each result as it
+    /// completes (`index` is the participant's position in Twilio's list).
+    pub async fn stream(
+        mut self,
+    ) -> Result<impl Stream<Item = CallResult> + Send + 'static, Error> {
+        let conference = self.conference?;
+        // Checked before anything is listed; put back for the sends.
+        let content = self.broadcast.content?;
+        let listing = Options {
+            idempotency_key: None,
+            ..self.broadcast.options.clone()
+        };
+        let calls = legs::participants(&self.broadcast.client, &listing, conference).await?;
+        self.broadcast.calls = calls.into_iter().map(Ok).collect();
+        self.broadcast.content = Ok(content);
+        self.broadcast.stream()
+    }
+
+    /// Sends to every participant; the same as awaiting the builder.
+    pub async fn send(self) -> Result<BroadcastResults, Error> {
+        let mut results: BroadcastResults = self.stream().await?.collect().await;
+        results.sort_unstable_by_key(|r| r.index);
+        Ok(results)
+    }
+}
+
+impl IntoFuture for ConferenceBroadcast {
+    type Output = Result<BroadcastResults, Error>;
+    type IntoFuture = Pin<Box<dyn Future<Output = Self::Output> + Send>>;
+
+    fn into_future(self) -> Self::IntoFuture {
+        Box::pin(self.send())
     }
 }

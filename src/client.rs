@@ -12,6 +12,7 @@ use crate::config::ClientBuilder;
 use crate::error::Error;
 use crate::flow::FlowStats;
 use crate::flow::limiter::ConcurrencyLimiter;
+use crate::legs::LegCache;
 use crate::retry::RetryPolicy;
 use crate::retry::budget::RetryBudget;
 use crate::sid::AccountSid;
@@ -48,6 +49,8 @@ pub(crate) struct ClientRef {
     pub(crate) retry_budget: RetryBudget,
     /// Where requests go and what they carry; each attempt makes its generated client here.
     pub(crate) endpoint: Endpoint,
+    /// Which leg each call's Voice SDK client is on, for `.to_client()` (bounded).
+    pub(crate) legs: LegCache,
 }
 
 impl fmt::Debug for Client {

@@ -9,6 +9,7 @@ use reqwest::header::HeaderValue;
 
 use crate::client::{Client, ClientRef};
 use crate::error::{ConfigError, Error};
+use crate::legs::LegCache;
 use crate::flow::ConcurrencyLimit;
 use crate::flow::limiter::ConcurrencyLimiter;
 use crate::retry::RetryPolicy;
@@ -334,6 +335,7 @@ impl ClientBuilder {
                 None => RetryBudget::default(),
                 Some(tokens) => tokens.map_or_else(RetryBudget::unlimited, RetryBudget::new),
             },
+            legs: LegCache::default(),
         }))
     }
 }

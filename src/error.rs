@@ -21,12 +21,17 @@ use crate::sid::SidError;
 /// | [`Timeout`](Error::Timeout), [`Transport`](Error::Transport) | maybe: retry only with the same idempotency key |
 /// | [`Api`](Error::Api) | yes, and refused (or a proxy answered for Twilio) |
 /// | [`Decode`](Error::Decode) | yes; with a 2xx status Twilio **accepted** it |
+/// | [`Leg`](Error::Leg) | no: no leg of the call has the Voice SDK client asked for (`.to_client()`) |
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
     /// The client's configuration is missing something or is malformed.
     #[error("invalid configuration: {0}")]
     Config(#[from] ConfigError),
+    /// `.to_client()` found no leg for the call's Voice SDK client (or could not read the call
+    /// to look); nothing was sent. Says what was found.
+    #[error(transparent)]
+    Leg(Box<crate::legs::LegError>),
     /// The input was rejected before anything was sent.
     #[error("invalid input: {0}")]
     InvalidInput(#[from] InputError),
@@ -124,7 +129,7 @@ impl Error {
                 OutcomeKind::Transient
             }
             Error::Deadline { .. } => OutcomeKind::NotSent,
-            Error::Config(_) | Error::InvalidInput(_) | Error::Decode { .. } => {
+            Error::Config(_) | Error::InvalidInput(_) | Error::Decode { .. } | Error::Leg(_) => {
                 OutcomeKind::Permanent
             }
         }
@@ -150,7 +155,7 @@ impl Error {
             | Error::Decode { request, .. }
             | Error::Deadline { request } => Some(request),
             Error::Api(e) => Some(&e.request),
-            Error::Config(_) | Error::InvalidInput(_) => None,
+            Error::Config(_) | Error::InvalidInput(_) | Error::Leg(_) => None,
         }
     }
 
@@ -182,7 +187,7 @@ impl Error {
             | Error::Decode { request, .. }
             | Error::Deadline { request } => Some(request),
             Error::Api(e) => Some(&mut e.request),
-            Error::Config(_) | Error::InvalidInput(_) => None,
+            Error::Config(_) | Error::InvalidInput(_) | Error::Leg(_) => None,
         }
     }
 
@@ -198,6 +203,7 @@ impl Error {
             Error::Deadline { .. } => "deadline",
             Error::Api(e) => e.status.as_str(),
             Error::Decode { .. } => "decode",
+            Error::Leg(_) => "client_leg",
         }
     }
 

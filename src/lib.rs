@@ -10,6 +10,7 @@ mod date;
 mod decode;
 mod error;
 mod flow;
+mod legs;
 mod message;
 mod model;
 mod orchestrator;
@@ -32,16 +33,20 @@ mod generated {
     include!(concat!(env!("OUT_DIR"), "/generated.rs"));
 }
 
-pub use broadcast::{Broadcast, BroadcastResults, CallResult, DEFAULT_BROADCAST_CONCURRENCY};
+pub use broadcast::{
+    Broadcast, BroadcastResults, CallResult, ConferenceBroadcast, DEFAULT_BROADCAST_CONCURRENCY,
+};
 pub use client::Client;
 pub use config::{ClientBuilder, DEFAULT_BASE_URL, DEFAULT_CONNECT_TIMEOUT, DEFAULT_TIMEOUT};
 pub use error::{ApiError, ConfigError, Error, GaveUp, InputError, RequestInfo};
+pub use legs::{CLIENT_LEG_CACHE_CAPACITY, CallLeg, ClientLeg, LegError};
 pub use flow::{ConcurrencyLimit, DEFAULT_INITIAL_CONCURRENCY, DEFAULT_MAX_CONCURRENCY, FlowStats};
 pub use message::{MAX_CONTENT_CHARS, MessageContent, SendMessage};
 pub use model::{CallbackMethod, CallbackMethodError, Message, Subscription};
 pub use retry::{Decision, MIN_ATTEMPT_TIME, RetryPolicy};
 pub use sid::{
-    AccountSid, ApiKeySid, CallSid, IntoSid, MessageSid, SidError, SidKind, SubscriptionSid,
+    AccountSid, ApiKeySid, CallSid, ConferenceSid, IntoSid, MessageSid, SidError, SidKind,
+    SubscriptionSid,
 };
 pub use subscription::{Subscribe, Unsubscribe};
 pub use transport::MAX_RESPONSE_BYTES;

@@ -12,6 +12,7 @@ use crate::decode::Created;
 use crate::error::{Error, InputError, RequestInfo};
 use crate::generated;
 use crate::generated::types;
+use crate::legs::{self, OnLeg, Target};
 use crate::model::Message;
 use crate::orchestrator::{self, Generated, Operation, Options};
 use crate::retry::RetryPolicy;
@@ -123,6 +124,7 @@ pub struct SendMessage {
     /// moves it along.
     operation: Result<Create, Error>,
     options: Options,
+    target: Target,
 }
 
 impl fmt::Debug for SendMessage {
@@ -137,6 +139,7 @@ impl fmt::Debug for SendMessage {
         f.debug_struct("SendMessage")
             .field("request", &request)
             .field("options", &self.options)
+            .field("target", &self.target)
             .finish_non_exhaustive()
     }
 }
@@ -161,7 +164,39 @@ impl SendMessage {
             client,
             operation,
             options,
+            target: Target::Given,
         }
+    }
+
+    /// Send to the leg the call's Voice SDK client is on, whichever leg's SID was given: the
+    /// client that placed the call is on the parent leg, one that accepted it on a child leg,
+    /// and a message to the other leg is answered 201 by Twilio but never seen by the client
+    /// (twilio-voice.js drops it). The leg is found from Twilio's Call resource (two or three
+    /// reads, then cached per call while it is connected); the result's `call_sid` is the leg
+    /// it went to and `client_identity` the client.
+    ///
+    /// Fails with [`Error::Leg`](crate::Error::Leg), before the message is sent, when no leg
+    /// has a client (a phone on both sides), when both legs have one (name it with
+    /// [`to_client_named`](Self::to_client_named)), when the call is not found, or when the
+    /// credentials may not read calls. Without it, the message goes to the leg given, as
+    /// Twilio's API does.
+    pub fn to_client(mut self) -> Self {
+        self.target = Target::Client(None);
+        self
+    }
+
+    /// [`to_client`](Self::to_client) for the client with this identity (the name after
+    /// `client:`), for a call with clients on both legs.
+    pub fn to_client_named(mut self, identity: impl Into<String>) -> Self {
+        self.target = Target::Client(Some(identity.into()));
+        self
+    }
+
+    /// Sends to the given leg, which must have a Voice SDK client (a conference
+    /// participant's own leg).
+    pub(crate) fn to_this_legs_client(mut self) -> Self {
+        self.target = Target::ThisLeg;
+        self
     }
 
     /// Use this idempotency key instead of a generated one (a UUID v4). Twilio treats
@@ -189,7 +224,20 @@ impl SendMessage {
     // Not an `async fn`: its future would wrap the request's whole state once more, and every
     // layer is one more copy of it when the future moves.
     pub fn send(self) -> impl Future<Output = Result<Message, Error>> + Send + 'static {
-        orchestrator::run(self.client, self.options, self.operation)
+        use futures_util::future::Either;
+        match self.target {
+            Target::Given => Either::Left(orchestrator::run(
+                self.client,
+                self.options,
+                self.operation,
+            )),
+            target => Either::Right(Box::pin(legs::send_to(
+                self.client,
+                self.options,
+                self.operation,
+                target,
+            ))),
+        }
     }
 }
 
@@ -198,11 +246,20 @@ impl IntoFuture for SendMessage {
     type IntoFuture = Pin<Box<dyn Future<Output = Self::Output> + Send>>;
 
     fn into_future(self) -> Self::IntoFuture {
-        orchestrator::boxed(self.client, self.options, self.operation)
+        match self.target {
+            Target::Given => orchestrator::boxed(self.client, self.options, self.operation),
+            target => Box::pin(legs::send_to(
+                self.client,
+                self.options,
+                self.operation,
+                target,
+            )),
+        }
     }
 }
 
 /// `CreateUserDefinedMessage`.
+#[derive(Clone)]
 struct Create {
     call: CallSid,
     body: types::CreateUserDefinedMessageRequest,
@@ -214,8 +271,8 @@ impl Operation for Create {
     type Body = types::UserDefinedMessage;
     type Output = Message;
 
-    fn call_sid(&self) -> &CallSid {
-        &self.call
+    fn call_sid(&self) -> Option<&CallSid> {
+        Some(&self.call)
     }
 
     fn idempotency_key(&mut self) -> Option<&mut Option<String>> {
@@ -240,6 +297,16 @@ impl Operation for Create {
     }
 }
 
+impl OnLeg for Create {
+    fn call_mut(&mut self) -> &mut CallSid {
+        &mut self.call
+    }
+
+    fn reached(output: &mut Message, identity: String) {
+        output.client_identity = Some(identity);
+    }
+}
+
 /// The typed message, or a `Decode` error that says Twilio accepted the message anyway.
 pub(crate) fn message_from(
     body: types::UserDefinedMessage,
@@ -259,6 +326,7 @@ pub(crate) fn message_from(
         date_created: body.date_created.map(|d| d.0),
         idempotency_key: request.idempotency_key.unwrap_or_default(),
         request_id: request.request_id,
+        client_identity: None,
     })
 }
 

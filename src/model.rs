@@ -38,6 +38,10 @@ pub struct Message {
     /// Twilio's request id (`Twilio-Request-Id`), if the response had one.
     #[serde(default)]
     pub request_id: Option<String>,
+    /// The Voice SDK client the message went to, when it was sent `.to_client()` (its
+    /// identity, the name after `client:`; `call_sid` is its leg).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_identity: Option<String>,
 }
 
 /// The HTTP method Twilio uses to call a subscription's callback URL.
@@ -123,6 +127,10 @@ pub struct Subscription {
     /// Twilio's request id (`Twilio-Request-Id`), if the response had one.
     #[serde(default)]
     pub request_id: Option<String>,
+    /// The Voice SDK client whose messages it receives, when it was created `.to_client()`
+    /// (its identity; `call_sid` is its leg).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_identity: Option<String>,
 }
 
 // The structs are `#[non_exhaustive]` (Twilio may add fields); these constructors let a
@@ -157,6 +165,7 @@ impl Message {
             date_created: None,
             idempotency_key: idempotency_key.into(),
             request_id: None,
+            client_identity: None,
         }
     }
 }
@@ -178,6 +187,7 @@ impl Subscription {
             uri: None,
             idempotency_key: idempotency_key.into(),
             request_id: None,
+            client_identity: None,
         }
     }
 }

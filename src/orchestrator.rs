@@ -37,8 +37,9 @@ pub(crate) trait Operation: Send + Sync + 'static {
     /// The public result.
     type Output;
 
-    /// The call the request is about (every operation here has one).
-    fn call_sid(&self) -> &CallSid;
+    /// The call the request is about, if it is about one (a conference's participants are
+    /// not).
+    fn call_sid(&self) -> Option<&CallSid>;
 
     /// Where the request's `IdempotencyKey` goes, for operations that carry one.
     fn idempotency_key(&mut self) -> Option<&mut Option<String>> {
@@ -253,14 +254,14 @@ fn idempotency_key(key: Option<String>) -> Result<String, Error> {
 /// fields for `tracing`'s `log` fallback (on whenever any crate in the build enables the
 /// `log` feature), ~200 instructions per request for a span nothing records. Our events still
 /// reach `log` that way; only the span's creation line does not.
-fn span<O: Operation>(call: &CallSid, server: &str) -> tracing::Span {
+fn span<O: Operation>(call: Option<&CallSid>, server: &str) -> tracing::Span {
     if !tracing::dispatcher::has_been_set() {
         return tracing::Span::none();
     }
     tracing::debug_span!(
         "twilio_call_messages",
         operation = O::NAME,
-        call_sid = %call,
+        call_sid = call.map(tracing::field::display),
         "http.request.method" = O::METHOD,
         "server.address" = server,
         "url.full" = tracing::field::Empty,

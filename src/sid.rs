@@ -22,6 +22,8 @@ pub enum SidKind {
     Subscription,
     /// An API key SID (`SK…`).
     ApiKey,
+    /// A conference SID (`CF…`).
+    Conference,
 }
 
 impl SidKind {
@@ -33,6 +35,7 @@ impl SidKind {
             SidKind::Message => "KX",
             SidKind::Subscription => "ZY",
             SidKind::ApiKey => "SK",
+            SidKind::Conference => "CF",
         }
     }
 
@@ -43,6 +46,7 @@ impl SidKind {
             SidKind::Message => "message",
             SidKind::Subscription => "subscription",
             SidKind::ApiKey => "API key",
+            SidKind::Conference => "conference",
         }
     }
 }
@@ -279,10 +283,16 @@ sid_type!(
     SidKind::Account
 );
 sid_type!(
-    /// A call SID, `CA` + 32 hex digits. For a call your Voice SDK user placed, use the
-    /// parent call's SID; for a call they accepted, the child call's SID.
+    /// A call SID, `CA` + 32 hex digits: one leg of a call. For a call your Voice SDK user
+    /// placed, their leg is the parent call's; for a call they accepted, the child call's
+    /// (`.to_client()` on a send finds it for you).
     CallSid,
     SidKind::Call
+);
+sid_type!(
+    /// A conference SID, `CF` + 32 hex digits.
+    ConferenceSid,
+    SidKind::Conference
 );
 sid_type!(
     /// A user-defined message SID, `KX` + 32 hex digits.

@@ -10,6 +10,7 @@ use crate::client::Client;
 use crate::decode::Created;
 use crate::error::{Error, InputError, RequestInfo};
 use crate::generated::{self, types};
+use crate::legs::{self, OnLeg, Target};
 use crate::model::{CallbackMethod, Subscription};
 use crate::orchestrator::{self, Generated, Operation, Options};
 use crate::retry::RetryPolicy;
@@ -25,6 +26,7 @@ pub struct Subscribe {
     callback: Result<String, InputError>,
     method: Option<CallbackMethod>,
     options: Options,
+    target: Target,
 }
 
 impl fmt::Debug for Subscribe {
@@ -34,6 +36,7 @@ impl fmt::Debug for Subscribe {
             .field("callback", &self.callback)
             .field("method", &self.method)
             .field("options", &self.options)
+            .field("target", &self.target)
             .finish_non_exhaustive()
     }
 }
@@ -65,14 +68,34 @@ impl Subscribe {
         self
     }
 
+    /// Subscribe on the leg the call's Voice SDK client is on, whichever leg's SID was given,
+    /// as [`SendMessage::to_client`](crate::SendMessage::to_client) sends: Twilio delivers to
+    /// a subscription only the messages sent from its leg's client. The result's `call_sid`
+    /// is that leg and `client_identity` the client.
+    pub fn to_client(mut self) -> Self {
+        self.target = Target::Client(None);
+        self
+    }
+
+    /// [`to_client`](Self::to_client) for the client with this identity, for a call with
+    /// clients on both legs.
+    pub fn to_client_named(mut self, identity: impl Into<String>) -> Self {
+        self.target = Target::Client(Some(identity.into()));
+        self
+    }
+
     /// Creates the subscription; the same as awaiting the builder.
     // Not an `async fn`, as `SendMessage::send`: one layer less of the request's state.
     pub fn send(self) -> impl Future<Output = Result<Subscription, Error>> + Send + 'static {
-        let (client, options, operation) = self.into_parts();
-        orchestrator::run(client, options, operation)
+        use futures_util::future::Either;
+        let (client, options, operation, target) = self.into_parts();
+        match target {
+            Target::Given => Either::Left(orchestrator::run(client, options, operation)),
+            target => Either::Right(Box::pin(legs::send_to(client, options, operation, target))),
+        }
     }
 
-    fn into_parts(self) -> (Client, Options, Result<Create, Error>) {
+    fn into_parts(self) -> (Client, Options, Result<Create, Error>, Target) {
         let method = self.method.map(|m| match m {
             CallbackMethod::Get => types::CreateUserDefinedMessageSubscriptionRequestMethod::Get,
             CallbackMethod::Post => types::CreateUserDefinedMessageSubscriptionRequestMethod::Post,
@@ -87,7 +110,7 @@ impl Subscribe {
                 },
             })
         });
-        (self.client, self.options, operation)
+        (self.client, self.options, operation, self.target)
     }
 }
 
@@ -96,8 +119,11 @@ impl IntoFuture for Subscribe {
     type IntoFuture = Pin<Box<dyn Future<Output = Self::Output> + Send>>;
 
     fn into_future(self) -> Self::IntoFuture {
-        let (client, options, operation) = self.into_parts();
-        orchestrator::boxed(client, options, operation)
+        let (client, options, operation, target) = self.into_parts();
+        match target {
+            Target::Given => orchestrator::boxed(client, options, operation),
+            target => Box::pin(legs::send_to(client, options, operation, target)),
+        }
     }
 }
 
@@ -162,6 +188,7 @@ impl Client {
             callback: check_callback_url(callback_url),
             method: None,
             options: Options::default(),
+            target: Target::Given,
         }
     }
 
@@ -192,9 +219,20 @@ impl Client {
 }
 
 /// `CreateUserDefinedMessageSubscription`.
+#[derive(Clone)]
 struct Create {
     call: CallSid,
     body: types::CreateUserDefinedMessageSubscriptionRequest,
+}
+
+impl OnLeg for Create {
+    fn call_mut(&mut self) -> &mut CallSid {
+        &mut self.call
+    }
+
+    fn reached(output: &mut Subscription, identity: String) {
+        output.client_identity = Some(identity);
+    }
 }
 
 impl Operation for Create {
@@ -203,8 +241,8 @@ impl Operation for Create {
     type Body = types::UserDefinedMessageSubscription;
     type Output = Subscription;
 
-    fn call_sid(&self) -> &CallSid {
-        &self.call
+    fn call_sid(&self) -> Option<&CallSid> {
+        Some(&self.call)
     }
 
     fn idempotency_key(&mut self) -> Option<&mut Option<String>> {
@@ -238,6 +276,7 @@ impl Operation for Create {
             uri: created.uri,
             idempotency_key: request.idempotency_key.unwrap_or_default(),
             request_id: request.request_id,
+            client_identity: None,
         })
     }
 }
@@ -254,8 +293,8 @@ impl Operation for Delete {
     type Body = ();
     type Output = ();
 
-    fn call_sid(&self) -> &CallSid {
-        &self.call
+    fn call_sid(&self) -> Option<&CallSid> {
+        Some(&self.call)
     }
 
     fn send<'a>(

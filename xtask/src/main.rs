@@ -9,17 +9,23 @@ use xtask::{build_cost, module_cycles, mutants, spec_diff, spec_lint};
 
 include!("../../openapi/generate.rs");
 
+fn excerpts(list: &str) -> Vec<&Path> {
+    list.split(',').map(Path::new).collect()
+}
+
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     match args.as_slice() {
         ["codegen"] => codegen(false),
         ["codegen", "--check"] => codegen(true),
-        ["spec", "diff", upstream] => {
-            report(spec_diff::run(&root().join(SPEC_PATH), Path::new(upstream)))
-        }
+        // Several excerpts of the upstream file: comma-separated, read as one description.
+        ["spec", "diff", upstream] => report(spec_diff::run_many(
+            &root().join(SPEC_PATH),
+            &excerpts(upstream),
+        )),
         ["spec", "diff", upstream, fragment] => {
-            report(spec_diff::run(Path::new(fragment), Path::new(upstream)))
+            report(spec_diff::run_many(Path::new(fragment), &excerpts(upstream)))
         }
         ["build-cost"] => print_cost(build_cost::run(&root(), None)),
         ["build-cost", features] => print_cost(build_cost::run(&root(), Some(features))),
@@ -32,7 +38,7 @@ fn main() -> ExitCode {
         _ => {
             eprintln!("usage: cargo xtask codegen [--check]");
             eprintln!(
-                "       cargo xtask spec diff <upstream twilio_api_v2010.json> [<fragment.yaml>]"
+                "       cargo xtask spec diff <upstream twilio_api_v2010.json[,<another excerpt>...]> [<fragment.yaml>]"
             );
             eprintln!("       cargo xtask spec lint [<fragment.yaml>]");
             eprintln!("       cargo xtask build-cost [<comma-separated SDK features>]");

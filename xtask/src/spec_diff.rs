@@ -9,7 +9,16 @@
 //! schema names (`$ref`s and `allOf`s are resolved on both sides, which also makes our
 //! `allOf: [$ref: Rfc2822DateTime]` the same as upstream's `format: date-time-rfc-2822`),
 //! descriptions, titles, examples, `nullable`, and `pattern`/`minLength`/`maxLength` on
-//! response properties.
+//! response properties; an `enum` on a response property that ours keeps as a plain string
+//! (decoding stays lenient: a status Twilio adds must not make a resource unreadable).
+//!
+//! What the fragment leaves out on purpose it says, so that anything else upstream adds is
+//! still reported: an operation's `x-not-sent` lists the optional upstream parameters the SDK
+//! never sends, and a response schema's `x-not-read` the upstream properties it never reads.
+//! A name in either list that upstream does not have is reported too (a stale list).
+//!
+//! Several upstream excerpts can be given: their paths and schemas are read as one
+//! description (each excerpt is a part of the same upstream file).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -24,16 +33,21 @@ const FORM: &str = "application/x-www-form-urlencoded";
 /// `upstream`. Returns the lines to print and the exit code: 0 in sync, 1 drift (one line per
 /// difference, then a count), 2 unreadable input (one line saying why).
 pub fn run(fragment: &Path, upstream: &Path) -> (Vec<String>, u8) {
+    run_many(fragment, &[upstream])
+}
+
+/// [`run`] against several excerpts of one upstream description, read as one.
+pub fn run_many(fragment: &Path, upstream: &[&Path]) -> (Vec<String>, u8) {
     let compared = oas::read(fragment)
         .and_then(|text| oas::parse_yaml(&text, fragment))
         .and_then(|ours| {
-            let up = oas::read(upstream).and_then(|text| oas::parse_json(&text, upstream))?;
-            diff(
-                &ours,
-                &fragment.display().to_string(),
-                &up,
-                &upstream.display().to_string(),
-            )
+            let mut up = Value::Null;
+            for path in upstream {
+                let part = oas::read(path).and_then(|text| oas::parse_json(&text, path))?;
+                merge(&mut up, part);
+            }
+            let names: Vec<String> = upstream.iter().map(|p| p.display().to_string()).collect();
+            diff(&ours, &fragment.display().to_string(), &up, &names.join(" + "))
             .map(|lines| (lines, oas::operations(&ours).map_or(0, |ops| ops.len())))
         });
     match compared {
@@ -130,6 +144,45 @@ pub fn diff(
     Ok(d.lines)
 }
 
+/// Adds an excerpt's paths and components to `into` (the first excerpt is taken whole).
+fn merge(into: &mut Value, part: Value) {
+    let Value::Object(into_map) = into else {
+        *into = part;
+        return;
+    };
+    let Value::Object(part) = part else { return };
+    for (key, value) in part {
+        match (into_map.get_mut(&key), value) {
+            (Some(Value::Object(existing)), Value::Object(more)) if key == "paths" => {
+                existing.extend(more);
+            }
+            (Some(Value::Object(existing)), Value::Object(more)) if key == "components" => {
+                for (kind, entries) in more {
+                    match (existing.get_mut(&kind), entries) {
+                        (Some(Value::Object(have)), Value::Object(entries)) => have.extend(entries),
+                        (None, entries) => {
+                            existing.insert(kind, entries);
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            (None, value) => {
+                into_map.insert(key, value);
+            }
+            _ => {}
+        }
+    }
+}
+
+/// The names an `x-not-sent` / `x-not-read` extension lists.
+fn omitted<'v>(value: Option<&'v Value>) -> BTreeSet<&'v str> {
+    value
+        .and_then(Value::as_array)
+        .map(|names| names.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default()
+}
+
 #[derive(Clone, Copy, PartialEq)]
 enum Mode {
     Request,
@@ -200,6 +253,17 @@ impl<'a> Differ<'a> {
     ) -> Result<(), String> {
         let ups = parameters(u, |p| self.resolve_up(p))?;
         let ours = parameters(o, |p| self.resolve_ours(p))?;
+        let not_sent = omitted(o.op.get("x-not-sent"));
+        for name in &not_sent {
+            let optional_upstream = ups.iter().any(|((_, n), p)| {
+                n == name && p.get("required") != Some(&Value::Bool(true))
+            });
+            if !optional_upstream {
+                self.lines.push(format!(
+                    "{label}: x-not-sent names {name}, which is not an optional upstream parameter"
+                ));
+            }
+        }
         let keys: BTreeSet<&(String, String)> = ups.keys().chain(ours.keys()).collect();
         for key @ (location, name) in keys {
             let at = format!("{label}: {location} parameter {name}");
@@ -211,6 +275,7 @@ impl<'a> Differ<'a> {
                     }
                     self.schema(&at, up.get("schema"), our.get("schema"), Mode::Request)?;
                 }
+                (Some(_), None) if not_sent.contains(name.as_str()) => {}
                 (Some(up), None) => {
                     let desc = self.describe(true, up.get("schema"), required(up))?;
                     self.lines
@@ -363,6 +428,10 @@ impl<'a> Differ<'a> {
         let o = self.flatten(false, our)?;
         for facet in mode.facets() {
             let (uv, ov) = (u.get(*facet), o.get(*facet));
+            if *facet == "enum" && mode == Mode::Response && ov.is_none() {
+                // Read as a plain string on purpose: any value decodes.
+                continue;
+            }
             let same = if *facet == "enum" {
                 enum_set(uv) == enum_set(ov)
             } else {
@@ -382,6 +451,14 @@ impl<'a> Differ<'a> {
         };
         let (up_props, our_props) = (props(&u), props(&o));
         let (up_required, our_required) = (oas::required(&u), oas::required(&o));
+        let not_read = omitted(o.get("x-not-read"));
+        for name in &not_read {
+            if !up_props.contains_key(*name) {
+                self.lines.push(format!(
+                    "{at}: x-not-read names {name}, which upstream does not have"
+                ));
+            }
+        }
         let names: BTreeSet<&String> = up_props.keys().chain(our_props.keys()).collect();
         for name in names {
             let child = format!("{children}{name}");
@@ -396,6 +473,7 @@ impl<'a> Differ<'a> {
                     }
                     self.schema(&child, Some(up), Some(our), mode)?;
                 }
+                (Some(_), None) if !ur && not_read.contains(name.as_str()) => {}
                 (Some(up), None) => {
                     let desc = self.describe(true, Some(up), ur)?;
                     self.lines
