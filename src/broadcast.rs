@@ -117,10 +117,9 @@ impl Broadcast {
                     options.idempotency_key = Some(format!("{prefix}:{call}"));
                 }
                 let call_sid = call.as_ref().ok().copied();
-                let mut send =
-                    SendMessage::new(client.clone(), call, Ok(content.clone()), options);
+                let mut send = SendMessage::new(client.clone(), call, Ok(content.clone()), options);
                 if to_client {
-                    send = send.to_this_legs_client();
+                    send = send.on_this_legs_client();
                 }
                 async move {
                     CallResult {

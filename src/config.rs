@@ -9,9 +9,9 @@ use reqwest::header::HeaderValue;
 
 use crate::client::{Client, ClientRef};
 use crate::error::{ConfigError, Error};
-use crate::legs::LegCache;
 use crate::flow::ConcurrencyLimit;
 use crate::flow::limiter::ConcurrencyLimiter;
+use crate::legs::LegCache;
 use crate::retry::RetryPolicy;
 use crate::retry::budget::RetryBudget;
 use crate::sid::{AccountSid, ApiKeySid, IntoSid, SidError};

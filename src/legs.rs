@@ -15,7 +15,11 @@
 //! | accepted it (`<Dial><Client>`) | an `outbound-dial` child | `to` |
 //! | was called by the REST API, or added to a conference | an `outbound-api` leg | `to` |
 //!
-//! A leg of another direction (none is documented) is not taken for a client's.
+//! A leg of another direction (none is documented) is not taken for a client's. Nor is a leg
+//! that has ended (`completed`, `busy`, `failed`, `no-answer`, `canceled`) or not started
+//! (`queued`): Twilio accepts a message only on an `in-progress` or `ringing` call (Twilio's
+//! *Voice SDK Call Message Events* page); a status Twilio may add is given the benefit of the
+//! doubt.
 //!
 //! # What is cached, and why
 //!
@@ -82,8 +86,24 @@ pub struct CallLeg {
 }
 
 impl CallLeg {
-    /// The Voice SDK client on this leg, by the rule of this module's table.
+    /// The Voice SDK client on this leg, by the rule of this module's table, if the leg can
+    /// take a message.
     fn client(&self) -> Option<ClientLeg> {
+        let inactive = [
+            "queued",
+            "completed",
+            "busy",
+            "failed",
+            "no-answer",
+            "canceled",
+        ];
+        if self
+            .status
+            .as_deref()
+            .is_some_and(|s| inactive.contains(&s))
+        {
+            return None;
+        }
         let endpoint = match self.direction.as_deref()? {
             "inbound" => self.from.as_deref(),
             "outbound-api" | "outbound-dial" => self.to.as_deref(),
@@ -103,11 +123,12 @@ impl fmt::Display for CallLeg {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "{} {} from {} to {}",
+            "{} {} from {} to {} ({})",
             self.call_sid,
             self.direction.as_deref().unwrap_or("(no direction)"),
             kind(self.from.as_deref()),
             kind(self.to.as_deref()),
+            self.status.as_deref().unwrap_or("no status"),
         )
     }
 }
@@ -174,7 +195,9 @@ pub enum LegError {
     /// The credentials may not read calls (401 or 403 when reading them, e.g. an API key
     /// restricted to call messages): give the client credentials that may, or name the leg
     /// yourself.
-    #[error("the credentials may not read call {call}, so its client's leg cannot be found: {source}")]
+    #[error(
+        "the credentials may not read call {call}, so its client's leg cannot be found: {source}"
+    )]
     NotPermitted {
         /// The call asked for.
         call: CallSid,
@@ -292,13 +315,16 @@ async fn pick(
 fn choose(call: CallSid, resolved: &Resolved, name: Option<&str>) -> Result<ClientLeg, Error> {
     let clients = &resolved.clients;
     let chosen = match name {
-        Some(name) => clients.iter().find(|c| c.identity == name).ok_or_else(|| {
-            LegError::NoSuchClient {
-                call,
-                identity: name.to_owned(),
-                clients: clients.clone(),
-            }
-        }),
+        Some(name) => {
+            clients
+                .iter()
+                .find(|c| c.identity == name)
+                .ok_or_else(|| LegError::NoSuchClient {
+                    call,
+                    identity: name.to_owned(),
+                    clients: clients.clone(),
+                })
+        }
         None => match clients.as_slice() {
             [only] => Ok(only),
             [] => Err(LegError::NoClient {
@@ -311,9 +337,7 @@ fn choose(call: CallSid, resolved: &Resolved, name: Option<&str>) -> Result<Clie
             }),
         },
     };
-    chosen
-        .cloned()
-        .map_err(|e| Error::Leg(Box::new(e)))
+    chosen.cloned().map_err(|e| Error::Leg(Box::new(e)))
 }
 
 /// A call's legs and the clients on them.
@@ -437,7 +461,11 @@ fn page_size() -> std::num::NonZeroU64 {
 }
 
 /// A decoded leg, or the `Decode` error that says what is missing.
-fn leg_from(call: types::Call, operation: &'static str, request: &RequestInfo) -> Result<CallLeg, Error> {
+fn leg_from(
+    call: types::Call,
+    operation: &'static str,
+    request: &RequestInfo,
+) -> Result<CallLeg, Error> {
     let decode = |reason: String| Error::Decode {
         request: Box::new(request.clone()),
         status: reqwest::StatusCode::OK,
@@ -653,6 +681,10 @@ impl LegCache {
         let Some(first) = resolved.legs.first() else {
             return;
         };
+        // A call resolved again replaces its entry rather than taking a second one.
+        for leg in &resolved.legs {
+            inner.remove_call(&leg.call_sid);
+        }
         while inner.order.len() >= CLIENT_LEG_CACHE_CAPACITY {
             let Some(oldest) = inner.order.pop_front() else {
                 break;
@@ -696,7 +728,9 @@ impl CacheInner {
 
 impl fmt::Debug for LegCache {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("LegCache").field("calls", &self.len()).finish()
+        f.debug_struct("LegCache")
+            .field("calls", &self.len())
+            .finish()
     }
 }
 
@@ -748,7 +782,13 @@ mod tests {
         let placed = leg(PARENT, None, "inbound", "client:alice", "+15005550006");
         assert_eq!(identity(&placed).as_deref(), Some("alice"));
         // Accepted: the outbound-dial child's `to`; its `from` (the caller) is not a client.
-        let accepted = leg(CHILD, Some(PARENT), "outbound-dial", "+15005550006", "client:bob");
+        let accepted = leg(
+            CHILD,
+            Some(PARENT),
+            "outbound-dial",
+            "+15005550006",
+            "client:bob",
+        );
         assert_eq!(identity(&accepted).as_deref(), Some("bob"));
         // Called by the REST API (a conference participant, say).
         let api = leg(PARENT, None, "outbound-api", "+15005550006", "client:carol");
@@ -756,12 +796,33 @@ mod tests {
         // The other side's client does not count: it is on the other leg.
         let other_side = leg(PARENT, None, "inbound", "+15005550006", "client:bob");
         assert_eq!(identity(&other_side), None);
-        let other_side = leg(CHILD, Some(PARENT), "outbound-dial", "client:alice", "+1500");
+        let other_side = leg(
+            CHILD,
+            Some(PARENT),
+            "outbound-dial",
+            "client:alice",
+            "+1500",
+        );
         assert_eq!(identity(&other_side), None);
         // Phones, an empty name, an unknown direction: no client.
         assert_eq!(identity(&leg(PARENT, None, "inbound", "+1", "+2")), None);
-        assert_eq!(identity(&leg(PARENT, None, "inbound", "client:", "+2")), None);
-        assert_eq!(identity(&leg(PARENT, None, "trunking", "client:a", "client:b")), None);
+        assert_eq!(
+            identity(&leg(PARENT, None, "inbound", "client:", "+2")),
+            None
+        );
+        assert_eq!(
+            identity(&leg(PARENT, None, "trunking", "client:a", "client:b")),
+            None
+        );
+        // A leg that ended, or has not started, takes no message.
+        for status in ["completed", "canceled", "queued", "no-answer"] {
+            let mut ended = leg(PARENT, None, "inbound", "client:alice", "+1");
+            ended.status = Some(status.to_owned());
+            assert_eq!(identity(&ended), None, "{status}");
+        }
+        let mut ringing = leg(PARENT, None, "inbound", "client:alice", "+1");
+        ringing.status = Some("ringing".to_owned());
+        assert_eq!(identity(&ringing).as_deref(), Some("alice"));
     }
 
     #[test]
@@ -769,15 +830,21 @@ mod tests {
         let phone = leg(PARENT, None, "inbound", "+15005550006", "sip:a@b.example");
         assert_eq!(
             phone.to_string(),
-            format!("{PARENT} inbound from a phone number to a SIP address")
+            format!("{PARENT} inbound from a phone number to a SIP address (in-progress)")
         );
         let error = LegError::NoClient {
             call: PARENT.parse().unwrap(),
-            found: vec![phone, leg(CHILD, Some(PARENT), "outbound-dial", "x", "client:b")],
+            found: vec![
+                phone,
+                leg(CHILD, Some(PARENT), "outbound-dial", "x", "client:b"),
+            ],
         };
         let text = error.to_string();
         assert!(!text.contains("5005550006"), "{text}");
-        assert!(text.contains("outbound-dial from another endpoint to \"client:b\""), "{text}");
+        assert!(
+            text.contains("outbound-dial from another endpoint to \"client:b\""),
+            "{text}"
+        );
     }
 
     #[test]
@@ -806,13 +873,25 @@ mod tests {
         let call: CallSid = PARENT.parse().unwrap();
         let both = resolved(vec![
             leg(PARENT, None, "inbound", "client:alice", "client:bob"),
-            leg(CHILD, Some(PARENT), "outbound-dial", "client:alice", "client:bob"),
+            leg(
+                CHILD,
+                Some(PARENT),
+                "outbound-dial",
+                "client:alice",
+                "client:bob",
+            ),
         ]);
         assert!(matches!(
             choose(call, &both, None),
             Err(Error::Leg(e)) if matches!(*e, LegError::SeveralClients { ref clients, .. } if clients.len() == 2)
         ));
-        assert_eq!(choose(call, &both, Some("bob")).unwrap().call_sid.to_string(), CHILD);
+        assert_eq!(
+            choose(call, &both, Some("bob"))
+                .unwrap()
+                .call_sid
+                .to_string(),
+            CHILD
+        );
         assert!(matches!(
             choose(call, &both, Some("carol")),
             Err(Error::Leg(e)) if matches!(*e, LegError::NoSuchClient { .. })
@@ -839,11 +918,17 @@ mod tests {
         assert_eq!(cache.len(), 0);
         for n in 0..CLIENT_LEG_CACHE_CAPACITY + 5 {
             let sid = format!("CA{n:032x}");
-            cache.put(&resolved(vec![leg(&sid, None, "inbound", "client:a", "+1")]));
+            cache.put(&resolved(vec![leg(
+                &sid, None, "inbound", "client:a", "+1",
+            )]));
         }
         assert_eq!(cache.len(), CLIENT_LEG_CACHE_CAPACITY);
         // The oldest went first.
-        assert!(cache.get(&format!("CA{:032x}", 0).parse().unwrap()).is_none());
+        assert!(
+            cache
+                .get(&format!("CA{:032x}", 0).parse().unwrap())
+                .is_none()
+        );
         let newest = format!("CA{:032x}", CLIENT_LEG_CACHE_CAPACITY + 4);
         assert!(cache.get(&newest.parse().unwrap()).is_some());
     }

@@ -39,8 +39,8 @@ pub use broadcast::{
 pub use client::Client;
 pub use config::{ClientBuilder, DEFAULT_BASE_URL, DEFAULT_CONNECT_TIMEOUT, DEFAULT_TIMEOUT};
 pub use error::{ApiError, ConfigError, Error, GaveUp, InputError, RequestInfo};
-pub use legs::{CLIENT_LEG_CACHE_CAPACITY, CallLeg, ClientLeg, LegError};
 pub use flow::{ConcurrencyLimit, DEFAULT_INITIAL_CONCURRENCY, DEFAULT_MAX_CONCURRENCY, FlowStats};
+pub use legs::{CLIENT_LEG_CACHE_CAPACITY, CallLeg, ClientLeg, LegError};
 pub use message::{MAX_CONTENT_CHARS, MessageContent, SendMessage};
 pub use model::{CallbackMethod, CallbackMethodError, Message, Subscription};
 pub use retry::{Decision, MIN_ATTEMPT_TIME, RetryPolicy};

@@ -194,7 +194,7 @@ impl SendMessage {
 
     /// Sends to the given leg, which must have a Voice SDK client (a conference
     /// participant's own leg).
-    pub(crate) fn to_this_legs_client(mut self) -> Self {
+    pub(crate) fn on_this_legs_client(mut self) -> Self {
         self.target = Target::ThisLeg;
         self
     }
@@ -226,11 +226,9 @@ impl SendMessage {
     pub fn send(self) -> impl Future<Output = Result<Message, Error>> + Send + 'static {
         use futures_util::future::Either;
         match self.target {
-            Target::Given => Either::Left(orchestrator::run(
-                self.client,
-                self.options,
-                self.operation,
-            )),
+            Target::Given => {
+                Either::Left(orchestrator::run(self.client, self.options, self.operation))
+            }
             target => Either::Right(Box::pin(legs::send_to(
                 self.client,
                 self.options,

@@ -24,9 +24,10 @@ fn main() -> ExitCode {
             &root().join(SPEC_PATH),
             &excerpts(upstream),
         )),
-        ["spec", "diff", upstream, fragment] => {
-            report(spec_diff::run_many(Path::new(fragment), &excerpts(upstream)))
-        }
+        ["spec", "diff", upstream, fragment] => report(spec_diff::run_many(
+            Path::new(fragment),
+            &excerpts(upstream),
+        )),
         ["build-cost"] => print_cost(build_cost::run(&root(), None)),
         ["build-cost", features] => print_cost(build_cost::run(&root(), Some(features))),
         ["spec", "lint"] => report(spec_lint::run(&root().join(SPEC_PATH))),

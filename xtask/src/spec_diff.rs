@@ -47,7 +47,12 @@ pub fn run_many(fragment: &Path, upstream: &[&Path]) -> (Vec<String>, u8) {
                 merge(&mut up, part);
             }
             let names: Vec<String> = upstream.iter().map(|p| p.display().to_string()).collect();
-            diff(&ours, &fragment.display().to_string(), &up, &names.join(" + "))
+            diff(
+                &ours,
+                &fragment.display().to_string(),
+                &up,
+                &names.join(" + "),
+            )
             .map(|lines| (lines, oas::operations(&ours).map_or(0, |ops| ops.len())))
         });
     match compared {
@@ -176,7 +181,7 @@ fn merge(into: &mut Value, part: Value) {
 }
 
 /// The names an `x-not-sent` / `x-not-read` extension lists.
-fn omitted<'v>(value: Option<&'v Value>) -> BTreeSet<&'v str> {
+fn omitted(value: Option<&Value>) -> BTreeSet<&str> {
     value
         .and_then(Value::as_array)
         .map(|names| names.iter().filter_map(Value::as_str).collect())
@@ -255,9 +260,9 @@ impl<'a> Differ<'a> {
         let ours = parameters(o, |p| self.resolve_ours(p))?;
         let not_sent = omitted(o.op.get("x-not-sent"));
         for name in &not_sent {
-            let optional_upstream = ups.iter().any(|((_, n), p)| {
-                n == name && p.get("required") != Some(&Value::Bool(true))
-            });
+            let optional_upstream = ups
+                .iter()
+                .any(|((_, n), p)| n == name && p.get("required") != Some(&Value::Bool(true)));
             if !optional_upstream {
                 self.lines.push(format!(
                     "{label}: x-not-sent names {name}, which is not an optional upstream parameter"
