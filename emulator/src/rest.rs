@@ -477,6 +477,9 @@ fn process(
         ("GET", Route::Read(read)) => {
             reads::read(model, read, path, &reads::query_of(&request.target)).map(Answer::Read)
         }
+        // The emulator creates, updates and deletes no call nor conference: those paths
+        // answer as before they were readable (404).
+        (_, Route::Read(_)) => Err(Refusal::NoResource),
         _ => Err(Refusal::MethodNotAllowed),
     }
 }

@@ -97,7 +97,7 @@ pub(super) fn conference_body(conference: &ConferenceInfo) -> Value {
         account_path(&conference.account_sid),
         conference.sid
     );
-    json!({
+    let mut body = json!({
         "account_sid": conference.account_sid,
         "date_created": conference.date_created,
         "date_updated": conference.date_updated,
@@ -113,9 +113,14 @@ pub(super) fn conference_body(conference: &ConferenceInfo) -> Value {
             "participants": format!("{uri}/Participants.json"),
             "recordings": format!("{uri}/Recordings.json"),
         },
-        "reason_conference_ended": conference.reason_conference_ended,
-        "call_sid_ending_conference": conference.call_sid_ending_conference,
-    })
+    });
+    // Only once it ended: upstream's `reason_conference_ended` is "`null`" while in progress
+    // but not nullable in the schema, and its in-progress example leaves both out.
+    if let Some(reason) = &conference.reason_conference_ended {
+        body["reason_conference_ended"] = reason.as_str().into();
+        body["call_sid_ending_conference"] = json!(conference.call_sid_ending_conference);
+    }
+    body
 }
 
 pub(super) fn participant_body(account: &AccountSid, p: &ParticipantInfo) -> Value {
