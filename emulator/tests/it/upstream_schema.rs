@@ -267,11 +267,7 @@ async fn read_responses_validate_against_the_upstream_description() {
     let page = get(format!("{account}/Calls.json?PageSize=2")).await;
     assert_read_valid(&spec, CALLS, &page);
     assert!(page["next_page_uri"].is_string());
-    let last = get(page["next_page_uri"]
-        .as_str()
-        .unwrap()
-        .replace("Page=1", "Page=1"))
-    .await;
+    let last = get(page["next_page_uri"].as_str().unwrap().to_owned()).await;
     assert_read_valid(&spec, CALLS, &last);
     assert_read_valid(&spec, CALLS, &example(CALLS, "readFullPage1"));
     let mut listed = keys(&page);
