@@ -3,7 +3,10 @@
 //! reset. These paths are a stable interface that tests in other languages rely on:
 //! `POST /emulator/calls`, `POST /emulator/calls/{CallSid}`,
 //! `POST|GET /emulator/calls/{CallSid}/client-messages`, `GET /emulator/calls/{CallSid}/messages`,
-//! `POST /emulator/reset`, `POST /emulator/access-tokens`, `POST /emulator/voice-clients/ring`.
+//! `POST /emulator/reset`, `POST /emulator/access-tokens`, `POST /emulator/voice-clients/ring`,
+//! `POST /emulator/calls/{CallSid}/dial`, `POST|GET /emulator/conferences`,
+//! `GET /emulator/conferences/{ConferenceSid}`,
+//! `POST /emulator/conferences/{ConferenceSid}/participants`.
 //! A thin caller of the model: it parses, calls, and answers.
 
 use std::sync::Arc;
@@ -17,7 +20,9 @@ use twilio_call_messages::CallSid;
 use crate::Inner;
 use crate::callbacks;
 use crate::http::{Outcome, Request, Response};
-use crate::model::{ClientLeg, EmulatorError, USER_DEFINED_MESSAGE, new_sid};
+use crate::model::{
+    ClientLeg, EmulatorError, Endpoint, OTHER_PARTY, USER_DEFINED_MESSAGE, new_sid,
+};
 use crate::rest;
 use crate::settings::{CallStatus, CallbackFaults, FaultKind, Faults};
 
@@ -37,8 +42,12 @@ fn ok(value: impl serde::Serialize) -> Response {
 
 fn from_error(e: EmulatorError) -> Response {
     let status = match e {
-        EmulatorError::UnknownCall(_) | EmulatorError::NoClient(_) => 404,
-        EmulatorError::CallExists(_) => 409,
+        EmulatorError::UnknownCall(_)
+        | EmulatorError::NoClient(_)
+        | EmulatorError::UnknownConference(_) => 404,
+        EmulatorError::CallExists(_)
+        | EmulatorError::AlreadyDialed(_)
+        | EmulatorError::ConferenceEnded(_) => 409,
         _ => 400,
     };
     let mut body = json!({ "error": e.to_string(), "status": status });
@@ -62,8 +71,34 @@ struct NewCall {
     sid: Option<String>,
     status: Option<String>,
     parent_call_sid: Option<String>,
-    /// `outgoing` or `incoming`: a Voice SDK client call with two legs.
+    /// `outgoing`, `incoming` or `both`: a Voice SDK client call with two legs.
     client_leg: Option<String>,
+    /// A dialled call from this endpoint (`client:name` or a number) ...
+    from: Option<String>,
+    /// ... to this one; without it, the parent rings, not dialled yet.
+    to: Option<String>,
+}
+
+#[derive(Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Dial {
+    to: Option<String>,
+}
+
+#[derive(Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewConference {
+    friendly_name: Option<String>,
+}
+
+/// One of: a new participant's leg to `to`; an existing call that joins; a registered Voice SDK
+/// client rung into the conference.
+#[derive(Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewParticipant {
+    to: Option<String>,
+    call_sid: Option<String>,
+    ring_client: Option<String>,
 }
 
 #[derive(Default, Deserialize)]
@@ -80,10 +115,6 @@ struct Ring {
     /// The caller, as the client's `call.parameters.From` shows it.
     from: Option<String>,
 }
-
-/// The caller of a call that rings a client when none is given: Twilio's magic test number
-/// that "passes all validation", <https://www.twilio.com/docs/iam/test-credentials>.
-pub(crate) const DEFAULT_CALLER: &str = "+15005550006";
 
 #[derive(Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -145,6 +176,20 @@ fn status_of(text: Option<&str>) -> Result<CallStatus, Response> {
     text.unwrap_or("in-progress")
         .parse()
         .map_err(|e: String| problem(400, e))
+}
+
+/// `client:name` or a phone number.
+fn endpoint(text: &str) -> Result<Endpoint, Response> {
+    match Endpoint::parse(text) {
+        Endpoint::Client(name) if name.is_empty() => Err(problem(
+            400,
+            "a client endpoint names its identity: client:alice",
+        )),
+        Endpoint::Phone(number) if number.is_empty() => {
+            Err(problem(400, "an endpoint is client:name or a phone number"))
+        }
+        found => Ok(found),
+    }
 }
 
 fn call_sid(text: &str) -> Result<CallSid, Response> {
@@ -230,7 +275,7 @@ fn respond(inner: &Arc<Inner>, request: &Request) -> Result<Response, Response> 
                 ));
             };
             let call = model
-                .ring_client(&identity, ring.from.as_deref().unwrap_or(DEFAULT_CALLER))
+                .ring_client(&identity, ring.from.as_deref().unwrap_or(OTHER_PARTY))
                 .map_err(from_error)?;
             Response::json(201, &serde_json::to_value(call).unwrap_or(Value::Null))
         }
@@ -240,6 +285,37 @@ fn respond(inner: &Arc<Inner>, request: &Request) -> Result<Response, Response> 
         }
         ("POST", ["calls"]) => {
             let new: NewCall = body(request)?;
+            if let Some(from) = new.from.as_deref() {
+                if new.sid.is_some()
+                    || new.parent_call_sid.is_some()
+                    || new.client_leg.is_some()
+                    || new.status.is_some()
+                {
+                    return Err(problem(
+                        400,
+                        "a dialled call is {\"from\", \"to\"?} alone: its legs get fresh SIDs, and it is in-progress (ringing without \"to\")",
+                    ));
+                }
+                let from = endpoint(from)?;
+                let call = match new.to.as_deref() {
+                    Some(to) => model.dial(from, endpoint(to)?),
+                    None => crate::model::DialedCall {
+                        parent: model.ringing_call(from),
+                        child: None,
+                    },
+                };
+                return Ok(Response::json(
+                    201,
+                    &json!({
+                        "parent": call.parent,
+                        "child": call.child,
+                        "legs": model.legs(&call.parent),
+                    }),
+                ));
+            }
+            if new.to.is_some() {
+                return Err(problem(400, "give \"from\" with \"to\""));
+            }
             let status = status_of(new.status.as_deref())?;
             if let Some(leg) = new.client_leg.as_deref() {
                 if new.sid.is_some() || new.parent_call_sid.is_some() {
@@ -284,6 +360,56 @@ fn respond(inner: &Arc<Inner>, request: &Request) -> Result<Response, Response> 
             };
             let status = status_of(Some(&status))?;
             ok(model.set_call_status(&sid, status).map_err(from_error)?)
+        }
+        ("POST", ["calls", sid, "dial"]) => {
+            let sid = call_sid(sid)?;
+            let dial: Dial = body(request)?;
+            let Some(to) = dial.to.as_deref() else {
+                return Err(problem(
+                    400,
+                    "give whom to dial: {\"to\": \"client:alice\"}",
+                ));
+            };
+            let child = model.dial_child(&sid, endpoint(to)?).map_err(from_error)?;
+            Response::json(
+                201,
+                &json!({ "parent": sid, "child": child, "legs": model.legs(&sid) }),
+            )
+        }
+        ("POST", ["conferences"]) => {
+            let new: NewConference = body(request)?;
+            let sid = model.create_conference(new.friendly_name.as_deref().unwrap_or(""));
+            Response::json(
+                201,
+                &serde_json::to_value(model.conference(&sid)).unwrap_or_default(),
+            )
+        }
+        ("GET", ["conferences"]) => ok(model.conferences()),
+        ("GET", ["conferences", sid]) => match model.conference(sid) {
+            Some(found) => ok(found),
+            None => from_error(EmulatorError::UnknownConference((*sid).to_owned())),
+        },
+        ("POST", ["conferences", sid, "participants"]) => {
+            let new: NewParticipant = body(request)?;
+            let call = match (new.to, new.call_sid, new.ring_client) {
+                (Some(to), None, None) => model.add_participant(sid, endpoint(&to)?),
+                (None, Some(call), None) => {
+                    let call = call_sid(&call)?;
+                    model.join_conference(sid, &call).map(|()| call)
+                }
+                (None, None, Some(identity)) => model.ring_client_into_conference(sid, &identity),
+                _ => {
+                    return Err(problem(
+                        400,
+                        "give one of: {\"to\": \"client:alice\" or a number} (a new leg), {\"call_sid\": \"CA…\"} (a call joins), {\"ring_client\": \"alice\"} (rings a registered Voice SDK client)",
+                    ));
+                }
+            }
+            .map_err(from_error)?;
+            Response::json(
+                201,
+                &json!({ "conference_sid": sid, "call_sid": call, "call": model.call(&call) }),
+            )
         }
         ("POST", ["calls", sid, "client-messages"]) => {
             let sid = call_sid(sid)?;

@@ -55,9 +55,10 @@ use tokio::sync::watch;
 use twilio_call_messages::{AccountSid, ApiKeySid, CallSid, MessageSid};
 
 pub use model::{
-    Attempt, CLIENT_MESSAGES_PER_SECOND, CallInfo, CallbackDelivery, ClientCall, ClientLeg,
-    ClientMessage, DroppedMessage, EmulatorError, MAX_CONTENT_CHARS, ReceivedMessage, Stats,
-    SubscriptionInfo, USER_DEFINED_MESSAGE, VoiceClient,
+    ACCOUNT_NUMBER, Attempt, CLIENT_MESSAGES_PER_SECOND, CallInfo, CallbackDelivery, ClientCall,
+    ClientLeg, ClientMessage, ConferenceInfo, DialedCall, DroppedMessage, EmulatorError, Endpoint,
+    MAX_CONTENT_CHARS, OTHER_PARTY, ParticipantInfo, ReceivedMessage, Stats, SubscriptionInfo,
+    USER_DEFINED_MESSAGE, VoiceClient,
 };
 pub use rest::RefusedRequest;
 
@@ -452,15 +453,16 @@ impl Emulator {
     }
 
     /// A call rings the Voice SDK client registered as `identity` (`Device.register()`): a
-    /// client call, `ringing`, with the client on the child leg; it becomes `in-progress` when
-    /// the client accepts (`busy` when it rejects). Ending it first cancels it in the client.
+    /// client call, `ringing`, from [`OTHER_PARTY`] on the parent leg, with the client on the
+    /// child leg (`to` = `client:identity`); it becomes `in-progress` when the client accepts
+    /// (`busy` when it rejects). Ending it first cancels it in the client.
     pub fn ring_client(&self, identity: &str) -> Result<ClientCall, EmulatorError> {
-        self.inner
-            .model
-            .ring_client(identity, control::DEFAULT_CALLER)
+        self.inner.model.ring_client(identity, OTHER_PARTY)
     }
 
-    /// Creates an `in-progress` call, with the call's client on it, and returns its SID.
+    /// Creates an `in-progress` call, with the call's client on it, and returns its SID: one
+    /// `outbound-api` leg from [`ACCOUNT_NUMBER`] to `client:<a generated identity>`, as a call
+    /// the REST API places to a client.
     pub fn create_call(&self) -> CallSid {
         let sid = new_sid("CA");
         self.add_call(sid, CallStatus::InProgress, None)
@@ -469,7 +471,8 @@ impl Emulator {
     }
 
     /// Adds a call with this SID and status, as a child leg of `parent` if given; the call's
-    /// client is on it.
+    /// client is on it: an `outbound-api` leg (an `outbound-dial` one under a parent) to
+    /// `client:<a generated identity>`. Its status is its own, not its parent's.
     pub fn add_call(
         &self,
         sid: CallSid,
@@ -480,13 +483,93 @@ impl Emulator {
     }
 
     /// Creates an `in-progress` Voice SDK client call with two legs: the client on the parent
-    /// leg when it placed the call ([`ClientLeg::Outgoing`]), on the child leg when it
-    /// accepted it ([`ClientLeg::Incoming`]). A message sent to the other leg is answered 201
-    /// and dropped by the client ([`dropped_messages`](Self::dropped_messages)).
+    /// leg when it placed the call ([`ClientLeg::Outgoing`]: the parent's `from` is
+    /// `client:<a generated identity>`), on the child leg when it accepted it
+    /// ([`ClientLeg::Incoming`]: the child's `to` is). The other party is the phone
+    /// [`OTHER_PARTY`]; [`ClientLeg::Both`] puts a second generated client there. A message
+    /// sent to the leg without a client is answered 201 and dropped by the client
+    /// ([`dropped_messages`](Self::dropped_messages)).
     pub fn create_client_call(&self, leg: ClientLeg) -> ClientCall {
         self.inner
             .model
             .create_client_call(leg, CallStatus::InProgress)
+    }
+
+    /// A call from `from` (the `inbound` parent leg) that dials `to` (an `outbound-dial`
+    /// child leg); both `in-progress`. A client is on the leg where it is named: the
+    /// parent's `from`, the child's `to`; the child's `from` is the caller's, or
+    /// [`ACCOUNT_NUMBER`] when a client dials a phone (a caller ID must be a number).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> std::io::Result<()> {
+    /// use twilio_call_messages_emulator::{Emulator, Endpoint};
+    ///
+    /// let twilio = Emulator::start().await?;
+    /// let call = twilio.dial(Endpoint::Phone("+15005550006".into()), Endpoint::Client("alice".into()));
+    /// let child = twilio.call(&call.child.unwrap()).unwrap();
+    /// assert_eq!((child.to.as_str(), child.direction.as_str()), ("client:alice", "outbound-dial"));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn dial(&self, from: Endpoint, to: Endpoint) -> DialedCall {
+        self.inner.model.dial(from, to)
+    }
+
+    /// A call from `from` still ringing, not yet dialled: an `inbound` parent leg with no
+    /// child (Twilio creates the child leg only when the `<Dial>` runs).
+    pub fn ringing_call(&self, from: Endpoint) -> CallSid {
+        self.inner.model.ringing_call(from)
+    }
+
+    /// Dials the child leg of a call made with [`ringing_call`](Self::ringing_call) (an
+    /// `outbound-dial` leg to `to`); both legs are then `in-progress`. Returns its SID.
+    pub fn dial_child(&self, parent: &CallSid, to: Endpoint) -> Result<CallSid, EmulatorError> {
+        self.inner.model.dial_child(parent, to)
+    }
+
+    /// A conference, empty (status `init`); returns its SID, `CF` and 32 lowercase hex digits.
+    pub fn create_conference(&self, friendly_name: &str) -> String {
+        self.inner.model.create_conference(friendly_name)
+    }
+
+    /// Adds a participant: a new `in-progress` `outbound-api` leg from [`ACCOUNT_NUMBER`] to
+    /// `endpoint`, in the conference (as the REST API's Participants create would call it).
+    /// Returns the leg's SID, which is the participant's `call_sid`.
+    pub fn add_participant(
+        &self,
+        conference: &str,
+        endpoint: Endpoint,
+    ) -> Result<CallSid, EmulatorError> {
+        self.inner.model.add_participant(conference, endpoint)
+    }
+
+    /// Puts an existing leg into a conference (e.g. a client's inbound leg that dialled into
+    /// it), out of the one it was in; a ringing leg is answered.
+    pub fn join_conference(&self, conference: &str, call: &CallSid) -> Result<(), EmulatorError> {
+        self.inner.model.join_conference(conference, call)
+    }
+
+    /// Rings the registered Voice SDK client `identity` with a single `outbound-api` leg to
+    /// `client:identity`; once the client accepts, the leg is a participant of `conference`.
+    pub fn ring_client_into_conference(
+        &self,
+        conference: &str,
+        identity: &str,
+    ) -> Result<CallSid, EmulatorError> {
+        self.inner
+            .model
+            .ring_client_into_conference(conference, identity)
+    }
+
+    /// A conference, with its participants in the order they joined.
+    pub fn conference(&self, sid: &str) -> Option<ConferenceInfo> {
+        self.inner.model.conference(sid)
+    }
+
+    /// Every conference, in the order they were created.
+    pub fn conferences(&self) -> Vec<ConferenceInfo> {
+        self.inner.model.conferences()
     }
 
     /// Adds `n` in-progress calls (for load tests) and returns their SIDs.

@@ -1,7 +1,10 @@
 //! Twilio's REST API for call messages, at its real paths: Twilio's OpenAPI description
 //! (twilio/twilio-oai `spec/json/twilio_api_v2010.json`) and its pages
 //! <https://www.twilio.com/docs/voice/api/userdefinedmessage-resource> and
-//! <https://www.twilio.com/docs/voice/api/userdefinedmessagesubscription-resource>.
+//! <https://www.twilio.com/docs/voice/api/userdefinedmessagesubscription-resource>; and the
+//! reads of the Call, Conference and Participant resources (`reads`).
+
+mod reads;
 
 use std::sync::Arc;
 
@@ -61,7 +64,7 @@ pub(crate) async fn handle(inner: &Arc<Inner>, request: Request) -> Outcome {
         let call_sid = path
             .split('/')
             .find(|p| p.starts_with("CA"))
-            .and_then(|p| p.parse().ok());
+            .and_then(|p| p.strip_suffix(".json").unwrap_or(p).parse().ok());
         model.record_refused(&request.method, path, call_sid, failure);
     };
     let form = form_of(&request);
@@ -142,6 +145,7 @@ pub(crate) async fn handle(inner: &Arc<Inner>, request: Request) -> Outcome {
 enum Answer {
     Created(Created),
     Deleted,
+    Read(serde_json::Value),
 }
 
 /// The 201 body of a message: the upstream example's four fields, no `uri`.
@@ -169,6 +173,7 @@ fn success(inner: &Inner, answer: &Answer) -> Response {
     let account = &inner.model.settings.account_sid;
     let body = match answer {
         Answer::Deleted => return Response::empty(204),
+        Answer::Read(body) => return Response::json(200, body),
         Answer::Created(Created::Message {
             call,
             sid,
@@ -212,8 +217,8 @@ fn status_code_message(why: &Refusal, path: &str) -> (u16, u32, String) {
         // for that account (20003 / 401).
         Refusal::OtherAccount => (401, 20003, "Authenticate".into()),
         Refusal::NoResource | Refusal::CallNotFound | Refusal::SubscriptionNotFound => not_found(),
-        // The upstream description has no list, fetch or update: other methods are not
-        // allowed (ASSUMPTION: Twilio's 20004 "Method not allowed" with 405).
+        // The emulator serves the methods of the upstream excerpt's operations: other methods
+        // are not allowed (ASSUMPTION: Twilio's 20004 "Method not allowed" with 405).
         Refusal::MethodNotAllowed => (405, 20004, "Method not allowed".into()),
         // ASSUMPTION: Twilio's wording and code for a missing required parameter (20001,
         // HTTP 400); upstream marks `Content` and `Callback` required.
@@ -222,6 +227,8 @@ fn status_code_message(why: &Refusal, path: &str) -> (u16, u32, String) {
             20001,
             format!("Missing required parameter {name} in the post body"),
         ),
+        // ASSUMPTION: the same code for a query parameter that is not what upstream declares.
+        Refusal::InvalidParameter(name) => (400, 20001, format!("Invalid {name}")),
         // ASSUMPTION (no source says whether 32702/32703 are synchronous HTTP errors or only
         // debugger warnings; docs/twilio-behaviour.md#errors): both answer HTTP 400 at once.
         Refusal::ContentNotJson => (400, 32702, "Content is not valid JSON".into()),
@@ -365,6 +372,20 @@ enum Route {
     Messages(CallSid),
     Subscriptions(CallSid),
     Subscription(CallSid, String),
+    /// A GET of the Call and conference resources.
+    Read(reads::Read),
+}
+
+/// `CA…` or `CF…` and the `.json` of a resource's path.
+fn json_sid(segment: &str) -> Option<&str> {
+    segment.strip_suffix(".json")
+}
+
+fn conference_sid(text: &str) -> Result<String, ()> {
+    let ok = text.len() == 34
+        && text.starts_with("CF")
+        && text[2..].bytes().all(|b| b.is_ascii_hexdigit());
+    if ok { Ok(text.to_owned()) } else { Err(()) }
 }
 
 /// Authentication, routing, and the operation. Synchronous: the state is held only here.
@@ -385,14 +406,17 @@ fn process(
     let parts: Vec<&str> = rest.split('/').collect();
     let (account, route) = match parts.as_slice() {
         [account, "Calls", call, "UserDefinedMessages.json"] => {
-            (*account, call.parse().map(Route::Messages))
+            (*account, call.parse().map(Route::Messages).map_err(|_| ()))
         }
         [
             account,
             "Calls",
             call,
             "UserDefinedMessageSubscriptions.json",
-        ] => (*account, call.parse().map(Route::Subscriptions)),
+        ] => (
+            *account,
+            call.parse().map(Route::Subscriptions).map_err(|_| ()),
+        ),
         [
             account,
             "Calls",
@@ -401,8 +425,35 @@ fn process(
             sid,
         ] => (
             *account,
-            call.parse().map(|call| {
-                Route::Subscription(call, sid.strip_suffix(".json").unwrap_or("").to_owned())
+            call.parse()
+                .map(|call| {
+                    Route::Subscription(call, sid.strip_suffix(".json").unwrap_or("").to_owned())
+                })
+                .map_err(|_| ()),
+        ),
+        [account, "Calls.json"] => (*account, Ok(Route::Read(reads::Read::Calls))),
+        [account, "Calls", call] if json_sid(call).is_some() => (
+            *account,
+            json_sid(call)
+                .unwrap_or("")
+                .parse()
+                .map(|sid| Route::Read(reads::Read::Call(sid)))
+                .map_err(|_| ()),
+        ),
+        [account, "Conferences", conference] if json_sid(conference).is_some() => (
+            *account,
+            conference_sid(json_sid(conference).unwrap_or(""))
+                .map(|sid| Route::Read(reads::Read::Conference(sid))),
+        ),
+        [account, "Conferences", conference, "Participants.json"] => (
+            *account,
+            conference_sid(conference).map(|sid| Route::Read(reads::Read::Participants(sid))),
+        ),
+        [account, "Conferences", conference, "Participants", call] => (
+            *account,
+            conference_sid(conference).and_then(|sid| {
+                let call = json_sid(call).ok_or(())?.parse().map_err(|_| ())?;
+                Ok(Route::Read(reads::Read::Participant(sid, call)))
             }),
         ),
         _ => return Err(Refusal::NoResource),
@@ -423,6 +474,12 @@ fn process(
         ("DELETE", Route::Subscription(call, sid)) => {
             model.unsubscribe(&call, &sid).map(|()| Answer::Deleted)
         }
+        ("GET", Route::Read(read)) => {
+            reads::read(model, read, path, &reads::query_of(&request.target)).map(Answer::Read)
+        }
+        // The emulator creates, updates and deletes no call nor conference: those paths
+        // answer as before they were readable (404).
+        (_, Route::Read(_)) => Err(Refusal::NoResource),
         _ => Err(Refusal::MethodNotAllowed),
     }
 }

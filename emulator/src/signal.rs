@@ -73,6 +73,28 @@ struct Media {
 struct Invite {
     callsid: String,
     sdp: String,
+    /// `{params: "To=…&…"}`: the `Device.connect({params})`, form-encoded
+    /// (twilio-voice.js `lib/twilio/call.ts`, the `invite` it sends).
+    #[serde(default)]
+    twilio: Option<InviteTwilio>,
+}
+
+#[derive(Default, Deserialize)]
+struct InviteTwilio {
+    #[serde(default)]
+    params: Option<String>,
+}
+
+impl Invite {
+    /// The `To` parameter of the call, if the client gave one.
+    fn to(&self) -> Option<String> {
+        let params = self.twilio.as_ref()?.params.as_deref()?;
+        serde_urlencoded::from_str::<Vec<(String, String)>>(params)
+            .ok()?
+            .into_iter()
+            .find(|(name, _)| name == "To")
+            .map(|(_, value)| value)
+    }
 }
 
 #[derive(Deserialize)]
@@ -325,7 +347,7 @@ impl<W: AsyncWrite + Unpin> Session<W> {
     /// answer (the SDK's Call takes its `CallSid` from either, `lib/twilio/call.ts`
     /// `_setCallSid`).
     async fn place(&mut self, client: u64, invite: Invite) -> bool {
-        let call = match self.inner.model.place_call(client) {
+        let call = match self.inner.model.place_call(client, invite.to().as_deref()) {
             Ok(call) => call,
             Err(e) => {
                 return self

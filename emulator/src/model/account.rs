@@ -54,6 +54,8 @@ pub(crate) enum Refusal {
     MethodNotAllowed,
     /// A required parameter is missing.
     MissingParameter(&'static str),
+    /// A query parameter is not what it must be (`PageSize` not a positive number, …).
+    InvalidParameter(&'static str),
     /// `Content` is not JSON text.
     ContentNotJson,
     /// `Content` has this many characters, more than

@@ -160,6 +160,10 @@ impl Model {
             .calls
             .get_mut(&client_sid)
             .ok_or_else(|| EmulatorError::UnknownCall(client_sid.to_string()))?;
+        // Only a Voice SDK client sends call messages; a phone cannot.
+        if call.info.client_on_leg().is_none() {
+            return Err(EmulatorError::NoClientOnCall(sid.to_string()));
+        }
         match call.info.status {
             // 31211: not connected yet.
             CallStatus::Ringing | CallStatus::Queued => {

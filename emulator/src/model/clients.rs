@@ -5,7 +5,11 @@ use serde::Serialize;
 use tokio::sync::mpsc;
 use twilio_call_messages::CallSid;
 
-use super::{CallInfo, ClientCall, ClientLeg, EmulatorError, Model, ReceivedMessage, State};
+use super::calls::Call;
+use super::{
+    CallInfo, ClientCall, ClientLeg, EmulatorError, Endpoint, Model, OTHER_PARTY, ReceivedMessage,
+    State,
+};
 use crate::settings::CallStatus;
 
 /// A Voice SDK client connected to the signaling endpoint with a valid token.
@@ -126,45 +130,59 @@ impl Model {
                     .order
                     .iter()
                     .filter_map(|sid| state.calls.get(sid))
-                    .filter(|call| {
-                        call.owner == Some(*id) && call.info.client_call_sid == call.info.sid
-                    })
+                    .filter(|call| Self::own_leg(&state, *id, call))
                     .map(|call| call.info.sid)
                     .collect(),
             })
             .collect()
     }
 
-    /// The client places a call (`invite`): a client call with the client on the parent leg,
-    /// `in-progress` at once. ASSUMPTION: the other party answers at once; it is not modelled
-    /// (no TwiML App runs).
-    pub fn place_call(&self, id: u64) -> Result<ClientCall, EmulatorError> {
+    /// The client places a call (`invite`): a client call with the client on the parent leg
+    /// (its `from` is `client:<identity>`), `in-progress` at once; the child leg dials `to`
+    /// (the invite's `To` parameter when it is a number or `client:name`, else
+    /// [`OTHER_PARTY`]). ASSUMPTION: the other party answers at once; it is not modelled (no
+    /// TwiML App runs).
+    pub fn place_call(&self, id: u64, to: Option<&str>) -> Result<ClientCall, EmulatorError> {
         let mut state = self.state();
-        if !state.clients.contains_key(&id) {
+        let Some(identity) = state.clients.get(&id).map(|c| c.identity.clone()) else {
             return Err(EmulatorError::NoClient(format!("connection {id}")));
-        }
+        };
+        let to = to
+            .filter(|to| {
+                to.starts_with("client:")
+                    || (to.starts_with('+')
+                        && to.len() > 1
+                        && to[1..].bytes().all(|b| b.is_ascii_digit()))
+            })
+            .unwrap_or(OTHER_PARTY);
         let call = self.insert_client_call(
             &mut state,
             ClientLeg::Outgoing,
             CallStatus::InProgress,
             Some(id),
+            &identity,
+            to,
         );
         self.changed(&mut state);
         Ok(call)
     }
 
-    /// A call rings the newest registered client with this identity whose token allows
-    /// incoming calls: a client call with the client on the child leg, `ringing` until it
-    /// answers.
-    pub fn ring_client(&self, identity: &str, from: &str) -> Result<ClientCall, EmulatorError> {
-        let mut state = self.state();
-        let Some(id) = state
+    /// The newest registered client with this identity whose token allows incoming calls.
+    pub(super) fn registered(state: &State, identity: &str) -> Option<u64> {
+        state
             .clients
             .iter()
             .rev()
             .find(|(_, c)| c.identity == identity && c.registered && c.incoming_allow)
             .map(|(id, _)| *id)
-        else {
+    }
+
+    /// A call rings the newest registered client with this identity whose token allows
+    /// incoming calls: a client call with the client on the child leg (its `to` is
+    /// `client:<identity>`), `ringing` until it answers; the caller `from` is on the parent.
+    pub fn ring_client(&self, identity: &str, from: &str) -> Result<ClientCall, EmulatorError> {
+        let mut state = self.state();
+        let Some(id) = Self::registered(&state, identity) else {
             return Err(EmulatorError::NoClient(identity.to_owned()));
         };
         let call = self.insert_client_call(
@@ -172,16 +190,26 @@ impl Model {
             ClientLeg::Incoming,
             CallStatus::Ringing,
             Some(id),
+            identity,
+            from,
         );
         if let Some(client) = state.clients.get(&id) {
             let _ = client.tx.send(ToClient::Incoming {
                 call: call.child,
-                from: from.to_owned(),
+                from: Endpoint::parse(from).address(),
                 to: format!("client:{identity}"),
             });
         }
         self.changed(&mut state);
         Ok(call)
+    }
+
+    /// Whether this leg is the connected client's own: its call, with its identity on it.
+    fn own_leg(state: &State, id: u64, call: &Call) -> bool {
+        let identity = state.clients.get(&id).map(|c| c.identity.as_str());
+        call.owner == Some(id)
+            && call.info.client_call_sid == call.info.sid
+            && call.info.client_on_leg() == identity
     }
 
     /// The client's own call, or why not.
@@ -194,16 +222,30 @@ impl Model {
         let not_its = || EmulatorError::NotClientsCall(sid.to_owned());
         let sid: CallSid = sid.parse().map_err(|_| not_its())?;
         match state.calls.get(&sid) {
-            Some(call) if call.owner == Some(id) && call.info.client_call_sid == sid => Ok(sid),
+            Some(call) if Self::own_leg(state, id, call) => Ok(sid),
             _ => Err(not_its()),
         }
     }
 
-    /// The client accepted a call that rang it (`answer`): both legs are `in-progress`.
+    /// The client accepted a call that rang it (`answer`): both legs are `in-progress`; a
+    /// call that rang it into a conference joins it.
     pub fn client_accepts(&self, id: u64, sid: &str) -> Result<CallInfo, EmulatorError> {
         let mut state = self.state();
         let sid = self.owned(&state, id, sid)?;
-        let info = self.set_status(&mut state, &sid, CallStatus::InProgress, false)?;
+        self.set_status(&mut state, &sid, CallStatus::InProgress, false)?;
+        if let Some(conference) = state.calls.get(&sid).and_then(|c| c.joins.clone())
+            && state
+                .conferences
+                .get(&conference)
+                .is_some_and(|c| c.info.status != "completed")
+        {
+            self.enter_conference(&mut state, &conference, &sid);
+        }
+        let info = state
+            .calls
+            .get(&sid)
+            .map(|c| c.info.clone())
+            .ok_or_else(|| EmulatorError::UnknownCall(sid.to_string()))?;
         self.changed(&mut state);
         Ok(info)
     }

@@ -32,6 +32,16 @@ pub enum EmulatorError {
     NoClient(String),
     /// The call is not this signaling client's.
     NotClientsCall(String),
+    /// No Voice SDK client is on any leg of this call (a phone on both ends): nobody can send.
+    NoClientOnCall(String),
+    /// No conference with this SID.
+    UnknownConference(String),
+    /// The conference has ended: its last participant left.
+    ConferenceEnded(String),
+    /// The call is not the parent leg of a dialled call (made with `ringing_call` or `dial`).
+    NotDialable(String),
+    /// The call has a child leg already.
+    AlreadyDialed(String),
 }
 
 impl EmulatorError {
@@ -79,6 +89,19 @@ impl fmt::Display for EmulatorError {
             EmulatorError::NotClientsCall(sid) => {
                 write!(f, "call {sid} is not this client's")
             }
+            EmulatorError::NoClientOnCall(sid) => write!(
+                f,
+                "no Voice SDK client is on any leg of call {sid} (a phone on both ends)"
+            ),
+            EmulatorError::UnknownConference(sid) => write!(f, "no conference {sid}"),
+            EmulatorError::ConferenceEnded(sid) => {
+                write!(f, "conference {sid} has ended: its last participant left")
+            }
+            EmulatorError::NotDialable(sid) => write!(
+                f,
+                "call {sid} is not the parent leg of a dialled call (made by ringing_call or dial)"
+            ),
+            EmulatorError::AlreadyDialed(sid) => write!(f, "call {sid} has a child leg already"),
         }
     }
 }

@@ -38,8 +38,8 @@ pub struct ReceivedMessage {
     pub at_ms: u64,
 }
 
-/// A message Twilio accepted (201) that the call's client never showed: it was addressed to the
-/// other leg of the client's call.
+/// A message Twilio accepted (201) that no client showed: it was addressed to the other leg of
+/// the client's call, or to a call with no Voice SDK client on any leg.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[non_exhaustive]
 pub struct DroppedMessage {
@@ -107,21 +107,31 @@ impl Model {
                     message: message.clone(),
                 });
             }
-            if client == *call {
+            if found.info.client_on_leg().is_some() {
                 found.received.push(message);
             } else {
-                let leg = if found.info.parent_call_sid.is_some() {
-                    "child"
+                let reason = if client == *call {
+                    // ASSUMPTION: Twilio answers 201 for a leg with no Voice SDK client (no
+                    // source says otherwise) and nobody sees the message.
+                    format!(
+                        "sent to {call}, but no Voice SDK client is on any leg of this call (from {}, to {}): nobody sees it",
+                        found.info.from, found.info.to
+                    )
                 } else {
-                    "parent"
+                    let leg = if found.info.parent_call_sid.is_some() {
+                        "child"
+                    } else {
+                        "parent"
+                    };
+                    format!(
+                        "sent to the {leg} leg {call}, but the client is on {client}: the Voice SDK drops a message whose call SID is not its own (twilio-voice.js lib/twilio/call.ts)"
+                    )
                 };
                 found.dropped.push(DroppedMessage {
                     message,
                     call_sid: *call,
                     client_call_sid: client,
-                    reason: format!(
-                        "sent to the {leg} leg {call}, but the client is on {client}: the Voice SDK drops a message whose call SID is not its own (twilio-voice.js lib/twilio/call.ts)"
-                    ),
+                    reason,
                 });
             }
         }

@@ -6,7 +6,9 @@
 //! no other module locks the state.
 //!
 //! One file per concern, each an `impl Model` over the one [`State`]:
-//! - `calls`: calls and their legs, and their status;
+//! - `calls`: calls and their legs, who is on each end (`from`, `to`, `direction`), and
+//!   their status;
+//! - `conferences`: conferences and their participants (each participant one leg);
 //! - `clients`: the Voice SDK clients connected over signaling, and the calls they place,
 //!   accept and end;
 //! - `messages`: what the REST API sends into a call, received by the client or dropped;
@@ -20,6 +22,7 @@ mod account;
 mod calls;
 mod client_messages;
 mod clients;
+mod conferences;
 mod error;
 mod faults;
 mod messages;
@@ -38,13 +41,17 @@ use twilio_call_messages::time::format_description::well_known::Rfc2822;
 use account::Operation;
 pub use account::Stats;
 pub(crate) use account::{Created, Failure, Refusal, Refused};
-pub use calls::{CallInfo, ClientCall, ClientLeg};
+pub(crate) use calls::OUTBOUND_API;
+pub use calls::{
+    ACCOUNT_NUMBER, CallInfo, ClientCall, ClientLeg, DialedCall, Endpoint, OTHER_PARTY,
+};
 pub use client_messages::{
     Attempt, CLIENT_MESSAGES_PER_SECOND, CallbackDelivery, ClientMessage, USER_DEFINED_MESSAGE,
 };
 pub(crate) use client_messages::{CallbackRef, Lane, SendAs};
 pub(crate) use clients::ToClient;
 pub use clients::VoiceClient;
+pub use conferences::{ConferenceInfo, ParticipantInfo};
 pub use error::EmulatorError;
 pub use messages::{DroppedMessage, MAX_CONTENT_CHARS, ReceivedMessage};
 pub use subscriptions::SubscriptionInfo;
@@ -53,6 +60,7 @@ use crate::settings::{CallStatus, Settings};
 use account::Stored;
 use calls::Call;
 use clients::Connected;
+use conferences::Conference;
 use faults::Live;
 
 /// Everything the emulator knows, under one lock.
@@ -83,6 +91,11 @@ struct State {
     /// Voice SDK clients connected over signaling, by connection number.
     clients: BTreeMap<u64, Connected>,
     next_client: u64,
+    /// The last generated client identity's number.
+    next_identity: u64,
+    /// Conferences by SID, and the order they were created in.
+    conferences: HashMap<String, Conference>,
+    conference_order: Vec<String>,
 }
 
 impl State {
@@ -103,6 +116,9 @@ impl State {
             version: 0,
             clients: BTreeMap::new(),
             next_client: 0,
+            next_identity: 0,
+            conferences: HashMap::new(),
+            conference_order: Vec::new(),
         }
     }
 }
@@ -132,8 +148,11 @@ pub(crate) fn random_hex() -> String {
 }
 
 fn now_rfc2822() -> String {
-    let now = OffsetDateTime::now_utc();
-    now.format(&Rfc2822).unwrap_or_else(|_| now.to_string())
+    rfc2822(OffsetDateTime::now_utc())
+}
+
+fn rfc2822(at: OffsetDateTime) -> String {
+    at.format(&Rfc2822).unwrap_or_else(|_| at.to_string())
 }
 
 impl Model {

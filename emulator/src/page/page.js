@@ -36,8 +36,20 @@ async function api(method, path, body) {
 }
 
 function legName(call) {
-  if (!call.client_leg) return call.parent_call_sid ? "child leg" : "call";
-  return call.parent_call_sid ? "child leg" : "parent leg";
+  if (call.parent_call_sid) return "child leg";
+  return call.client_leg ? "parent leg" : "call";
+}
+
+// Who is on the leg, as the Call resource says: from → to, and its direction.
+function ends(call) {
+  return el("span", { class: "ends" },
+    el("code", {}, call.from), " → ", el("code", {}, call.to), " ", badge(call.direction, ""));
+}
+
+// The Voice SDK client on this leg: the caller of an inbound leg, the callee of another.
+function clientOn(call) {
+  const own = call.direction === "inbound" ? call.from : call.to;
+  return own && own.startsWith("client:") ? own.slice("client:".length) : null;
 }
 
 function drawCalls(calls) {
@@ -52,7 +64,10 @@ function drawCalls(calls) {
         badge(call.status, call.status === "in-progress" ? "ok" : call.status === "ringing" ? "warn" : ""),
         el("br"),
         el("span", { class: "muted" }, legName(call) + (call.client_leg ? " (" + call.client_leg + ")" : "")),
-        here ? badge("client here", "ok") : badge("no client", "")));
+        here ? badge("client here", "ok") : badge("no client", ""),
+        clientOn(call) ? badge("identity " + clientOn(call), "ok") : null,
+        el("br"), ends(call),
+        call.conference_sid ? el("div", { class: "muted" }, "in conference " + call.conference_sid) : null));
     list.append(item);
   }
 }
@@ -122,7 +137,22 @@ function drawTimeline(t) {
   const legs = document.getElementById("legs");
   legs.replaceChildren(...t.legs.map((l) => el("div", { class: "leg" },
     legName(l) + ": ", el("span", { class: "sid" }, l.sid), badge(l.status, ""),
-    l.client_call_sid === l.sid ? badge("client here", "ok") : null)));
+    l.client_call_sid === l.sid ? badge("client here", "ok") : null,
+    clientOn(l) ? badge("identity " + clientOn(l), "ok") : null, " ", ends(l))));
+}
+
+function drawConferences(conferences) {
+  const list = document.getElementById("conferences");
+  list.replaceChildren();
+  if (conferences.length === 0) list.append(el("li", { class: "muted" }, "No conferences."));
+  for (const c of conferences) {
+    list.append(el("li", { "data-sid": c.sid },
+      el("span", { class: "sid" }, c.sid), " ", badge(c.status, c.status === "in-progress" ? "ok" : ""),
+      " ", c.friendly_name,
+      el("ul", {}, c.participants.map((p) => el("li", {},
+        el("button", { type: "button", onclick: () => select(p.call_sid), "aria-label": "Show call " + p.call_sid },
+          el("span", { class: "sid" }, p.call_sid)), " ", badge(p.status, "ok"))))));
+  }
 }
 
 async function select(sid) {
@@ -135,6 +165,7 @@ async function select(sid) {
 async function refresh() {
   const calls = await api("GET", "/calls");
   drawCalls(calls);
+  drawConferences(await api("GET", "/conferences"));
   if (state.selected && calls.some((c) => c.sid === state.selected)) {
     drawTimeline(await api("GET", "/calls/" + state.selected + "/timeline"));
   } else if (state.selected) {

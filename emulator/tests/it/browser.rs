@@ -181,6 +181,13 @@ async fn drive(
         .click()
         .await?;
     until(browser, "//ul[@id='calls']/li[contains(@class,'selected')]").await;
+    // Each leg shows who is on it (the Call resource's from/to) and its direction.
+    until(
+        browser,
+        "//ul[@id='calls']/li[contains(@class,'selected')]//code[starts-with(.,'client:')]",
+    )
+    .await;
+    until(browser, "//ul[@id='calls']//span[.='outbound-dial']").await;
     // Read in the page in one step: the list is redrawn on every change, so an element
     // found before may be stale by the time it is asked.
     let selected = browser
@@ -265,6 +272,20 @@ async fn drive(
     until(
         browser,
         "//ol[@id='timeline']/li[contains(@class,'dropped')][contains(., 'wrong leg')][contains(., 'not its own')]",
+    )
+    .await;
+
+    // A conference with its participants.
+    let conference = twilio.create_conference("standup");
+    twilio
+        .add_participant(
+            &conference,
+            twilio_call_messages_emulator::Endpoint::Client("carol".into()),
+        )
+        .unwrap();
+    until(
+        browser,
+        &format!("//ul[@id='conferences']/li[@data-sid='{conference}']//span[.='connected']"),
     )
     .await;
 

@@ -7,6 +7,7 @@ mod common;
 
 mod binary;
 mod browser;
+mod call_resource;
 mod callbacks;
 mod framing;
 mod guard;

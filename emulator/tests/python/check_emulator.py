@@ -4,7 +4,8 @@ An official Twilio library talks to the emulator as it would to api.twilio.com (
 `client.api.base_url` pointed at the binary: twilio-python's `Domain.absolute_url` joins that
 base with the resource's path) and its `RequestValidator` checks every callback the emulator
 delivers, in each signing scheme: subscribe, send, an idempotent repeat, errors with Twilio's
-codes, a throttled request never processed, every callback accepted.
+codes, a throttled request never processed, every callback accepted; and it reads the Call
+resource (fetch, list by parent) and a conference's participants over more than one page.
 
 Usage: python check_emulator.py path/to/twilio-call-messages-emulator
 Exit 0 when every check passed; 1 otherwise (each failure printed).
@@ -222,6 +223,47 @@ def rest_checks(binary):
         check("SIGTERM stops the binary cleanly", code == 0 and "stopped" in rest, (code, rest))
 
 
+def read_checks(binary):
+    emulator = Emulator(binary)
+    try:
+        client = emulator.client()
+        account = client.api.v2010.accounts(ACCOUNT)
+        dialled = emulator.control("POST", "/emulator/calls", {"from": "+15005550006", "to": "client:alice"})
+        parent, child = dialled["parent"], dialled["child"]
+        call = account.calls(child).fetch()
+        check(
+            "calls(sid).fetch(): the client that accepted is the to of the outbound-dial child",
+            call.sid == child and call.to == "client:alice" and call.direction == "outbound-dial" and call.parent_call_sid == parent,
+            (call.sid, call.to, call.direction, call.parent_call_sid),
+        )
+        check("calls(sid).fetch(): RFC 2822 date parsed by twilio-python", call.date_created is not None, call.date_created)
+        children = account.calls.list(parent_call_sid=parent)
+        check("calls.list(parent_call_sid=...): the one child leg", [c.sid for c in children] == [child], [c.sid for c in children])
+        placed = emulator.control("POST", "/emulator/calls", {"from": "client:bob", "to": "+15005550009"})
+        mine = account.calls(placed["parent"]).fetch()
+        check("the client that placed the call is the from of the inbound parent", mine._from == "client:bob" and mine.direction == "inbound", (mine._from, mine.direction))
+
+        conference = emulator.control("POST", "/emulator/conferences", {"friendly_name": "python"})
+        sid = conference["sid"]
+        legs = []
+        for to in ["client:carol", "+15005550009", "client:dave"]:
+            legs.append(emulator.control("POST", "/emulator/conferences/%s/participants" % sid, {"to": to})["call_sid"])
+        participants = account.conferences(sid).participants.list(page_size=2)
+        check(
+            "conferences(sid).participants.list(): every participant over two pages, in order",
+            [p.call_sid for p in participants] == legs,
+            [p.call_sid for p in participants],
+        )
+        first = account.conferences(sid).participants.page(page_size=2)
+        check("the first page has a next page", first.next_page_url is not None and len(list(first)) == 2, first.next_page_url)
+        fetched = account.conferences(sid).fetch()
+        check("conferences(sid).fetch(): in-progress", fetched.status == "in-progress" and fetched.friendly_name == "python", fetched.status)
+        one = account.conferences(sid).participants(legs[0]).fetch()
+        check("participants(call_sid).fetch(): its own leg", one.call_sid == legs[0] and one.conference_sid == sid, one.call_sid)
+    finally:
+        emulator.stop()
+
+
 def callback_checks(binary, mode, flags):
     emulator = Emulator(binary, *flags)
     receiver = Receiver(mode)
@@ -254,6 +296,7 @@ def callback_checks(binary, mode, flags):
 def main():
     binary = sys.argv[1]
     rest_checks(binary)
+    read_checks(binary)
     callback_checks(binary, "json", [])
     callback_checks(binary, "form", ["--callback-body", "form"])
     callback_checks(binary, "body-sha256", ["--signing", "body-sha256"])
