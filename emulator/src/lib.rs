@@ -162,6 +162,7 @@ impl Default for EmulatorBuilder {
                 latency: Duration::ZERO,
                 idempotency_window: DEFAULT_IDEMPOTENCY_WINDOW,
                 sequence_start: DEFAULT_SEQUENCE_START,
+                list_page_size: None,
                 callback_body: CallbackBody::default(),
                 signing: Signing::default(),
                 faults: Faults::default(),
@@ -234,6 +235,14 @@ impl EmulatorBuilder {
     /// (default [`DEFAULT_IDEMPOTENCY_WINDOW`]).
     pub fn idempotency_window(mut self, window: Duration) -> Self {
         self.settings.idempotency_window = window;
+        self
+    }
+
+    /// The most items one page of a list (ListCall, ListParticipant) holds, whatever
+    /// `PageSize` asks (at least 1; Twilio's is 1000): a client's paging can be tested with a
+    /// handful of calls.
+    pub fn list_page_size(mut self, most: usize) -> Self {
+        self.settings.list_page_size = Some(most.max(1));
         self
     }
 

@@ -389,6 +389,8 @@ pub(crate) struct Settings {
     pub latency: Duration,
     pub idempotency_window: Duration,
     pub sequence_start: u64,
+    /// The most items a list page holds (Twilio's: 1000), for tests of paging.
+    pub list_page_size: Option<usize>,
     pub callback_body: CallbackBody,
     pub signing: Signing,
     pub faults: Faults,

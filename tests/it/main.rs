@@ -12,6 +12,7 @@ mod twilio_mock;
 
 mod broadcast;
 mod chaos;
+mod client_legs;
 mod client_legs_wire;
 mod faults;
 mod flow_control;

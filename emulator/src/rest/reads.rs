@@ -196,6 +196,7 @@ pub(super) fn filter_participants(
 /// page before (`PB` and the first SID of the page after, for `previous_page_uri`), as in
 /// upstream's examples; a token whose item is gone falls back to `Page` × `PageSize`.
 pub(super) fn page<T>(
+    max_page_size: usize,
     path: &str,
     query: &[(String, String)],
     key: &str,
@@ -204,11 +205,11 @@ pub(super) fn page<T>(
     body_of: impl Fn(&T) -> Value,
 ) -> Result<Value, Refusal> {
     let page_size = match param(query, "PageSize") {
-        None => DEFAULT_PAGE_SIZE,
+        None => DEFAULT_PAGE_SIZE.min(max_page_size),
         Some(text) => match text.parse::<usize>() {
             Ok(0) | Err(_) => return Err(Refusal::InvalidParameter("PageSize")),
             // ASSUMPTION: beyond the maximum, the maximum (Twilio's libraries cap it too).
-            Ok(n) => n.min(MAX_PAGE_SIZE),
+            Ok(n) => n.min(max_page_size),
         },
     };
     let page = match param(query, "Page") {
@@ -296,6 +297,7 @@ pub(super) fn read(
             let mut calls = filter_calls(model.calls(), query);
             calls.reverse();
             page(
+                model.settings.list_page_size.unwrap_or(MAX_PAGE_SIZE),
                 path,
                 query,
                 "calls",
@@ -313,6 +315,7 @@ pub(super) fn read(
             // ASSUMPTION: in the order they joined (upstream does not say).
             let participants = filter_participants(conference.participants, query)?;
             page(
+                model.settings.list_page_size.unwrap_or(MAX_PAGE_SIZE),
                 path,
                 query,
                 "participants",
