@@ -47,7 +47,10 @@ async fn reaches(twilio: &Emulator, legs: &[CallSid], expected: CallSid, identit
     assert_eq!(twilio.client_received(&expected).len(), legs.len());
     for leg in legs.iter().filter(|l| **l != expected) {
         assert!(twilio.client_received(leg).is_empty());
-        assert!(twilio.dropped_messages(leg).is_empty(), "nothing went to the other leg");
+        assert!(
+            twilio.dropped_messages(leg).is_empty(),
+            "nothing went to the other leg"
+        );
     }
 }
 
@@ -106,10 +109,14 @@ async fn client_to_client_needs_a_name() {
         .to_client_named("carol")
         .await
         .unwrap_err();
-    assert!(matches!(leg_error(&error), LegError::NoSuchClient { identity, .. } if identity == "carol"));
+    assert!(
+        matches!(leg_error(&error), LegError::NoSuchClient { identity, .. } if identity == "carol")
+    );
     let legs = client.client_legs(child).await.unwrap();
     assert_eq!(
-        legs.iter().map(|l| (l.call_sid, l.identity.as_str())).collect::<Vec<_>>(),
+        legs.iter()
+            .map(|l| (l.call_sid, l.identity.as_str()))
+            .collect::<Vec<_>>(),
         [(call.parent, "alice"), (child, "bob")]
     );
 }
@@ -136,8 +143,15 @@ async fn a_child_not_dialled_yet_is_found_once_it_is() {
     let twilio = Emulator::start().await.unwrap();
     let parent = twilio.ringing_call(phone(1));
     let client = client(&twilio);
-    let error = client.send_message(parent, &1).to_client().await.unwrap_err();
-    assert!(matches!(leg_error(&error), LegError::NoClient { .. }), "{error}");
+    let error = client
+        .send_message(parent, &1)
+        .to_client()
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(leg_error(&error), LegError::NoClient { .. }),
+        "{error}"
+    );
     // Not cached: the call dials its client's leg, and the next send finds it.
     let child = twilio.dial_child(&parent, person("dave")).unwrap();
     let message = client.send_message(parent, &2).to_client().await.unwrap();
@@ -165,7 +179,11 @@ async fn a_conference_broadcast_reaches_every_client_participant_over_several_pa
     let conference = twilio.create_conference("town-hall");
     let mut expected = Vec::new();
     for n in 0..7 {
-        let endpoint = if n % 3 == 2 { phone(n) } else { person(&format!("p{n}")) };
+        let endpoint = if n % 3 == 2 {
+            phone(n)
+        } else {
+            person(&format!("p{n}"))
+        };
         let is_client = matches!(endpoint, Endpoint::Client(_));
         let leg = twilio.add_participant(&conference, endpoint).unwrap();
         expected.push((leg, is_client));

@@ -3,8 +3,9 @@
 //! minted, places a call (the client on the parent leg) and accepts one (the child leg); the
 //! service's `send_message` arrives as `messageReceived`, the page's `call.sendMessage` as a
 //! signed callback whose `Sid` is the page's `voiceEventSid`; a message to the other leg never
-//! reaches the page; a bad message type is refused (31210); a token signed by another
-//! account's key is refused.
+//! reaches the page, one sent `.to_client()` with the other leg's SID does; a bad message type
+//! is refused (31210); a token signed by another account's key is refused. Two pages in one
+//! conference both receive `broadcast_to_conference`.
 //!
 //! The SDK is installed at test time into a throwaway directory under the build's temporary
 //! directory (never committed). Skipped, loudly, without chromium, chromedriver or npm (or
@@ -32,13 +33,15 @@ const WAIT: Duration = Duration::from_secs(20);
 
 const TEST: &str = "the_voice_js_sdk_places_accepts_and_messages";
 
-fn unavailable(why: &str) -> Option<PathBuf> {
-    skip(TEST, why);
-    None
-}
+const CONFERENCE_TEST: &str = "two_voice_js_sdk_clients_in_a_conference_get_its_broadcast";
 
-/// `dist/twilio.min.js` of the pinned SDK, installed from npm on first use.
-fn voice_sdk() -> Option<PathBuf> {
+/// `dist/twilio.min.js` of the pinned SDK, installed from npm on first use; `test` is the one
+/// that is skipped without it.
+fn voice_sdk(test: &str) -> Option<PathBuf> {
+    let unavailable = |why: &str| {
+        skip(test, why);
+        None
+    };
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("voice-sdk-{VOICE_SDK}"));
     let bundle = dir.join("node_modules/@twilio/voice-sdk/dist/twilio.min.js");
     if bundle.is_file() {
@@ -99,7 +102,7 @@ async fn the_voice_js_sdk_places_accepts_and_messages() {
     let Some((chromium, chromedriver)) = tools(TEST) else {
         return;
     };
-    let Some(bundle) = voice_sdk() else {
+    let Some(bundle) = voice_sdk(TEST) else {
         return;
     };
     let twilio = Emulator::start().await.unwrap();
@@ -254,6 +257,29 @@ async fn drive(
         rung.parent,
     )
     .await;
+    // `.to_client()` with the parent's SID, as a service that only knows the call it made has:
+    // the SDK finds the child leg the page accepted on, and the page gets the message.
+    let state = browser.execute("return window.state", vec![]).await?;
+    let before = count(&state, "received");
+    let sent = service
+        .send_message(rung.parent, &json!({"hint": "found the client's leg"}))
+        .to_client()
+        .await
+        .unwrap();
+    assert_eq!(sent.call_sid, rung.child);
+    assert_eq!(sent.client_identity.as_deref(), Some("alice"));
+    let state = until(browser, "the message sent to_client()", |s| {
+        count(s, "received") == before + 1
+    })
+    .await;
+    assert_eq!(
+        state["received"][before]["voiceEventSid"],
+        sent.sid.as_str()
+    );
+    assert_eq!(
+        state["received"][before]["content"],
+        json!({"hint": "found the client's leg"})
+    );
     // The service's side ends the call: the page hears it.
     twilio
         .set_call_status(&rung.parent, CallStatus::Completed)
@@ -392,4 +418,125 @@ async fn exchange(
     .await;
     assert_eq!(state["callErrors"][errors_before]["code"], 31210);
     assert_eq!(twilio.client_messages(&own).len(), 1);
+}
+
+/// Two pages (two Voice SDK clients, `carol` and `dave`) are rung into one conference and
+/// accept; a phone joins too. `broadcast_to_conference` reaches both pages, one result per
+/// participant in Twilio's order, the phone its own `Error::Leg`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_voice_js_sdk_clients_in_a_conference_get_its_broadcast() {
+    let Some((chromium, chromedriver)) = tools(CONFERENCE_TEST) else {
+        return;
+    };
+    let Some(bundle) = voice_sdk(CONFERENCE_TEST) else {
+        return;
+    };
+    let twilio = Emulator::start().await.unwrap();
+    let page = serve_page(&bundle).await;
+    let (_driver, port) = start_driver(&chromedriver).await;
+    let trust = format!(
+        "--ignore-certificate-errors-spki-list={}",
+        twilio.certificate_spki_sha256()
+    );
+    let args = [
+        trust.as_str(),
+        "--use-fake-ui-for-media-stream",
+        "--use-fake-device-for-media-stream",
+        "--autoplay-policy=no-user-gesture-required",
+    ];
+    let mut browsers = Vec::new();
+    let mut profiles = Vec::new();
+    for name in ["carol", "dave"] {
+        let profile =
+            std::env::temp_dir().join(format!("emulator-voice-sdk-{name}-{}", std::process::id()));
+        browsers.push(open_browser_with(&chromium, port, &profile, &args).await);
+        profiles.push(profile);
+    }
+    let result = conference(&browsers, &twilio, &page).await;
+    for (browser, profile) in browsers.into_iter().zip(&profiles) {
+        if result.is_err()
+            && let Ok(state) = browser.execute("return window.state", vec![]).await
+        {
+            eprintln!("a page's state: {state}");
+        }
+        let _ = browser.close().await;
+        let _ = std::fs::remove_dir_all(profile);
+    }
+    if let Err(e) = result {
+        panic!("the Voice JS SDK pages: {e}");
+    }
+}
+
+async fn conference(
+    browsers: &[Browser],
+    twilio: &Emulator,
+    page: &str,
+) -> Result<(), fantoccini::error::CmdError> {
+    let service = Client::builder()
+        .account_sid(twilio.account_sid().as_str())
+        .auth_token(twilio.auth_token())
+        .base_url(twilio.base_url())
+        .build()
+        .unwrap();
+    let conference = twilio.create_conference("stand-up");
+    let mut legs = Vec::new();
+    for (browser, name) in browsers.iter().zip(["carol", "dave"]) {
+        browser.goto(page).await?;
+        let registered = call(
+            browser,
+            "harness.register(arguments[0], arguments[1])",
+            vec![json!(twilio.access_token(name)), json!(twilio.chunderw())],
+        )
+        .await;
+        assert_eq!(registered, format!("registered as {name}"));
+        let leg = twilio
+            .ring_client_into_conference(&conference, name)
+            .unwrap();
+        until(browser, "the conference's call", |s| {
+            !s["incoming"].is_null()
+        })
+        .await;
+        call(browser, "harness.accept()", vec![]).await;
+        until(browser, "the accepted call", |s| count(s, "accepted") == 1).await;
+        let end = tokio::time::Instant::now() + WAIT;
+        while twilio.call(&leg).unwrap().status != CallStatus::InProgress {
+            assert!(tokio::time::Instant::now() < end, "{name}'s answer");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        legs.push(leg);
+    }
+    let phone = twilio
+        .add_participant(
+            &conference,
+            twilio_call_messages_emulator::Endpoint::Phone("+15005550006".into()),
+        )
+        .unwrap();
+
+    let results = service
+        .broadcast_to_conference(conference.as_str(), &json!({"agenda": "item 3"}))
+        .await
+        .unwrap();
+    let order: Vec<Option<CallSid>> = results.iter().map(|r| r.call_sid).collect();
+    assert_eq!(order, [Some(legs[0]), Some(legs[1]), Some(phone)]);
+    for (result, name) in results.iter().zip(["carol", "dave"]) {
+        let message = result.result.as_ref().unwrap();
+        assert_eq!(message.client_identity.as_deref(), Some(name));
+    }
+    assert!(matches!(
+        results[2].result,
+        Err(twilio_call_messages::Error::Leg(_))
+    ));
+    for (browser, result) in browsers.iter().zip(&results) {
+        let state = until(browser, "the conference's message", |s| {
+            count(s, "received") == 1
+        })
+        .await;
+        let got = &state["received"][0];
+        assert_eq!(got["content"], json!({"agenda": "item 3"}));
+        assert_eq!(
+            got["voiceEventSid"],
+            result.result.as_ref().unwrap().sid.as_str()
+        );
+    }
+    Ok(())
 }
