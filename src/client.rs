@@ -12,7 +12,7 @@ use crate::config::ClientBuilder;
 use crate::error::Error;
 use crate::flow::FlowStats;
 use crate::flow::limiter::ConcurrencyLimiter;
-use crate::legs::LegCache;
+use crate::legs::cache::LegCache;
 use crate::retry::RetryPolicy;
 use crate::retry::budget::RetryBudget;
 use crate::sid::AccountSid;

@@ -11,7 +11,7 @@ use crate::client::{Client, ClientRef};
 use crate::error::{ConfigError, Error};
 use crate::flow::ConcurrencyLimit;
 use crate::flow::limiter::ConcurrencyLimiter;
-use crate::legs::LegCache;
+use crate::legs::cache::LegCache;
 use crate::retry::RetryPolicy;
 use crate::retry::budget::RetryBudget;
 use crate::sid::{AccountSid, ApiKeySid, IntoSid, SidError};

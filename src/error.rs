@@ -5,8 +5,9 @@ use std::fmt;
 
 use reqwest::StatusCode;
 
+use crate::model::{CallLeg, ClientLeg};
 use crate::retry::classify::OutcomeKind;
-use crate::sid::SidError;
+use crate::sid::{CallSid, SidError};
 
 /// Everything that can go wrong, from a bad SID to a 503 from a proxy. The request details are
 /// boxed, so that a `Result<_, Error>` stays small.
@@ -31,7 +32,7 @@ pub enum Error {
     /// `.to_client()` found no leg for the call's Voice SDK client (or could not read the call
     /// to look); nothing was sent. Says what was found.
     #[error(transparent)]
-    Leg(Box<crate::legs::LegError>),
+    Leg(Box<LegError>),
     /// The input was rejected before anything was sent.
     #[error("invalid input: {0}")]
     InvalidInput(#[from] InputError),
@@ -469,4 +470,83 @@ pub(crate) mod fixtures {
             source: source(),
         }
     }
+}
+
+/// Why no leg could be chosen for a call's Voice SDK client. Nothing was sent.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum LegError {
+    /// No leg of the call has a Voice SDK client (e.g. a phone on both sides, or the client's
+    /// leg not dialled yet).
+    #[error("call {call}: no leg has a Voice SDK client (found: {})", legs(found))]
+    NoClient {
+        /// The call given.
+        call: CallSid,
+        /// Its legs, as Twilio described them.
+        found: Vec<CallLeg>,
+    },
+    /// Clients are on more than one leg (a client-to-client call): say which one with
+    /// `.to_client_named(identity)`.
+    #[error(
+        "call {call}: Voice SDK clients on more than one leg ({}); name one with .to_client_named(..)",
+        identities(clients)
+    )]
+    SeveralClients {
+        /// The call given.
+        call: CallSid,
+        /// The clients found, parent first.
+        clients: Vec<ClientLeg>,
+    },
+    /// No leg has a client of this identity.
+    #[error(
+        "call {call}: no leg has the Voice SDK client {identity:?} (clients found: {})",
+        identities(clients)
+    )]
+    NoSuchClient {
+        /// The call given.
+        call: CallSid,
+        /// The identity asked for.
+        identity: String,
+        /// The clients found.
+        clients: Vec<ClientLeg>,
+    },
+    /// Twilio has no such call (404 when reading it).
+    #[error("call {call} was not found: {source}")]
+    CallNotFound {
+        /// The call asked for.
+        call: CallSid,
+        /// Twilio's answer.
+        source: Box<Error>,
+    },
+    /// The credentials may not read calls (401 or 403 when reading them, e.g. an API key
+    /// restricted to call messages): give the client credentials that may, or name the leg
+    /// yourself.
+    #[error(
+        "the credentials may not read call {call}, so its client's leg cannot be found: {source}"
+    )]
+    NotPermitted {
+        /// The call asked for.
+        call: CallSid,
+        /// Twilio's answer.
+        source: Box<Error>,
+    },
+}
+
+fn legs(found: &[CallLeg]) -> String {
+    if found.is_empty() {
+        return "no legs".to_owned();
+    }
+    found
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+fn identities(clients: &[ClientLeg]) -> String {
+    clients
+        .iter()
+        .map(|c| format!("{:?} on {}", c.identity, c.call_sid))
+        .collect::<Vec<_>>()
+        .join(", ")
 }

@@ -29,21 +29,20 @@
 //! yet: the parent may still dial the client's leg (a child does not exist before its `<Dial>`).
 //! A send to a cached leg that Twilio refuses as not active (error 21220: the leg ended, and
 //! the call may have dialled another) drops the entry and resolves again once. At most
-//! [`CLIENT_LEG_CACHE_CAPACITY`] calls are kept, the oldest forgotten first.
+//! `CLIENT_LEG_CACHE_CAPACITY` calls are kept, the oldest forgotten first.
 
-use std::collections::{HashMap, VecDeque};
-use std::fmt;
 use std::future::Future;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 
 use crate::client::Client;
-use crate::error::{Error, RequestInfo};
+use crate::error::{Error, LegError, RequestInfo};
 use crate::generated::{self, types};
+use crate::model::{CallLeg, ClientLeg};
 use crate::orchestrator::{self, Generated, Operation, Options};
 use crate::sid::{AccountSid, CallSid, ConferenceSid, IntoSid};
 
-/// How many calls' resolutions a client keeps (each well under a kilobyte).
-pub const CLIENT_LEG_CACHE_CAPACITY: usize = 10_000;
+pub(crate) mod cache;
+use cache::Resolved;
 
 /// The prefix of a Voice SDK client's identifier in a Call resource's `from` or `to`.
 const CLIENT_PREFIX: &str = "client:";
@@ -51,178 +50,32 @@ const CLIENT_PREFIX: &str = "client:";
 /// A page of Twilio's list answers, as large as Twilio allows: fewer round trips.
 const PAGE_SIZE: u64 = 1000;
 
-/// A leg of a call on which a Voice SDK client is: where a message to that client goes.
-#[derive(Clone, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct ClientLeg {
-    /// The leg's call SID.
-    pub call_sid: CallSid,
-    /// The client's identity: the name after `client:`.
-    pub identity: String,
-    /// The leg's parent, for a child leg (`None`: the leg is the parent).
-    pub parent_call_sid: Option<CallSid>,
-    /// The leg's status, as Twilio wrote it (e.g. `in-progress`, `ringing`).
-    pub status: String,
-}
-
-/// A leg of a call as Twilio describes it: what was found when no leg has the client asked
-/// for. `Display` names the kinds of endpoint (a phone number, a SIP address, a client), not
-/// the numbers themselves, which are personal data.
-#[derive(Clone, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct CallLeg {
-    /// The leg's call SID.
-    pub call_sid: CallSid,
-    /// Its parent, for a child leg.
-    pub parent_call_sid: Option<CallSid>,
-    /// `inbound`, `outbound-api` or `outbound-dial`.
-    pub direction: Option<String>,
-    /// Who made the call.
-    pub from: Option<String>,
-    /// Who received it.
-    pub to: Option<String>,
-    /// The leg's status, as Twilio wrote it.
-    pub status: Option<String>,
-}
-
-impl CallLeg {
-    /// The Voice SDK client on this leg, by the rule of this module's table, if the leg can
-    /// take a message.
-    fn client(&self) -> Option<ClientLeg> {
-        let inactive = [
-            "queued",
-            "completed",
-            "busy",
-            "failed",
-            "no-answer",
-            "canceled",
-        ];
-        if self
-            .status
-            .as_deref()
-            .is_some_and(|s| inactive.contains(&s))
-        {
-            return None;
-        }
-        let endpoint = match self.direction.as_deref()? {
-            "inbound" => self.from.as_deref(),
-            "outbound-api" | "outbound-dial" => self.to.as_deref(),
-            _ => None,
-        }?;
-        let identity = endpoint.strip_prefix(CLIENT_PREFIX)?;
-        (!identity.is_empty()).then(|| ClientLeg {
-            call_sid: self.call_sid,
-            identity: identity.to_owned(),
-            parent_call_sid: self.parent_call_sid,
-            status: self.status.clone().unwrap_or_default(),
-        })
+/// The Voice SDK client on `leg`, by the rule of this module's table, if the leg can take a
+/// message.
+fn client_on(leg: &CallLeg) -> Option<ClientLeg> {
+    let inactive = [
+        "queued",
+        "completed",
+        "busy",
+        "failed",
+        "no-answer",
+        "canceled",
+    ];
+    if leg.status.as_deref().is_some_and(|s| inactive.contains(&s)) {
+        return None;
     }
-}
-
-impl fmt::Display for CallLeg {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{} {} from {} to {} ({})",
-            self.call_sid,
-            self.direction.as_deref().unwrap_or("(no direction)"),
-            kind(self.from.as_deref()),
-            kind(self.to.as_deref()),
-            self.status.as_deref().unwrap_or("no status"),
-        )
-    }
-}
-
-/// What an endpoint is, without its value.
-fn kind(endpoint: Option<&str>) -> String {
-    match endpoint {
-        None | Some("") => "nobody".to_owned(),
-        Some(e) if e.starts_with(CLIENT_PREFIX) => format!("{e:?}"),
-        Some(e) if e.starts_with("sip:") => "a SIP address".to_owned(),
-        Some(e) if e.starts_with('+') || e.bytes().all(|b| b.is_ascii_digit()) => {
-            "a phone number".to_owned()
-        }
-        Some(_) => "another endpoint".to_owned(),
-    }
-}
-
-/// Why no leg could be chosen for a call's Voice SDK client. Nothing was sent.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum LegError {
-    /// No leg of the call has a Voice SDK client (e.g. a phone on both sides, or the client's
-    /// leg not dialled yet).
-    #[error("call {call}: no leg has a Voice SDK client (found: {})", legs(found))]
-    NoClient {
-        /// The call given.
-        call: CallSid,
-        /// Its legs, as Twilio described them.
-        found: Vec<CallLeg>,
-    },
-    /// Clients are on more than one leg (a client-to-client call): say which one with
-    /// `.to_client_named(identity)`.
-    #[error(
-        "call {call}: Voice SDK clients on more than one leg ({}); name one with .to_client_named(..)",
-        identities(clients)
-    )]
-    SeveralClients {
-        /// The call given.
-        call: CallSid,
-        /// The clients found, parent first.
-        clients: Vec<ClientLeg>,
-    },
-    /// No leg has a client of this identity.
-    #[error(
-        "call {call}: no leg has the Voice SDK client {identity:?} (clients found: {})",
-        identities(clients)
-    )]
-    NoSuchClient {
-        /// The call given.
-        call: CallSid,
-        /// The identity asked for.
-        identity: String,
-        /// The clients found.
-        clients: Vec<ClientLeg>,
-    },
-    /// Twilio has no such call (404 when reading it).
-    #[error("call {call} was not found: {source}")]
-    CallNotFound {
-        /// The call asked for.
-        call: CallSid,
-        /// Twilio's answer.
-        source: Box<Error>,
-    },
-    /// The credentials may not read calls (401 or 403 when reading them, e.g. an API key
-    /// restricted to call messages): give the client credentials that may, or name the leg
-    /// yourself.
-    #[error(
-        "the credentials may not read call {call}, so its client's leg cannot be found: {source}"
-    )]
-    NotPermitted {
-        /// The call asked for.
-        call: CallSid,
-        /// Twilio's answer.
-        source: Box<Error>,
-    },
-}
-
-fn legs(found: &[CallLeg]) -> String {
-    if found.is_empty() {
-        return "no legs".to_owned();
-    }
-    found
-        .iter()
-        .map(ToString::to_string)
-        .collect::<Vec<_>>()
-        .join("; ")
-}
-
-fn identities(clients: &[ClientLeg]) -> String {
-    clients
-        .iter()
-        .map(|c| format!("{:?} on {}", c.identity, c.call_sid))
-        .collect::<Vec<_>>()
-        .join(", ")
+    let endpoint = match leg.direction.as_deref()? {
+        "inbound" => leg.from.as_deref(),
+        "outbound-api" | "outbound-dial" => leg.to.as_deref(),
+        _ => None,
+    }?;
+    let identity = endpoint.strip_prefix(CLIENT_PREFIX)?;
+    (!identity.is_empty()).then(|| ClientLeg {
+        call_sid: leg.call_sid,
+        identity: identity.to_owned(),
+        parent_call_sid: leg.parent_call_sid,
+        status: leg.status.clone().unwrap_or_default(),
+    })
 }
 
 /// Which leg a request goes to.
@@ -296,7 +149,7 @@ async fn pick(
         Target::Given => unreachable!("a request to the given leg resolves nothing"),
         Target::ThisLeg => {
             let leg = fetch_leg(client, options, call).await?;
-            match leg.client() {
+            match client_on(&leg) {
                 Some(client_leg) => Ok((client_leg, false)),
                 None => Err(Error::Leg(Box::new(LegError::NoClient {
                     call,
@@ -340,13 +193,6 @@ fn choose(call: CallSid, resolved: &Resolved, name: Option<&str>) -> Result<Clie
     chosen.cloned().map_err(|e| Error::Leg(Box::new(e)))
 }
 
-/// A call's legs and the clients on them.
-#[derive(Debug)]
-pub(crate) struct Resolved {
-    legs: Vec<CallLeg>,
-    clients: Vec<ClientLeg>,
-}
-
 /// The parent of `call`'s leg, the parent's children, and the clients on them: from the cache
 /// when `use_cache` and it has them.
 async fn resolve(
@@ -366,7 +212,7 @@ async fn resolve(
     };
     let children = list_children(client, options, parent.call_sid).await?;
     let legs: Vec<CallLeg> = std::iter::once(parent).chain(children).collect();
-    let clients: Vec<ClientLeg> = legs.iter().filter_map(CallLeg::client).collect();
+    let clients: Vec<ClientLeg> = legs.iter().filter_map(client_on).collect();
     let connected = clients.iter().any(|c| c.status == "in-progress");
     let resolved = Arc::new(Resolved { legs, clients });
     if connected {
@@ -653,87 +499,6 @@ pub(crate) async fn participants(
     }
 }
 
-/// The resolutions of one client (shared by its clones), bounded.
-#[derive(Default)]
-pub(crate) struct LegCache {
-    inner: Mutex<CacheInner>,
-}
-
-#[derive(Default)]
-struct CacheInner {
-    /// Every leg of a cached call maps to the call's resolution.
-    by_leg: HashMap<CallSid, Arc<Resolved>>,
-    /// Calls in the order they were cached (their first leg), for forgetting the oldest.
-    order: VecDeque<CallSid>,
-}
-
-impl LegCache {
-    fn lock(&self) -> std::sync::MutexGuard<'_, CacheInner> {
-        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    fn get(&self, call: &CallSid) -> Option<Arc<Resolved>> {
-        self.lock().by_leg.get(call).cloned()
-    }
-
-    fn put(&self, resolved: &Arc<Resolved>) {
-        let mut inner = self.lock();
-        let Some(first) = resolved.legs.first() else {
-            return;
-        };
-        // A call resolved again replaces its entry rather than taking a second one.
-        for leg in &resolved.legs {
-            inner.remove_call(&leg.call_sid);
-        }
-        while inner.order.len() >= CLIENT_LEG_CACHE_CAPACITY {
-            let Some(oldest) = inner.order.pop_front() else {
-                break;
-            };
-            inner.remove_legs(&oldest);
-        }
-        for leg in &resolved.legs {
-            inner.by_leg.insert(leg.call_sid, resolved.clone());
-        }
-        inner.order.push_back(first.call_sid);
-    }
-
-    /// Drops the resolution `call` belongs to (every leg of it).
-    fn forget(&self, call: &CallSid) {
-        self.lock().remove_call(call);
-    }
-
-    /// How many calls are cached.
-    pub(crate) fn len(&self) -> usize {
-        self.lock().order.len()
-    }
-}
-
-impl CacheInner {
-    /// Forgets the call `leg` belongs to.
-    fn remove_call(&mut self, leg: &CallSid) {
-        if let Some(first) = self.remove_legs(leg) {
-            self.order.retain(|c| c != &first);
-        }
-    }
-
-    /// Unmaps every leg of the call `leg` belongs to; its first leg (its key in `order`).
-    fn remove_legs(&mut self, leg: &CallSid) -> Option<CallSid> {
-        let resolved = self.by_leg.get(leg).cloned()?;
-        for leg in &resolved.legs {
-            self.by_leg.remove(&leg.call_sid);
-        }
-        resolved.legs.first().map(|l| l.call_sid)
-    }
-}
-
-impl fmt::Debug for LegCache {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("LegCache")
-            .field("calls", &self.len())
-            .finish()
-    }
-}
-
 impl Client {
     /// The legs of `call` on which a Voice SDK client is, each with its call SID and the
     /// client's identity: from the Call resource, the given leg (any leg of the call), its
@@ -756,6 +521,7 @@ impl Client {
 
 #[cfg(test)]
 mod tests {
+    use super::cache::{CLIENT_LEG_CACHE_CAPACITY, LegCache};
     use super::*;
 
     const PARENT: &str = "CA00000000000000000000000000000001";
@@ -773,7 +539,7 @@ mod tests {
     }
 
     fn identity(leg: &CallLeg) -> Option<String> {
-        leg.client().map(|c| c.identity)
+        client_on(&leg).map(|c| c.identity)
     }
 
     #[test]
@@ -864,7 +630,7 @@ mod tests {
     }
 
     fn resolved(legs: Vec<CallLeg>) -> Arc<Resolved> {
-        let clients = legs.iter().filter_map(CallLeg::client).collect();
+        let clients = legs.iter().filter_map(client_on).collect();
         Arc::new(Resolved { legs, clients })
     }
 

@@ -38,11 +38,11 @@ pub use broadcast::{
 };
 pub use client::Client;
 pub use config::{ClientBuilder, DEFAULT_BASE_URL, DEFAULT_CONNECT_TIMEOUT, DEFAULT_TIMEOUT};
-pub use error::{ApiError, ConfigError, Error, GaveUp, InputError, RequestInfo};
+pub use error::{ApiError, ConfigError, Error, GaveUp, InputError, LegError, RequestInfo};
 pub use flow::{ConcurrencyLimit, DEFAULT_INITIAL_CONCURRENCY, DEFAULT_MAX_CONCURRENCY, FlowStats};
-pub use legs::{CLIENT_LEG_CACHE_CAPACITY, CallLeg, ClientLeg, LegError};
+pub use legs::cache::CLIENT_LEG_CACHE_CAPACITY;
 pub use message::{MAX_CONTENT_CHARS, MessageContent, SendMessage};
-pub use model::{CallbackMethod, CallbackMethodError, Message, Subscription};
+pub use model::{CallLeg, CallbackMethod, CallbackMethodError, ClientLeg, Message, Subscription};
 pub use retry::{Decision, MIN_ATTEMPT_TIME, RetryPolicy};
 pub use sid::{
     AccountSid, ApiKeySid, CallSid, ConferenceSid, IntoSid, MessageSid, SidError, SidKind,

@@ -192,6 +192,67 @@ impl Subscription {
     }
 }
 
+/// A leg of a call on which a Voice SDK client is: where a message to that client goes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ClientLeg {
+    /// The leg's call SID.
+    pub call_sid: CallSid,
+    /// The client's identity: the name after `client:`.
+    pub identity: String,
+    /// The leg's parent, for a child leg (`None`: the leg is the parent).
+    pub parent_call_sid: Option<CallSid>,
+    /// The leg's status, as Twilio wrote it (e.g. `in-progress`, `ringing`).
+    pub status: String,
+}
+
+/// A leg of a call as Twilio describes it: what was found when no leg has the client asked
+/// for. `Display` names the kinds of endpoint (a phone number, a SIP address, a client), not
+/// the numbers themselves, which are personal data.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct CallLeg {
+    /// The leg's call SID.
+    pub call_sid: CallSid,
+    /// Its parent, for a child leg.
+    pub parent_call_sid: Option<CallSid>,
+    /// `inbound`, `outbound-api` or `outbound-dial`.
+    pub direction: Option<String>,
+    /// Who made the call.
+    pub from: Option<String>,
+    /// Who received it.
+    pub to: Option<String>,
+    /// The leg's status, as Twilio wrote it.
+    pub status: Option<String>,
+}
+
+impl fmt::Display for CallLeg {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} {} from {} to {} ({})",
+            self.call_sid,
+            self.direction.as_deref().unwrap_or("(no direction)"),
+            kind(self.from.as_deref()),
+            kind(self.to.as_deref()),
+            self.status.as_deref().unwrap_or("no status"),
+        )
+    }
+}
+
+/// What an endpoint is, without its value.
+fn kind(endpoint: Option<&str>) -> String {
+    match endpoint {
+        None | Some("") => "nobody".to_owned(),
+        Some(e) if e.starts_with("client:") => format!("{e:?}"),
+        Some(e) if e.starts_with("sip:") => "a SIP address".to_owned(),
+        Some(e) if e.starts_with('+') || e.bytes().all(|b| b.is_ascii_digit()) => {
+            "a phone number".to_owned()
+        }
+        Some(_) => "another endpoint".to_owned(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
