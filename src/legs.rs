@@ -539,7 +539,7 @@ mod tests {
     }
 
     fn identity(leg: &CallLeg) -> Option<String> {
-        client_on(&leg).map(|c| c.identity)
+        client_on(leg).map(|c| c.identity)
     }
 
     #[test]

@@ -126,6 +126,7 @@ impl WebhookConfig {
     }
 
     /// The body limit in bytes, for a front door that reads the body.
+    #[cfg(any(feature = "tower", feature = "actix-web"))]
     pub(crate) fn limit(&self) -> usize {
         self.body_limit
     }
@@ -451,6 +452,7 @@ pub(crate) struct Bounded<'a>(&'a [u8]);
 
 impl<'a> Bounded<'a> {
     /// A body a front door read with the configured limit.
+    #[cfg(any(feature = "tower", feature = "actix-web"))]
     pub(crate) fn read_within_limit(body: &'a [u8]) -> Self {
         Bounded(body)
     }

@@ -8,7 +8,7 @@
 use std::fmt;
 use std::future::Future;
 use std::pin::pin;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -215,15 +215,18 @@ impl HeldClaim {
 /// Where a request's claim is kept between the admission (an extractor, in a front door) and
 /// the settling (its middleware): shared by both, e.g. as a request extension. Only the doors
 /// that split the two need it; [`Receiver`](crate::webhook::Receiver) holds its claim itself.
+#[cfg(any(feature = "axum", feature = "actix-web"))]
 #[derive(Clone, Default)]
 pub(crate) struct Slot(Arc<SlotInner>);
 
+#[cfg(any(feature = "axum", feature = "actix-web"))]
 #[derive(Default)]
 struct SlotInner {
-    claim: Mutex<Option<HeldClaim>>,
+    claim: std::sync::Mutex<Option<HeldClaim>>,
     claimed: tokio::sync::Notify,
 }
 
+#[cfg(any(feature = "axum", feature = "actix-web"))]
 impl Slot {
     fn lock(&self) -> std::sync::MutexGuard<'_, Option<HeldClaim>> {
         self.0
