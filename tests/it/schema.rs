@@ -19,8 +19,9 @@ use twilio_call_messages::{
 const FRAGMENT: &str = include_str!("../../openapi/call-messages.yaml");
 const CALLBACK: &str = include_str!("../../openapi/call-message-event.json");
 
-/// Fields the SDK's results add to Twilio's: the request's, not the resource's.
-const SDK_FIELDS: [&str; 2] = ["idempotency_key", "request_id"];
+/// Fields the SDK's results add to Twilio's: the request's, not the resource's, and the client
+/// a `.to_client()` request reached.
+const SDK_FIELDS: [&str; 3] = ["idempotency_key", "request_id", "client_identity"];
 
 /// Formats that differ on purpose between Twilio's response and the SDK's serialized result:
 /// results carry RFC 3339 dates (see `Message`'s docs), Twilio writes RFC 2822.

@@ -6,7 +6,7 @@ use crate::common;
 use common::{fixture, real_fragment, xtask};
 use xtask::spec_lint;
 
-const PASSED: &str = "lint passed: 3 operations, 6 examples checked";
+const PASSED: &str = "lint passed: 7 operations, 6 examples checked";
 
 #[test]
 fn real_fragment_passes() {
