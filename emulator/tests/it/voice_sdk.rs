@@ -42,6 +42,10 @@ fn voice_sdk(test: &str) -> Option<PathBuf> {
         skip(test, why);
         None
     };
+    // One install at a time: the two tests of this file would otherwise run npm in the same
+    // directory at once (npm fails with ENOTEMPTY).
+    static INSTALL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one_at_a_time = INSTALL.lock().unwrap_or_else(|e| e.into_inner());
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("voice-sdk-{VOICE_SDK}"));
     let bundle = dir.join("node_modules/@twilio/voice-sdk/dist/twilio.min.js");
     if bundle.is_file() {
