@@ -111,6 +111,9 @@ pub(crate) async fn send_to<O: OnLeg>(
     target: Target,
 ) -> Result<O::Output, Error> {
     let mut operation = operation?;
+    if matches!(target, Target::Given) {
+        return orchestrator::run(client, options, Ok(operation)).await;
+    }
     let given = *operation.call_mut();
     let reads = Options {
         idempotency_key: None,
@@ -146,7 +149,11 @@ async fn pick(
     use_cache: bool,
 ) -> Result<(ClientLeg, bool), Error> {
     match target {
-        Target::Given => unreachable!("a request to the given leg resolves nothing"),
+        // `send_to` sends these itself; a leg is only ever picked for the other two.
+        Target::Given => Err(crate::error::InputError::Request(
+            "no leg to pick: the request goes to the leg given".into(),
+        )
+        .into()),
         Target::ThisLeg => {
             let leg = fetch_leg(client, options, call).await?;
             match client_on(&leg) {
