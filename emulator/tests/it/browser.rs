@@ -297,3 +297,45 @@ async fn drive(
     eprintln!("screenshot: {}", path.display());
     Ok(())
 }
+
+/// `file` (relative to the install directory) of the npm package `package@version`, installed
+/// on first use into a directory of its own under the build's temporary directory (never
+/// committed), one install at a time (two tests installing into one directory at once make npm
+/// fail). Without npm or the registry, `test` is skipped loudly (failed under `CI=true`).
+pub(crate) fn npm_package(test: &str, package: &str, version: &str, file: &str) -> Option<PathBuf> {
+    static INSTALL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one_at_a_time = INSTALL.lock().unwrap_or_else(|e| e.into_inner());
+    let name = package.trim_start_matches('@').replace('/', "-");
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("{name}-{version}"));
+    let wanted = dir.join(file);
+    if wanted.is_file() {
+        return Some(wanted);
+    }
+    let Some(npm) = find(&["npm"]) else {
+        crate::common::skip(test, "needs npm and Node (apt-get install npm)");
+        return None;
+    };
+    std::fs::create_dir_all(&dir).unwrap();
+    let installed = std::process::Command::new(npm)
+        .args([
+            "install",
+            "--no-audit",
+            "--no-fund",
+            "--no-package-lock",
+            "--loglevel=error",
+            "--prefix",
+        ])
+        .arg(&dir)
+        .arg(format!("{package}@{version}"))
+        .status();
+    match installed {
+        Ok(status) if status.success() && wanted.is_file() => Some(wanted),
+        other => {
+            crate::common::skip(
+                test,
+                &format!("could not install {package}@{version} from npm ({other:?})"),
+            );
+            None
+        }
+    }
+}

@@ -19,8 +19,8 @@ use serde_json::{Value, json};
 use twilio_call_messages::{CallSid, Client, ClientLeg, Error, LegError, RetryPolicy};
 use twilio_call_messages_emulator::{Emulator, Endpoint};
 
-use crate::browser::find;
-use crate::common::{http, skip};
+use crate::browser::npm_package;
+use crate::common::http;
 
 /// Pinned. The last release whose `engines` accepts Node 18 and 20 (5.15 and later ask for
 /// Node 24).
@@ -51,37 +51,12 @@ const STARTUP: Duration = Duration::from_secs(15);
 
 /// The `prism` command of the pinned release, installed from npm on first use.
 fn prism_cli() -> Option<PathBuf> {
-    let unavailable = |why: &str| {
-        skip(TEST, why);
-        None
-    };
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("prism-cli-{PRISM}"));
-    let bin = dir.join("node_modules/.bin/prism");
-    if bin.is_file() {
-        return Some(bin);
-    }
-    let Some(npm) = find(&["npm"]) else {
-        return unavailable("needs npm and Node (apt-get install npm)");
-    };
-    std::fs::create_dir_all(&dir).unwrap();
-    let installed = Command::new(npm)
-        .args([
-            "install",
-            "--no-audit",
-            "--no-fund",
-            "--no-package-lock",
-            "--loglevel=error",
-            "--prefix",
-        ])
-        .arg(&dir)
-        .arg(format!("@stoplight/prism-cli@{PRISM}"))
-        .status();
-    match installed {
-        Ok(status) if status.success() && bin.is_file() => Some(bin),
-        other => unavailable(&format!(
-            "could not install @stoplight/prism-cli@{PRISM} from npm ({other:?})"
-        )),
-    }
+    npm_package(
+        TEST,
+        "@stoplight/prism-cli",
+        PRISM,
+        "node_modules/.bin/prism",
+    )
 }
 
 fn excerpt(name: &str) -> Value {

@@ -12,7 +12,6 @@
 //! without the registry), unless `CI=true`, where that fails.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Duration;
 
 use axum::Router;
@@ -23,8 +22,8 @@ use serde_json::{Value, json};
 use twilio_call_messages::{CallSid, Client, SignatureValidator};
 use twilio_call_messages_emulator::{CallStatus, ClientLeg, Emulator};
 
-use crate::browser::{find, open_browser_with, start_driver, tools};
-use crate::common::{Receiver, skip, verified};
+use crate::browser::{npm_package, open_browser_with, start_driver, tools};
+use crate::common::{Receiver, verified};
 
 /// The SDK's version, pinned: the signaling protocol is Twilio's internal one.
 const VOICE_SDK: &str = "2.18.5";
@@ -38,41 +37,12 @@ const CONFERENCE_TEST: &str = "two_voice_js_sdk_clients_in_a_conference_get_its_
 /// `dist/twilio.min.js` of the pinned SDK, installed from npm on first use; `test` is the one
 /// that is skipped without it.
 fn voice_sdk(test: &str) -> Option<PathBuf> {
-    let unavailable = |why: &str| {
-        skip(test, why);
-        None
-    };
-    // One install at a time: the two tests of this file would otherwise run npm in the same
-    // directory at once (npm fails with ENOTEMPTY).
-    static INSTALL: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    let _one_at_a_time = INSTALL.lock().unwrap_or_else(|e| e.into_inner());
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("voice-sdk-{VOICE_SDK}"));
-    let bundle = dir.join("node_modules/@twilio/voice-sdk/dist/twilio.min.js");
-    if bundle.is_file() {
-        return Some(bundle);
-    }
-    let Some(npm) = find(&["npm"]) else {
-        return unavailable("needs npm (apt-get install npm)");
-    };
-    std::fs::create_dir_all(&dir).unwrap();
-    let installed = Command::new(npm)
-        .args([
-            "install",
-            "--no-audit",
-            "--no-fund",
-            "--no-package-lock",
-            "--loglevel=error",
-            "--prefix",
-        ])
-        .arg(&dir)
-        .arg(format!("@twilio/voice-sdk@{VOICE_SDK}"))
-        .status();
-    match installed {
-        Ok(status) if status.success() && bundle.is_file() => Some(bundle),
-        other => unavailable(&format!(
-            "could not install @twilio/voice-sdk@{VOICE_SDK} from npm ({other:?})"
-        )),
-    }
+    npm_package(
+        test,
+        "@twilio/voice-sdk",
+        VOICE_SDK,
+        "node_modules/@twilio/voice-sdk/dist/twilio.min.js",
+    )
 }
 
 /// Serves the test page and the SDK's bundle on 127.0.0.1 (a secure context for WebRTC).
