@@ -81,8 +81,10 @@ struct Client {
 
 /// A client's requests out and its limit: the limiter's bookkeeping without waiters.
 struct Slots {
-    /// `None`: no limit.
+    /// `None`: no adaptive limit (a fixed one, or none).
     rules: Option<AdaptiveLimit>,
+    /// A `ConcurrencyLimit::Fixed` limit, which answers do not change.
+    fixed: Option<usize>,
     /// Requests sent and not yet answered.
     out: usize,
     /// Number of the next request sent.
@@ -97,13 +99,16 @@ struct Sent {
 
 impl Slots {
     fn new(setting: ConcurrencyLimit) -> Self {
-        let rules = match setting.normalized() {
-            ConcurrencyLimit::Adaptive { initial, max } => Some(AdaptiveLimit::new(initial, max)),
-            ConcurrencyLimit::Off => None,
-            ConcurrencyLimit::Fixed(_) => unimplemented!("the model runs adaptive clients"),
+        let (rules, fixed) = match setting.normalized() {
+            ConcurrencyLimit::Adaptive { initial, max } => {
+                (Some(AdaptiveLimit::new(initial, max)), None)
+            }
+            ConcurrencyLimit::Fixed(n) => (None, Some(n)),
+            ConcurrencyLimit::Off => (None, None),
         };
         Slots {
             rules,
+            fixed,
             out: 0,
             next_seq: 0,
         }
@@ -111,11 +116,13 @@ impl Slots {
 
     /// The limit now; 0 when there is none.
     fn limit(&self) -> usize {
-        self.rules.as_ref().map_or(0, AdaptiveLimit::limit)
+        self.rules
+            .as_ref()
+            .map_or(self.fixed.unwrap_or(0), AdaptiveLimit::limit)
     }
 
     fn try_send(&mut self) -> Option<Sent> {
-        if self.rules.is_some() && self.out >= self.limit() {
+        if (self.rules.is_some() || self.fixed.is_some()) && self.out >= self.limit() {
             return None;
         }
         self.out += 1;
@@ -438,6 +445,14 @@ mod tests {
                 "N = {capacity} {header:?}: {r:?}"
             );
         }
+    }
+
+    #[test]
+    fn a_fixed_limit_holds_and_answers_do_not_move_it() {
+        let mut slots = Slots::new(ConcurrencyLimit::Fixed(3));
+        assert!((0..3).all(|_| slots.try_send().is_some()));
+        assert!(slots.try_send().is_none());
+        assert_eq!(slots.limit(), 3);
     }
 
     #[test]
