@@ -241,20 +241,29 @@ async fn list_children(
     options: &Options,
     parent: CallSid,
 ) -> Result<Vec<CallLeg>, Error> {
-    let mut legs = Vec::new();
+    every_page(client, options, |page| ListCalls { parent, page })
+        .await
+        .map_err(|e| reading(parent, e))
+}
+
+/// Every item of a list operation, following Twilio's paging to the last page, in order.
+async fn every_page<T, O>(
+    client: &Client,
+    options: &Options,
+    page_of: impl Fn(Page) -> O,
+) -> Result<Vec<T>, Error>
+where
+    O: Operation<Output = (Vec<T>, Option<Page>)>,
+{
+    let mut items = Vec::new();
     let mut page = Page::first();
     loop {
-        let op = ListCalls {
-            parent,
-            page: page.clone(),
-        };
-        let (found, next) = orchestrator::run(client.clone(), options.clone(), Ok(op))
-            .await
-            .map_err(|e| reading(parent, e))?;
-        legs.extend(found);
+        let (found, next) =
+            orchestrator::run(client.clone(), options.clone(), Ok(page_of(page))).await?;
+        items.extend(found);
         match next {
             Some(next) => page = next,
-            None => return Ok(legs),
+            None => return Ok(items),
         }
     }
 }
@@ -490,20 +499,11 @@ pub(crate) async fn participants(
     options: &Options,
     conference: ConferenceSid,
 ) -> Result<Vec<CallSid>, Error> {
-    let mut calls = Vec::new();
-    let mut page = Page::first();
-    loop {
-        let op = ListParticipants {
-            conference,
-            page: page.clone(),
-        };
-        let (found, next) = orchestrator::run(client.clone(), options.clone(), Ok(op)).await?;
-        calls.extend(found);
-        match next {
-            Some(next) => page = next,
-            None => return Ok(calls),
-        }
-    }
+    every_page(client, options, |page| ListParticipants {
+        conference,
+        page,
+    })
+    .await
 }
 
 impl Client {
