@@ -134,10 +134,15 @@ impl Broadcast {
 
     /// Sends the message into every call; the same as awaiting the builder.
     pub async fn send(self) -> Result<BroadcastResults, Error> {
-        let mut results: BroadcastResults = self.stream()?.collect().await;
-        results.sort_unstable_by_key(|r| r.index);
-        Ok(results)
+        Ok(in_order(self.stream()?).await)
     }
+}
+
+/// Every result of a broadcast's stream, in the order of its calls.
+async fn in_order(results: impl Stream<Item = CallResult>) -> BroadcastResults {
+    let mut results: BroadcastResults = results.collect().await;
+    results.sort_unstable_by_key(|r| r.index);
+    results
 }
 
 impl IntoFuture for Broadcast {
@@ -313,9 +318,7 @@ impl ConferenceBroadcast {
 
     /// Sends to every participant; the same as awaiting the builder.
     pub async fn send(self) -> Result<BroadcastResults, Error> {
-        let mut results: BroadcastResults = self.stream().await?.collect().await;
-        results.sort_unstable_by_key(|r| r.index);
-        Ok(results)
+        Ok(in_order(self.stream().await?).await)
     }
 }
 
